@@ -1,0 +1,230 @@
+"""The NetCDF schema of every artifact, and the only way to read and write one.
+
+Each ``Schema`` lists an artifact's variables (dims, dtype, units, meaning) and
+required global attributes. ``Schema.write`` fills in units and descriptions,
+validates, compresses, and writes atomically (temporary file in the same
+folder, then rename), so a killed job never leaves a file that looks finished.
+``Schema.read`` rejects a file that is unreadable, of another artifact kind or
+schema version, or that does not match the schema, naming file and variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+
+class ArtifactError(ValueError):
+    """A file is missing, unreadable, or does not match its artifact schema."""
+
+
+@dataclass(frozen=True)
+class Var:
+    """One variable (or coordinate) of an artifact."""
+
+    dims: tuple[str, ...]
+    dtype: str
+    units: str
+    description: str
+    optional: bool = False
+
+
+def _dtype_ok(actual: np.dtype, expected: str) -> bool:
+    if expected == "str":
+        return actual.kind in "OUS"
+    return actual == np.dtype(expected)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Names, dims, dtypes and units of one artifact kind."""
+
+    name: str
+    version: int
+    variables: dict[str, Var]
+    attrs: tuple[str, ...] = ()
+    coords: tuple[str, ...] = field(default=())
+
+    def validate(self, ds: xr.Dataset, source: str = "dataset") -> None:
+        """Raise ArtifactError naming ``source`` and the culprit on any mismatch."""
+        kind = ds.attrs.get("artifact")
+        if kind != self.name:
+            raise ArtifactError(f"{source}: is a {kind!r} artifact, expected {self.name!r}")
+        version = ds.attrs.get("schema_version")
+        if version is None or int(version) != self.version:
+            raise ArtifactError(
+                f"{source}: schema_version {version!r} of {self.name!r}, "
+                f"this code reads version {self.version}"
+            )
+        for name, var in self.variables.items():
+            if name not in ds.variables:
+                if var.optional:
+                    continue
+                raise ArtifactError(f"{source}: variable {name!r} is missing")
+            actual = ds[name]
+            if tuple(actual.dims) != var.dims:
+                raise ArtifactError(
+                    f"{source}: variable {name!r} has dims {tuple(actual.dims)}, "
+                    f"expected {var.dims}"
+                )
+            if not _dtype_ok(actual.dtype, var.dtype):
+                raise ArtifactError(
+                    f"{source}: variable {name!r} has dtype {actual.dtype}, "
+                    f"expected {var.dtype}"
+                )
+            if actual.attrs.get("units", var.units) != var.units:
+                raise ArtifactError(
+                    f"{source}: variable {name!r} is in {actual.attrs['units']!r}, "
+                    f"expected {var.units!r}"
+                )
+        extra = sorted(set(ds.variables) - set(self.variables))
+        if extra:
+            raise ArtifactError(f"{source}: unknown variables {extra} for {self.name!r}")
+        for attr in self.attrs:
+            if attr not in ds.attrs:
+                raise ArtifactError(f"{source}: global attribute {attr!r} is missing")
+
+    def build(self, data_vars: dict, coords: dict, attrs: dict) -> xr.Dataset:
+        """Assemble a Dataset from ``name: array`` maps, with this schema's dims and units."""
+        def wrap(name, values):
+            var = self.variables.get(name)
+            if var is None:
+                raise ArtifactError(f"{self.name}: {name!r} is not in the schema")
+            return xr.Variable(
+                var.dims, np.asarray(values),
+                attrs={"units": var.units, "description": var.description},
+            )
+
+        ds = xr.Dataset(
+            {k: wrap(k, v) for k, v in data_vars.items()},
+            coords={k: wrap(k, v) for k, v in coords.items()},
+        )
+        ds.attrs.update(attrs)
+        ds.attrs["artifact"] = self.name
+        ds.attrs["schema_version"] = self.version
+        return ds
+
+    def _encoding(self, ds: xr.Dataset) -> dict:
+        enc = {}
+        for name, da in ds.variables.items():
+            if da.dtype.kind in "OUS" or da.ndim == 0:
+                continue
+            chunks = []
+            for i, (dim, n) in enumerate(zip(da.dims, da.shape)):
+                if i == 0 and da.ndim > 1:
+                    chunks.append(1)  # one record (e.g. one simulation) per chunk
+                else:
+                    chunks.append(max(1, min(n, 1 << 16 if da.ndim == 1 else n)))
+            enc[name] = {"zlib": True, "complevel": 4, "shuffle": True}
+            if all(n > 0 for n in da.shape):
+                enc[name]["chunksizes"] = tuple(chunks)
+        return enc
+
+    def write(self, ds: xr.Dataset, path) -> Path:
+        """Validate ``ds`` and write it to ``path`` atomically; return the path."""
+        path = Path(path)
+        self.validate(ds, source=f"{self.name} to be written to {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            ds.to_netcdf(tmp, engine="netcdf4", encoding=self._encoding(ds))
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return path
+
+    def read(self, path) -> xr.Dataset:
+        """Read, validate and load ``path``; raise ArtifactError on any problem."""
+        path = Path(path)
+        if not path.is_file():
+            raise ArtifactError(f"{path}: no such {self.name} file")
+        try:
+            with xr.open_dataset(path, engine="netcdf4") as ds:
+                ds = ds.load()
+        except Exception as err:  # netCDF4/HDF5 raise many types on corrupt files
+            raise ArtifactError(f"{path}: not a readable NetCDF file ({err})") from err
+        self.validate(ds, source=str(path))
+        return ds
+
+
+_CELL_ATTRS = ("cell_type", "git_commit", "versions", "created")
+
+CELL_CALIBRATION = Schema(
+    name="cell_calibration",
+    version=1,
+    attrs=_CELL_ATTRS + ("dt_ms", "synaptic_delay_ms"),
+    variables={
+        "channel": Var(("channel",), "str", "1", "hnn-core synapse key f'{section}_{receptor}'"),
+        "section": Var(("channel",), "str", "1", "hnn-core section of the synapse"),
+        "receptor": Var(("channel",), "str", "1", "receptor: ampa, nmda, gabaa or gabab"),
+        "threshold_weight": Var(("channel",), "float64", "uS",
+                                "smallest single-event weight that evokes a somatic spike "
+                                "(NaN for inhibitory channels)"),
+        "reached": Var(("channel",), "int8", "1",
+                       "1 if the cell fired at some weight <= the search's upper bound"),
+        "reference_weight": Var(("channel",), "float64", "uS",
+                                "weight that relative regime weights multiply"),
+    },
+)
+
+CELL_SIMS = Schema(
+    name="cell_sims",
+    version=1,
+    attrs=_CELL_ATTRS + ("dt_ms", "bin_ms", "tstop_ms", "synaptic_delay_ms", "seed",
+                         "config_hash"),
+    variables={
+        "time": Var(("time",), "float64", "ms", "start of each bin [t, t + bin_ms)"),
+        "time_fine": Var(("time_fine",), "float64", "ms", "NEURON's time grid k * dt",
+                         optional=True),
+        "channel": Var(("channel",), "str", "1", "hnn-core synapse key f'{section}_{receptor}'"),
+        "section": Var(("channel",), "str", "1", "hnn-core section of the synapse"),
+        "receptor": Var(("channel",), "str", "1", "receptor: ampa, nmda, gabaa or gabab"),
+        "regime": Var(("sim",), "str", "1", "input regime of the simulation"),
+        "sim_index": Var(("sim",), "int64", "1",
+                         "index of the simulation within its regime (seeds its input)"),
+        "split": Var(("sim",), "str", "1", "train, val or test", optional=True),
+        "inputs": Var(("sim", "time", "channel"), "float32", "uS",
+                      "summed weight of the events arriving in each bin "
+                      "(presynaptic time + synaptic delay)"),
+        "v_soma": Var(("sim", "time"), "float32", "mV", "somatic voltage, mean over the bin"),
+        "dipole": Var(("sim", "time"), "float32", "nAm",
+                      "the cell's current dipole, mean over the bin (pyramidal cells)",
+                      optional=True),
+        "spike_count": Var(("sim", "time"), "int8", "1", "somatic spikes in the bin"),
+        "n_spikes": Var(("sim",), "int32", "1", "somatic spikes in the simulation"),
+        "v_soma_fine": Var(("sim", "time_fine"), "float32", "mV",
+                           "somatic voltage at NEURON's dt", optional=True),
+        "dipole_fine": Var(("sim", "time_fine"), "float32", "nAm",
+                           "current dipole at NEURON's dt (pyramidal cells)", optional=True),
+        "event_sim": Var(("event",), "int32", "1", "position along sim of the event's simulation"),
+        "event_channel": Var(("event",), "int16", "1", "position along channel"),
+        "event_time": Var(("event",), "float64", "ms", "presynaptic event time"),
+        "event_weight": Var(("event",), "float32", "uS", "synaptic weight"),
+        "spike_sim": Var(("spike",), "int32", "1", "position along sim of the spike's simulation"),
+        "spike_time": Var(("spike",), "float64", "ms", "somatic spike time (0 mV crossing)"),
+    },
+)
+
+CELLS_BENCHMARK = Schema(
+    name="cells_benchmark",
+    version=1,
+    attrs=("git_commit", "versions", "created", "tstop_ms", "n_sims"),
+    variables={
+        "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
+        "ranks": Var(("ranks",), "int32", "1", "MPI ranks"),
+        "wall_s": Var(("cell_type", "ranks"), "float64", "s", "wall time of the shard"),
+        "ms_per_s_per_core": Var(("cell_type", "ranks"), "float64", "ms/s",
+                                 "simulated ms per wall second per core"),
+        "speedup": Var(("cell_type",), "float64", "1", "wall(1 rank) / wall(2 ranks)"),
+        "efficiency": Var(("cell_type",), "float64", "1", "speedup / 2"),
+        "identical": Var(("cell_type",), "int8", "1",
+                         "1 if the 1-rank and 2-rank shards hold identical arrays"),
+    },
+)

@@ -1,0 +1,153 @@
+"""A shard of single-cell simulations, spread over MPI ranks, written as NetCDF.
+
+Rank ``r`` of ``R`` runs the simulations at positions ``r, r + R, ...`` of the
+shard; rank 0 gathers them in shard order and writes one ``cell_sims`` file.
+Each simulation's input comes from its own seeded generator (see ``inputs``),
+so the file is identical whatever the number of ranks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from ..artifacts import CELL_SIMS
+from ..provenance import config_hash, provenance_attrs
+from .channels import channels
+from .inputs import Regime, bin_events, bin_spikes, bin_trace, draw_events, sim_rng
+from .simulate import simulate_cell
+
+log = logging.getLogger(__name__)
+
+
+def run_one(cell_type, regime_name, regime, reference, index, *, tstop, dt, bin_ms,
+            delay, seed, store_fine):
+    """Draw the input of simulation ``index`` and simulate it; return a dict of arrays."""
+    rng = sim_rng(seed, cell_type, regime_name, index)
+    ch, t, w = draw_events(cell_type, regime, reference, tstop=tstop, rng=rng)
+    run = simulate_cell(cell_type, event_channel=ch, event_time=t, event_weight=w,
+                        tstop=tstop, dt=dt, delay=delay)
+    n_bins = int(round(tstop / bin_ms))
+    out = {
+        "inputs": bin_events(ch, t + delay, w, n_channels=len(channels(cell_type)),
+                             n_bins=n_bins, bin_ms=bin_ms),
+        "v_soma": bin_trace(run.v_soma, dt=dt, n_bins=n_bins, bin_ms=bin_ms),
+        "spike_count": bin_spikes(run.spike_times, n_bins=n_bins, bin_ms=bin_ms),
+        "spike_time": run.spike_times,
+        "event_channel": ch, "event_time": t, "event_weight": w,
+    }
+    if run.dipole is not None:
+        out["dipole"] = bin_trace(run.dipole, dt=dt, n_bins=n_bins, bin_ms=bin_ms)
+    if store_fine:
+        n_fine = int(round(tstop / dt))
+        out["v_soma_fine"] = run.v_soma[:n_fine]
+        if run.dipole is not None:
+            out["dipole_fine"] = run.dipole[:n_fine]
+    return out
+
+
+def assemble(results, *, cell_type, regime_name, indices, tstop, dt, bin_ms, delay, seed,
+             params_hash, extra_attrs=None):
+    """Stack per-simulation results (in shard order) into a ``cell_sims`` Dataset."""
+    chans = channels(cell_type)
+    n_bins = int(round(tstop / bin_ms))
+    stack = {k: np.stack([r[k] for r in results]) for k in
+             ("inputs", "v_soma", "spike_count", "dipole", "v_soma_fine", "dipole_fine")
+             if results and k in results[0]}
+    data = {
+        "inputs": stack["inputs"].astype(np.float32),
+        "v_soma": stack["v_soma"].astype(np.float32),
+        "spike_count": stack["spike_count"].astype(np.int8),
+        "n_spikes": np.array([r["spike_time"].size for r in results], dtype=np.int32),
+        "regime": np.array([regime_name] * len(results), dtype=object),
+        "sim_index": np.asarray(indices, dtype=np.int64),
+    }
+    for k in ("dipole", "v_soma_fine", "dipole_fine"):
+        if k in stack:
+            data[k] = stack[k].astype(np.float32)
+
+    def ragged(key, dtype):
+        return np.concatenate([np.asarray(r[key]) for r in results]).astype(dtype)
+
+    sim_of = lambda key: np.repeat(np.arange(len(results)),  # noqa: E731
+                                   [np.asarray(r[key]).size for r in results])
+    data.update(
+        event_sim=sim_of("event_time").astype(np.int32),
+        event_channel=ragged("event_channel", np.int16),
+        event_time=ragged("event_time", np.float64),
+        event_weight=ragged("event_weight", np.float32),
+        spike_sim=sim_of("spike_time").astype(np.int32),
+        spike_time=ragged("spike_time", np.float64),
+    )
+    coords = {
+        "time": np.arange(n_bins) * bin_ms,
+        "channel": np.array([c.key for c in chans], dtype=object),
+        "section": np.array([c.section for c in chans], dtype=object),
+        "receptor": np.array([c.receptor for c in chans], dtype=object),
+    }
+    if "v_soma_fine" in data:
+        coords["time_fine"] = np.arange(data["v_soma_fine"].shape[1]) * dt
+    attrs = provenance_attrs(seed=seed)
+    attrs.update(cell_type=cell_type, dt_ms=dt, bin_ms=bin_ms, tstop_ms=tstop,
+                 synaptic_delay_ms=delay, config_hash=params_hash, **(extra_attrs or {}))
+    return CELL_SIMS.build(data, coords, attrs)
+
+
+def simulate_shard(*, cell_type, regime_name, regime: dict, reference, first, count,
+                   tstop, dt, bin_ms, delay, seed, store_fine, out=None, comm=None):
+    """Simulate ``count`` simulations from ``first`` of one regime, MPI-parallel.
+
+    Parameters
+    ----------
+    regime : dict
+        The validated ``cells.regimes.<regime_name>`` config section.
+    reference : array, shape (n_channels,)
+        Reference weights (uS) from the cell type's calibration.
+    tstop, dt, bin_ms, delay : float
+        Simulated time, NEURON step, surrogate bin width, synaptic delay (ms).
+    out : path | None
+        Where rank 0 writes the shard (atomically); None to only return it.
+    comm : mpi4py communicator | None
+        Defaults to ``MPI.COMM_WORLD``.
+
+    Returns
+    -------
+    xarray.Dataset on rank 0, None on the other ranks.
+    """
+    if comm is None:
+        from mpi4py import MPI
+
+        comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    reg = Regime.from_config(regime)
+    indices = list(range(first, first + count))
+    mine = indices[rank::size]
+    params = dict(cell_type=cell_type, regime=regime_name, regime_params=regime,
+                  tstop=tstop, dt=dt, bin_ms=bin_ms, delay=delay, seed=seed,
+                  reference=[float(x) for x in reference])
+    t0 = time.perf_counter()
+    results = []
+    for k, index in enumerate(mine, 1):
+        results.append(run_one(cell_type, regime_name, reg, np.asarray(reference), index,
+                               tstop=tstop, dt=dt, bin_ms=bin_ms, delay=delay, seed=seed,
+                               store_fine=store_fine))
+        if rank == 0:
+            el = time.perf_counter() - t0
+            log.info("%s/%s rank 0 of %d: %d/%d simulations, %.2f s each",
+                     cell_type, regime_name, size, k, len(mine), el / k)
+    gathered = comm.gather(results, root=0)
+    if rank != 0:
+        return None
+    ordered = [None] * len(indices)
+    for r, part in enumerate(gathered):
+        ordered[r::size] = part
+    ds = assemble(ordered, cell_type=cell_type, regime_name=regime_name, indices=indices,
+                  tstop=tstop, dt=dt, bin_ms=bin_ms, delay=delay, seed=seed,
+                  params_hash=config_hash(params),
+                  extra_attrs={"mpi_ranks": size, "first_sim": first})
+    if out is not None:
+        CELL_SIMS.write(ds, out)
+        log.info("wrote %s (%d simulations, %.1f s)", out, count, time.perf_counter() - t0)
+    return ds

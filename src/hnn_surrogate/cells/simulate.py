@@ -1,0 +1,164 @@
+"""One HNN cell, alone, in NEURON: hnn-core's cell driven by given synaptic events.
+
+The cell is hnn-core's own (``hnn_core.cells_default``), built the way hnn-core's
+``NetworkBuilder`` builds it: same temperature (37 degC), same fixed step, the
+dipole mechanism inserted along the apical trunk for pyramidal cells, spikes
+detected at the soma with hnn-core's threshold (0 mV). Events are delivered the
+way hnn-core delivers drives: a ``VecStim`` holds the presynaptic times and a
+``NetCon`` with the synaptic delay and weight feeds the synapse, so an event
+takes effect at ``time + delay``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import PYRAMIDAL_TYPES
+from .._check import check_positive
+from .channels import cell_template, channels
+
+CELSIUS = 37.0
+"""Temperature (degC) of hnn-core's default network parameters."""
+SPIKE_THRESHOLD = 0.0
+"""Somatic spike threshold (mV) of hnn-core's default network parameters."""
+FAM_TO_NAM = 1e-6
+"""NEURON's dipole mechanism reports fAm; hnn-core converts to nAm with this."""
+
+_NEURON_READY = False
+
+
+def _neuron():
+    """Load NEURON with hnn-core's compiled mechanisms (once per process)."""
+    global _NEURON_READY
+    from neuron import h
+
+    if not _NEURON_READY:
+        from hnn_core.network_builder import load_custom_mechanisms
+
+        load_custom_mechanisms()
+        h.load_file("stdrun.hoc")
+        _NEURON_READY = True
+    return h
+
+
+@dataclass
+class CellRun:
+    """What one simulation recorded, on NEURON's time grid.
+
+    Attributes
+    ----------
+    v_soma : array, shape (n_steps + 1,)
+        Somatic voltage (mV) at t = 0, dt, ..., tstop.
+    dipole : array, shape (n_steps + 1,) | None
+        The cell's current dipole (nAm); None for basket cells.
+    spike_times : array, shape (n_spikes,)
+        Somatic spike times (ms), upward crossings of 0 mV.
+    """
+
+    v_soma: np.ndarray
+    dipole: np.ndarray | None
+    spike_times: np.ndarray
+
+
+def simulate_cell(
+    cell_type: str,
+    *,
+    event_channel: np.ndarray,
+    event_time: np.ndarray,
+    event_weight: np.ndarray,
+    tstop: float,
+    dt: float = 0.025,
+    delay: float = 0.1,
+) -> CellRun:
+    """Simulate one hnn-core cell driven by synaptic events.
+
+    Parameters
+    ----------
+    cell_type : str
+        One of ``hnn_surrogate.CELL_TYPES``.
+    event_channel : array of int, shape (n_events,)
+        Index into ``channels(cell_type)`` of each event's synapse.
+    event_time : array of float, shape (n_events,)
+        Presynaptic event times (ms); each takes effect at ``time + delay``.
+    event_weight : array of float, shape (n_events,)
+        Synaptic weight of each event (uS, the peak conductance of hnn-core's
+        Exp2Syn NetCon weight).
+    tstop : float
+        Simulated time (ms).
+    dt : float
+        Fixed integration step (ms); hnn-core's default is 0.025.
+    delay : float
+        Synaptic delay (ms) of every NetCon, as in hnn-core drives.
+
+    Returns
+    -------
+    CellRun
+        Voltage, dipole and spike times on the grid t = k * dt, k = 0..tstop/dt.
+    """
+    check_positive("tstop", tstop)
+    check_positive("dt", dt)
+    check_positive("delay", delay, allow_zero=True)
+    event_channel = np.asarray(event_channel, dtype=np.int64)
+    event_time = np.asarray(event_time, dtype=np.float64)
+    event_weight = np.asarray(event_weight, dtype=np.float64)
+    if not (event_channel.shape == event_time.shape == event_weight.shape):
+        raise ValueError(
+            "event_channel, event_time and event_weight must have one shape; got "
+            f"{event_channel.shape}, {event_time.shape}, {event_weight.shape}"
+        )
+    chans = channels(cell_type)
+    if event_channel.size and (event_channel.min() < 0 or event_channel.max() >= len(chans)):
+        raise ValueError(
+            f"event_channel must index the {len(chans)} channels of {cell_type}"
+        )
+    if np.any(event_weight < 0):
+        raise ValueError("event_weight must be >= 0 (the receptor sets the sign)")
+
+    h = _neuron()
+    h.celsius = CELSIUS
+    h.dt = dt
+    h.tstop = tstop
+    h.cvode_active(0)
+
+    cell = cell_template(cell_type)
+    sec_apical = "apical_trunk" if cell_type in PYRAMIDAL_TYPES else None
+    cell.build(sec_name_apical=sec_apical)
+
+    # One VecStim + NetCon per (channel, weight) group: NetCon weights are
+    # per connection, as in hnn-core where each source has its own NetCon.
+    keepalive = []
+    order = np.lexsort((event_time, event_weight, event_channel))
+    ch_sorted, w_sorted, t_sorted = (
+        event_channel[order], event_weight[order], event_time[order]
+    )
+    if order.size:
+        breaks = np.flatnonzero((np.diff(ch_sorted) != 0) | (np.diff(w_sorted) != 0)) + 1
+        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, order.size]):
+            syn = cell._nrn_synapses[chans[ch_sorted[lo]].key]
+            times = h.Vector(t_sorted[lo:hi])
+            stim = h.VecStim()
+            stim.play(times)
+            nc = h.NetCon(stim, syn)
+            nc.weight[0] = w_sorted[lo]
+            nc.delay = delay
+            keepalive.append((times, stim, nc))
+
+    soma_v = h.Vector().record(cell._nrn_sections["soma"](0.5)._ref_v)
+    spikes = h.Vector()
+    spike_nc = cell.setup_source_netcon(threshold=SPIKE_THRESHOLD)
+    spike_nc.record(spikes)
+
+    h.finitialize()
+    h.continuerun(tstop)
+
+    n = int(round(tstop / dt)) + 1
+    v = np.array(soma_v.as_numpy()[:n], dtype=np.float64)
+    dipole = None
+    if sec_apical is not None:
+        dipole = np.array(cell.dipole.as_numpy()[:n], dtype=np.float64) * FAM_TO_NAM
+    out = CellRun(v_soma=v, dipole=dipole, spike_times=np.array(spikes.as_numpy()))
+    # Drop every NEURON object of this cell before the next simulation.
+    del keepalive, spike_nc, soma_v, spikes, cell
+    return out

@@ -1,0 +1,122 @@
+"""Command-line entry points; each Snakemake rule calls exactly one of them.
+
+``hnn-surrogate <command> --help`` documents each. Arguments are explicit
+(no whole-config passing), so every command also runs by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def _setup_logging():
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+    )
+
+
+def _calibrate(args):
+    from .cells.calibrate import write_calibration
+
+    write_calibration(args.cell_type, args.out, dt=args.dt, delay=args.delay,
+                      iterations=args.iterations, log=logging.getLogger("calibrate").info)
+
+
+def _simulate_shard(args):
+    from .cells.calibrate import read_reference
+    from .cells.shard import simulate_shard
+
+    reference = read_reference(args.calibration, args.cell_type)
+    simulate_shard(cell_type=args.cell_type, regime_name=args.regime,
+                   regime=json.loads(args.regime_json), reference=reference,
+                   first=args.first, count=args.count, tstop=args.tstop, dt=args.dt,
+                   bin_ms=args.bin_ms, delay=args.delay, seed=args.seed,
+                   store_fine=args.store_fine, out=args.out)
+
+
+def _merge_cells(args):
+    from .datasets import merge_shards
+
+    merge_shards(args.shards, args.out, seed=args.seed,
+                 fractions={"train": args.train, "val": args.val, "test": args.test})
+
+
+def _bench_cells(args):
+    from .bench.cells import run_cells_benchmark
+
+    run_cells_benchmark(cell_types=args.cell_types, calibrations=args.calibrations,
+                        regime_name=args.regime, regime=json.loads(args.regime_json),
+                        n_sims=args.n_sims, tstop=args.tstop, dt=args.dt,
+                        bin_ms=args.bin_ms, delay=args.delay, seed=args.seed,
+                        mpiexec=args.mpiexec, out=args.out, table=args.table)
+
+
+def _add_sim_args(p):
+    p.add_argument("--dt", type=float, default=0.025, help="NEURON step (ms)")
+    p.add_argument("--delay", type=float, default=0.1, help="synaptic delay (ms)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hnn-surrogate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("calibrate", help="per-channel threshold weights of one cell type")
+    p.add_argument("--cell-type", required=True)
+    _add_sim_args(p)
+    p.add_argument("--iterations", type=int, default=12)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_calibrate)
+
+    p = sub.add_parser("simulate-shard", help="one shard of single-cell simulations (MPI)")
+    p.add_argument("--cell-type", required=True)
+    p.add_argument("--regime", required=True, help="regime name (seeds the input)")
+    p.add_argument("--regime-json", required=True, help="the regime's config section, JSON")
+    p.add_argument("--calibration", required=True, help="cell_calibration NetCDF")
+    p.add_argument("--first", type=int, required=True, help="index of the first simulation")
+    p.add_argument("--count", type=int, required=True, help="simulations in the shard")
+    p.add_argument("--tstop", type=float, required=True, help="simulated time (ms)")
+    p.add_argument("--bin-ms", type=float, required=True, help="surrogate bin (ms)")
+    p.add_argument("--seed", type=int, required=True, help="global seed")
+    p.add_argument("--store-fine", action="store_true", help="also store traces at dt")
+    _add_sim_args(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_simulate_shard)
+
+    p = sub.add_parser("merge-cells", help="merge shards of one cell type; split by simulation")
+    p.add_argument("shards", nargs="+")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--train", type=float, default=0.8)
+    p.add_argument("--val", type=float, default=0.1)
+    p.add_argument("--test", type=float, default=0.1)
+    p.set_defaults(func=_merge_cells)
+
+    p = sub.add_parser("bench-cells", help="NEURON throughput and MPI speed-up per cell type")
+    p.add_argument("--cell-types", nargs="+", required=True)
+    p.add_argument("--calibrations", nargs="+", required=True)
+    p.add_argument("--regime", required=True)
+    p.add_argument("--regime-json", required=True)
+    p.add_argument("--n-sims", type=int, required=True)
+    p.add_argument("--tstop", type=float, required=True)
+    p.add_argument("--bin-ms", type=float, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--mpiexec", default="mpiexec", help="MPI launcher (mpiexec, srun)")
+    _add_sim_args(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--table", help="also write the printed table here (markdown)")
+    p.set_defaults(func=_bench_cells)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    _setup_logging()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

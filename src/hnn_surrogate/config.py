@@ -1,0 +1,151 @@
+"""Configuration: load, fill defaults from the schema, validate, explain errors.
+
+The schema (``config.schema.yaml`` beside this file; ``workflow/schemas/`` links
+to it) gives every key a description and a default. ``validate_config`` returns
+a complete config or raises ``ConfigError`` whose message names the offending
+key, e.g. ``config key 'cells.regimes.mixed.n_sims': -1 is less than the
+minimum of 1``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+
+SCHEMA_FILE = "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration that the pipeline cannot run."""
+
+
+def load_schema() -> dict:
+    """The configuration JSON schema, as a dict."""
+    text = resources.files(__package__).joinpath(SCHEMA_FILE).read_text()
+    return yaml.safe_load(text)
+
+
+def _key(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _resolve(schema: dict, root: dict) -> dict:
+    ref = schema.get("$ref")
+    if ref is None:
+        return schema
+    target = root
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    merged = dict(target)
+    merged.update({k: v for k, v in schema.items() if k != "$ref"})
+    return merged
+
+
+def _fill_defaults(instance, schema: dict, root: dict) -> None:
+    schema = _resolve(schema, root)
+    if not isinstance(instance, dict):
+        return
+    for name, sub in schema.get("properties", {}).items():
+        sub = _resolve(sub, root)
+        if name not in instance and "default" in sub:
+            instance[name] = copy.deepcopy(sub["default"])
+        if name in instance:
+            _fill_defaults(instance[name], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for name, value in instance.items():
+            if name not in schema.get("properties", {}):
+                _fill_defaults(value, extra, root)
+
+
+def _schema_errors(config: dict, schema: dict) -> list[str]:
+    messages = []
+    validator = Draft202012Validator(schema)
+    for err in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            allowed = sorted(err.schema.get("properties", {}))
+            for name in sorted(set(err.instance) - set(allowed)):
+                key = _key([*err.path, name])
+                hint = f" (known keys: {', '.join(allowed)})" if allowed else ""
+                messages.append(f"config key '{key}' is not known{hint}")
+            continue
+        if err.validator == "propertyNames":
+            messages.append(f"config key '{_key(err.path)}': name {err.instance!r} must match "
+                            f"{err.schema['pattern']!r} (lower case, digits, underscores)")
+            continue
+        messages.append(f"config key '{_key(err.path)}': {err.message}")
+    return messages
+
+
+def _semantic_errors(config: dict) -> list[str]:
+    messages = []
+    cells = config["cells"]
+
+    def check_range(key, pair):
+        if pair[0] > pair[1]:
+            messages.append(f"config key '{key}': low {pair[0]} is above high {pair[1]}")
+
+    for name, regime in cells["regimes"].items():
+        base = f"cells.regimes.{name}"
+        check_range(f"{base}.active_fraction", regime["active_fraction"])
+        check_range(f"{base}.rate_hz", regime["rate_hz"])
+        check_range(f"{base}.weight.excitatory", regime["weight"]["excitatory"])
+        check_range(f"{base}.weight.inhibitory", regime["weight"]["inhibitory"])
+    per_bin = cells["bin_ms"] / cells["dt"]
+    if not math.isclose(per_bin, round(per_bin), rel_tol=0, abs_tol=1e-6):
+        messages.append(f"config key 'cells.bin_ms': {cells['bin_ms']} is not a whole "
+                        f"multiple of cells.dt ({cells['dt']})")
+    n_bins = cells["tstop"] / cells["bin_ms"]
+    if not math.isclose(n_bins, round(n_bins), rel_tol=0, abs_tol=1e-6):
+        messages.append(f"config key 'cells.tstop': {cells['tstop']} is not a whole "
+                        f"multiple of cells.bin_ms ({cells['bin_ms']})")
+    if sum(cells["split"].values()) <= 0:
+        messages.append("config key 'cells.split': fractions sum to 0")
+    elif cells["split"]["train"] <= 0:
+        messages.append("config key 'cells.split.train': must be > 0")
+    bench = config["benchmark"]
+    if bench["regime"] not in cells["regimes"]:
+        messages.append(f"config key 'benchmark.regime': {bench['regime']!r} is not one of "
+                        f"the configured regimes ({', '.join(cells['regimes'])})")
+    n_bins = bench["tstop"] / cells["bin_ms"]
+    if not math.isclose(n_bins, round(n_bins), rel_tol=0, abs_tol=1e-6):
+        messages.append(f"config key 'benchmark.tstop': {bench['tstop']} is not a whole "
+                        f"multiple of cells.bin_ms ({cells['bin_ms']})")
+    return messages
+
+
+def validate_config(config: dict | None) -> dict:
+    """Return ``config`` completed with defaults, or raise ConfigError naming each bad key."""
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"config must be a mapping of keys to values; got {type(config).__name__}")
+    schema = load_schema()
+    full = copy.deepcopy(config)
+    _fill_defaults(full, schema, schema)
+    messages = _schema_errors(full, schema)
+    if not messages:
+        messages = _semantic_errors(full)
+    if messages:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(messages))
+    return full
+
+
+def load_config(path) -> dict:
+    """Read a YAML config file and validate it (see ``validate_config``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    return validate_config(data)

@@ -1,0 +1,96 @@
+"""Per-cell-type datasets: shards merged, split into train/val/test by simulation."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import xarray as xr
+
+from .artifacts import CELL_SIMS, ArtifactError
+from .cells.inputs import name_code
+from .provenance import provenance_attrs
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+_SAME_ATTRS = ("cell_type", "dt_ms", "bin_ms", "tstop_ms", "synaptic_delay_ms", "seed")
+
+
+def assign_splits(regimes, sim_index, *, fractions, seed):
+    """Split label of each simulation, stratified by regime, seeded.
+
+    Within each regime the simulations are ordered by a seeded permutation of
+    their ``sim_index`` and cut by ``fractions`` (train, val, test): the split of
+    a simulation depends only on (seed, regime, its index, the regime's count).
+
+    Returns
+    -------
+    array of str, shape (n_sims,)
+    """
+    regimes = np.asarray(regimes).astype(str)
+    sim_index = np.asarray(sim_index)
+    labels = np.empty(regimes.size, dtype=object)
+    fr = np.asarray([fractions[s] for s in SPLITS], dtype=float)
+    for regime in np.unique(regimes):
+        pos = np.flatnonzero(regimes == regime)
+        pos = pos[np.argsort(sim_index[pos], kind="stable")]
+        perm = np.random.default_rng([seed, name_code(regime), name_code("split")]).permutation(pos.size)
+        n_val = int(round(fr[1] / fr.sum() * pos.size))
+        n_test = int(round(fr[2] / fr.sum() * pos.size))
+        n_train = pos.size - n_val - n_test
+        cuts = np.repeat(np.array(SPLITS, dtype=object), [n_train, n_val, n_test])
+        labels[pos[perm]] = cuts
+    return labels
+
+
+def merge_shards(shard_paths, out, *, fractions, seed):
+    """Merge ``cell_sims`` shards of one cell type into one dataset with a split.
+
+    Every shard must agree on cell type, time grid, channels and seed, and no
+    (regime, sim_index) may appear twice; otherwise ArtifactError names the file.
+    """
+    if not shard_paths:
+        raise ArtifactError("merge_shards: no shard files given")
+    shards = [CELL_SIMS.read(p) for p in shard_paths]
+    first = shards[0]
+    for path, ds in zip(shard_paths[1:], shards[1:]):
+        for attr in _SAME_ATTRS:
+            if ds.attrs[attr] != first.attrs[attr]:
+                raise ArtifactError(
+                    f"{path}: {attr} is {ds.attrs[attr]!r}, but {shard_paths[0]} has "
+                    f"{first.attrs[attr]!r}"
+                )
+        if not np.array_equal(ds["channel"].values, first["channel"].values):
+            raise ArtifactError(f"{path}: channels differ from {shard_paths[0]}")
+    keys = [(r, i) for ds in shards for r, i in zip(ds["regime"].values, ds["sim_index"].values)]
+    if len(set(keys)) != len(keys):
+        raise ArtifactError("merge_shards: a (regime, sim_index) appears in two shards")
+
+    per_sim = [v for v in first.data_vars if first[v].dims[:1] == ("sim",)]
+    ragged = {"event": "event_sim", "spike": "spike_sim"}
+    data = {v: np.concatenate([ds[v].values for ds in shards]) for v in per_sim}
+    offsets = np.cumsum([0] + [ds.sizes["sim"] for ds in shards[:-1]])
+    for dim, sim_var in ragged.items():
+        for v in [v for v in first.data_vars if first[v].dims == (dim,)]:
+            parts = [ds[v].values + (off if v == sim_var else 0) for ds, off in zip(shards, offsets)]
+            data[v] = np.concatenate(parts).astype(first[v].dtype)
+    data["split"] = assign_splits(data["regime"], data["sim_index"], fractions=fractions, seed=seed)
+    coords = {c: first[c].values for c in first.coords}
+    attrs = {k: first.attrs[k] for k in _SAME_ATTRS}
+    attrs.update(provenance_attrs(seed=first.attrs["seed"]))
+    attrs["config_hash"] = ",".join(sorted({str(ds.attrs["config_hash"]) for ds in shards}))
+    attrs["split_fractions"] = ",".join(f"{s}={fractions[s]}" for s in SPLITS)
+    merged = CELL_SIMS.build(data, coords, attrs)
+    CELL_SIMS.write(merged, out)
+    counts = {s: int((data["split"] == s).sum()) for s in SPLITS}
+    log.info("wrote %s: %d simulations %s", out, merged.sizes["sim"], counts)
+    return merged
+
+
+def open_cell_dataset(path) -> xr.Dataset:
+    """Read a merged per-cell-type dataset (validated; must carry a split)."""
+    ds = CELL_SIMS.read(path)
+    if "split" not in ds:
+        raise ArtifactError(f"{path}: has no 'split' variable; is it a shard, not a merged dataset?")
+    return ds
