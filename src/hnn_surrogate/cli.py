@@ -55,6 +55,12 @@ def _bench_cells(args):
                         mpiexec=args.mpiexec, out=args.out, table=args.table)
 
 
+def _plot_cells(args):
+    from .figures.cells import plot_cell_examples
+
+    plot_cell_examples(args.dataset, args.out)
+
+
 def _add_sim_args(p):
     p.add_argument("--dt", type=float, default=0.025, help="NEURON step (ms)")
     p.add_argument("--delay", type=float, default=0.1, help="synaptic delay (ms)")
@@ -94,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=float, default=0.1)
     p.add_argument("--test", type=float, default=0.1)
     p.set_defaults(func=_merge_cells)
+
+    p = sub.add_parser("plot-cells", help="figure of a merged cell-type dataset")
+    p.add_argument("dataset")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_plot_cells)
 
     p = sub.add_parser("bench-cells", help="NEURON throughput and MPI speed-up per cell type")
     p.add_argument("--cell-types", nargs="+", required=True)

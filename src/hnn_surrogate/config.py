@@ -77,7 +77,7 @@ def _schema_errors(config: dict, schema: dict) -> list[str]:
                 hint = f" (known keys: {', '.join(allowed)})" if allowed else ""
                 messages.append(f"config key '{key}' is not known{hint}")
             continue
-        if err.validator == "propertyNames":
+        if "propertyNames" in err.schema_path:
             messages.append(f"config key '{_key(err.path)}': name {err.instance!r} must match "
                             f"{err.schema['pattern']!r} (lower case, digits, underscores)")
             continue

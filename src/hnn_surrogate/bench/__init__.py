@@ -1,0 +1,1 @@
+"""Benchmarks: the project measured against its baseline, side by side in one run."""

@@ -1,0 +1,1 @@
+"""Figures, drawn from stored NetCDF artifacts alone."""

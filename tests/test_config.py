@@ -1,0 +1,104 @@
+import subprocess
+
+import pytest
+import yaml
+
+from hnn_surrogate.config import ConfigError, load_config, validate_config
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "tiny.yaml", "paper.yaml"])
+def test_shipped_configs_are_valid(repo, name):
+    cfg = load_config(repo / "config" / name)
+    assert set(cfg["cells"]["cell_types"]) <= {"L2_pyramidal", "L5_pyramidal", "L2_basket",
+                                               "L5_basket"}
+
+
+def test_defaults_are_filled_in():
+    cfg = validate_config({"cells": {"tstop": 200.0}})
+    assert cfg["cells"]["tstop"] == 200.0
+    assert cfg["cells"]["dt"] == 0.025
+    assert set(cfg["cells"]["regimes"]) == {"subthreshold", "suprathreshold", "mixed", "network"}
+
+
+def test_every_schema_property_has_description_and_default():
+    from hnn_surrogate.config import load_schema
+
+    schema = load_schema()
+
+    def walk(node, path):
+        for name, sub in node.get("properties", {}).items():
+            assert "description" in sub, f"{path}.{name} has no description"
+            assert "default" in sub, f"{path}.{name} has no default"
+            walk(sub, f"{path}.{name}")
+
+    walk(schema, "config")
+    walk(schema["$defs"]["regime"], "regime")
+
+
+BAD = [
+    ({"cells": {"tstopp": 100}}, r"config key 'cells.tstopp' is not known"),
+    ({"cells": {"tstop": "long"}}, r"config key 'cells.tstop': 'long' is not of type 'number'"),
+    ({"cells": {"shard_size": -3}}, r"config key 'cells.shard_size': -3 is less than"),
+    ({"cells": {"regimes": {"a": {"n_sims": -1}}}, "benchmark": {"regime": "a"}},
+     r"config key 'cells.regimes.a.n_sims': -1 is less than the minimum of 1"),
+    ({"cells": {"cell_types": ["L4_pyramidal"]}},
+     r"config key 'cells.cell_types\[0\]': 'L4_pyramidal' is not one of"),
+    ({"cells": {"bin_ms": 0.03}}, r"config key 'cells.bin_ms': 0.03 is not a whole multiple"),
+    ({"cells": {"regimes": {"a": {"rate_hz": [5, 1]}}}, "benchmark": {"regime": "a"}},
+     r"config key 'cells.regimes.a.rate_hz': low 5 is above high 1"),
+    ({"benchmark": {"regime": "nope"}}, r"config key 'benchmark.regime': 'nope' is not one of"),
+    ({"cells": {"regimes": {"Bad-Name": {}}}}, r"config key 'cells.regimes': name 'Bad-Name'"),
+]
+
+
+@pytest.mark.parametrize("config,match", BAD)
+def test_bad_config_names_the_key(config, match):
+    with pytest.raises(ConfigError, match=match):
+        validate_config(config)
+
+
+def test_missing_and_malformed_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cells: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def _snakemake(repo, workdir, *args):
+    return subprocess.run(
+        ["snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir),
+         "--workflow-profile", str(repo / "profiles" / "default"), *args],
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.mark.parametrize("config,key", [
+    ({"cells": {"bogus": 1}}, "cells.bogus"),
+    ({"cells": {"tstop": "x"}}, "cells.tstop"),
+    ({"cells": {"shard_size": -1}}, "cells.shard_size"),
+    ({"cells": {"cell_types": ["L6_pyramidal"]}}, "cells.cell_types[0]"),
+])
+def test_bad_config_stops_snakemake_before_any_job(repo, tmp_path, config, key):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    # A real run (not a dry run): it must stop at parse time, so nothing is built.
+    proc = _snakemake(repo, tmp_path, "--configfile", str(path), "--cores", "1")
+    assert proc.returncode != 0
+    assert f"config key '{key}'" in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_dry_run_of_shipped_configs(repo, tmp_path, name):
+    proc = _snakemake(repo, tmp_path, "-n", "--configfile", str(repo / "config" / name))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "simulate_cells" in proc.stdout
+
+
+def test_lint_is_clean(repo, tmp_path):
+    proc = _snakemake(repo, tmp_path, "--lint", "--configfile", str(repo / "config" / "tiny.yaml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr

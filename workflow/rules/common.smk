@@ -1,0 +1,55 @@
+# The only place with Python logic: config validation, wildcard constraints,
+# input functions and the list of final targets.
+import json
+import math
+
+from snakemake.exceptions import WorkflowError
+
+from hnn_surrogate import CELL_TYPES
+from hnn_surrogate.config import ConfigError, validate_config
+
+try:
+    _validated = validate_config(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
+config.clear()
+config.update(_validated)
+
+CELLS = config["cells"]
+RES = config["resources"]
+
+
+wildcard_constraints:
+    cell_type="|".join(CELL_TYPES),
+    regime="[a-z][a-z0-9_]*",
+    shard=r"\d{4}",
+
+
+def n_shards(regime):
+    """Number of shard jobs of a regime."""
+    return math.ceil(CELLS["regimes"][regime]["n_sims"] / CELLS["shard_size"])
+
+
+def shard_range(wildcards):
+    """(first, count) of the simulations in shard ``wildcards.shard``."""
+    n = CELLS["regimes"][wildcards.regime]["n_sims"]
+    first = int(wildcards.shard) * CELLS["shard_size"]
+    return first, min(CELLS["shard_size"], n - first)
+
+
+def shard_files(wildcards):
+    """Every shard of one cell type, all regimes."""
+    return [
+        f"results/cells/shards/{wildcards.cell_type}/{regime}/{shard:04d}.nc"
+        for regime in CELLS["regimes"]
+        for shard in range(n_shards(regime))
+    ]
+
+
+def all_targets():
+    """What `snakemake` builds by default."""
+    return [
+        *expand("results/cells/{cell_type}.nc", cell_type=CELLS["cell_types"]),
+        *expand("results/cells/figures/{cell_type}.png", cell_type=CELLS["cell_types"]),
+        "results/benchmarks/cells.nc",
+    ]
