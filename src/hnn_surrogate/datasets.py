@@ -58,8 +58,8 @@ def merge_shards(shard_paths, out, *, fractions, seed):
         for attr in _SAME_ATTRS:
             if ds.attrs[attr] != first.attrs[attr]:
                 raise ArtifactError(
-                    f"{path}: {attr} is {ds.attrs[attr]!r}, but {shard_paths[0]} has "
-                    f"{first.attrs[attr]!r}"
+                    f"{path}: {attr} is {ds.attrs[attr]}, but {shard_paths[0]} has "
+                    f"{first.attrs[attr]}"
                 )
         if not np.array_equal(ds["channel"].values, first["channel"].values):
             raise ArtifactError(f"{path}: channels differ from {shard_paths[0]}")

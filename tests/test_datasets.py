@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from hnn_surrogate.artifacts import CELL_SIMS, ArtifactError
+from hnn_surrogate.datasets import assign_splits, merge_shards, open_cell_dataset
+from hnn_surrogate.cells.shard import assemble
+
+FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
+
+
+def _shard(tmp_path, regime, indices, cell_type="L2_basket", seed=1):
+    rng = np.random.default_rng(indices[0])
+    results = [dict(inputs=rng.random((4, 3), dtype=np.float32), v_soma=rng.random(4),
+                    spike_count=np.zeros(4, np.int8), spike_time=np.array([0.5 * i]),
+                    event_channel=np.array([i % 3]), event_time=np.array([1.0]),
+                    event_weight=np.array([0.1])) for i in indices]
+    ds = assemble(results, cell_type=cell_type, regime_name=regime, indices=indices,
+                  tstop=2.0, dt=0.025, bin_ms=0.5, delay=0.1, seed=seed, params_hash="h")
+    return CELL_SIMS.write(ds, tmp_path / f"{regime}_{indices[0]}_{cell_type}_{seed}.nc")
+
+
+def test_merge_concatenates_offsets_ragged_and_splits(tmp_path):
+    shards = [_shard(tmp_path, "a", [0, 1, 2]), _shard(tmp_path, "a", [3, 4]),
+              _shard(tmp_path, "b", [0, 1, 2, 3, 4])]
+    merged = merge_shards(shards, tmp_path / "m.nc", fractions=FRACTIONS, seed=5)
+    back = open_cell_dataset(tmp_path / "m.nc")
+    assert back.sizes["sim"] == 10
+    np.testing.assert_array_equal(back["event_sim"].values, np.arange(10))
+    np.testing.assert_array_equal(back["spike_sim"].values, np.arange(10))
+    for regime in ("a", "b"):
+        labels = back["split"].values[back["regime"].values == regime]
+        assert sorted(labels) == ["test", "train", "train", "train", "val"]
+    assert merged.attrs["split_fractions"] == "train=0.6,val=0.2,test=0.2"
+
+
+def test_split_depends_on_seed_not_on_shard_layout():
+    regimes = np.array(["a"] * 20 + ["b"] * 20)
+    idx = np.r_[np.arange(20), np.arange(20)]
+    one = assign_splits(regimes, idx, fractions=FRACTIONS, seed=3)
+    shuffled = np.random.default_rng(0).permutation(40)
+    two = assign_splits(regimes[shuffled], idx[shuffled], fractions=FRACTIONS, seed=3)
+    np.testing.assert_array_equal(one[shuffled], two)
+    assert not np.array_equal(one, assign_splits(regimes, idx, fractions=FRACTIONS, seed=4))
+
+
+def test_merge_rejects_inconsistent_shards(tmp_path):
+    a = _shard(tmp_path, "a", [0, 1])
+    with pytest.raises(ArtifactError, match="appears in two shards"):
+        merge_shards([a, a], tmp_path / "m.nc", fractions=FRACTIONS, seed=1)
+    other_seed = _shard(tmp_path, "a", [2, 3], seed=2)
+    with pytest.raises(ArtifactError, match="seed is 2"):
+        merge_shards([a, other_seed], tmp_path / "m.nc", fractions=FRACTIONS, seed=1)
+    with pytest.raises(ArtifactError, match="has no 'split'"):
+        open_cell_dataset(a)
+    assert not (tmp_path / "m.nc").exists()

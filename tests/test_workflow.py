@@ -1,0 +1,33 @@
+"""The whole cells stage, through Snakemake, on the tiny config."""
+
+import subprocess
+
+import numpy as np
+
+from hnn_surrogate.artifacts import CELLS_BENCHMARK
+from hnn_surrogate.datasets import open_cell_dataset
+
+
+def test_tiny_pipeline_end_to_end(repo, tmp_path):
+    cmd = ["snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
+           "--workflow-profile", str(repo / "profiles" / "default"),
+           "--configfile", str(repo / "config" / "tiny.yaml"), "--cores", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    for cell_type, n_channels in [("L2_pyramidal", 30), ("L5_pyramidal", 34),
+                                  ("L2_basket", 3), ("L5_basket", 3)]:
+        ds = open_cell_dataset(tmp_path / "results" / "cells" / f"{cell_type}.nc")
+        assert ds.sizes["sim"] == 14 and ds.sizes["channel"] == n_channels
+        assert set(ds["regime"].values) == {"subthreshold", "suprathreshold", "network"}
+        assert set(ds["split"].values) == {"train", "val", "test"}
+        assert ("dipole" in ds) == cell_type.endswith("pyramidal")
+        assert ds.attrs["seed"] == 7 and len(ds.attrs["config_hash"]) >= 16
+        assert (tmp_path / "results" / "cells" / "figures" / f"{cell_type}.png").stat().st_size > 1e4
+        assert (tmp_path / "logs" / "merge_cells" / f"{cell_type}.log").exists()
+    bench = CELLS_BENCHMARK.read(tmp_path / "results" / "benchmarks" / "cells.nc")
+    assert np.all(bench["identical"].values == 1)
+    assert np.all(bench["ms_per_s_per_core"].values > 0)
+    assert "MPI efficiency" in (tmp_path / "results" / "benchmarks" / "cells.md").read_text()
+    # Nothing left to do on a second call.
+    again = subprocess.run(cmd + ["-n"], capture_output=True, text=True, timeout=300)
+    assert "Nothing to be done" in again.stdout + again.stderr
