@@ -1,0 +1,140 @@
+"""A causal TCN followed by an LSTM and output heads: one model per cell type.
+
+Inputs are the weighted-event channels of the cells stage (normalised), one
+vector per time bin; outputs per bin are the normalised soma voltage, the
+normalised dipole (pyramidal cells) and a spike logit (probability of a spike
+in the bin). Everything is causal: the output of bin t depends on bins <= t.
+
+Two ways to run it, equal within float tolerance:
+
+* ``forward(x)``: a whole sequence at once, for training;
+* ``init_state(batch)`` then ``step(x_t, state)``: one bin at a time, carrying the
+  causal-convolution buffers and the LSTM state, at constant cost per bin, for
+  network simulation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclass
+class SurrogateConfig:
+    """Sizes of a surrogate. Defaults were chosen by measurement (README)."""
+
+    n_channels: int                       # input channels: (section, receptor) synapses
+    n_targets: int = 1                    # 1: soma voltage; 2: soma voltage and dipole
+    hidden: int = 64                      # TCN channels
+    kernel_size: int = 3                  # taps per causal convolution
+    dilations: tuple[int, ...] = field(default=(1, 2, 4, 8, 16, 32))  # receptive field 127 bins
+    lstm_hidden: int = 64                 # LSTM state size
+    lstm_layers: int = 1
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["dilations"] = list(self.dilations)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SurrogateConfig":
+        d = dict(d)
+        d["dilations"] = tuple(d["dilations"])
+        return cls(**d)
+
+    @property
+    def receptive_field(self) -> int:
+        """Bins of input the TCN sees (before the LSTM's unbounded memory)."""
+        return 1 + (self.kernel_size - 1) * sum(self.dilations)
+
+
+class CausalBlock(nn.Module):
+    """Residual block: h + GELU(dilated causal conv(h))."""
+
+    def __init__(self, channels: int, kernel_size: int, dilation: int):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, kernel_size, dilation=dilation)
+        self.pad = (kernel_size - 1) * dilation
+        self.dilation = dilation
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        # h: (N, C, L) -> left-pad so output t sees inputs <= t
+        return h + F.gelu(self.conv(F.pad(h, (self.pad, 0))))
+
+    def step(self, h_t: torch.Tensor, buf: torch.Tensor):
+        """One bin. h_t: (N, C); buf: (N, C, pad) the previous inputs. Returns (out, buf)."""
+        window = torch.cat([buf, h_t.unsqueeze(-1)], dim=-1)  # (N, C, pad + 1)
+        taps = window[:, :, :: self.dilation]                # (N, C, kernel_size)
+        y = F.conv1d(taps, self.conv.weight, self.conv.bias).squeeze(-1)  # (N, C)
+        return h_t + F.gelu(y), window[:, :, 1:]
+
+
+class Surrogate(nn.Module):
+    """TCN-LSTM surrogate of one HNN cell type."""
+
+    def __init__(self, config: SurrogateConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.inp = nn.Conv1d(c.n_channels, c.hidden, 1)
+        self.blocks = nn.ModuleList(CausalBlock(c.hidden, c.kernel_size, d) for d in c.dilations)
+        self.lstm = nn.LSTM(c.hidden, c.lstm_hidden, num_layers=c.lstm_layers, batch_first=True)
+        self.head = nn.Linear(c.lstm_hidden, c.n_targets + 1)  # targets + spike logit
+
+    def forward(self, x: torch.Tensor):
+        """Whole sequences.
+
+        Parameters
+        ----------
+        x : tensor, shape (N, L, n_channels)
+            Normalised inputs.
+
+        Returns
+        -------
+        y : tensor, shape (N, L, n_targets)
+            Normalised targets.
+        spike_logit : tensor, shape (N, L)
+        """
+        h = self.inp(x.transpose(1, 2))          # (N, L, C_in) -> (N, C_in, L) -> (N, H, L)
+        for block in self.blocks:
+            h = block(h)                         # (N, H, L)
+        out, _ = self.lstm(h.transpose(1, 2))    # (N, H, L) -> (N, L, H) -> (N, L, H_lstm)
+        z = self.head(out)                       # (N, L, n_targets + 1)
+        return z[..., :-1], z[..., -1]
+
+    def init_state(self, batch: int, device=None, dtype=torch.float32) -> dict:
+        """Zero state for ``batch`` cells: conv buffers and LSTM (h, c)."""
+        c = self.config
+        if device is None:
+            device = self.inp.weight.device
+        bufs = [torch.zeros(batch, c.hidden, b.pad, device=device, dtype=dtype)
+                for b in self.blocks]
+        hc = tuple(torch.zeros(c.lstm_layers, batch, c.lstm_hidden, device=device, dtype=dtype)
+                   for _ in range(2))
+        return {"bufs": bufs, "lstm": hc}
+
+    def step(self, x_t: torch.Tensor, state: dict):
+        """One bin for a batch of cells.
+
+        Parameters
+        ----------
+        x_t : tensor, shape (N, n_channels)
+        state : dict from ``init_state`` or the previous ``step``
+
+        Returns
+        -------
+        y_t : tensor, shape (N, n_targets)
+        spike_logit_t : tensor, shape (N,)
+        state : dict, the new state (the old one is not modified)
+        """
+        h = F.linear(x_t, self.inp.weight.squeeze(-1), self.inp.bias)  # (N, H)
+        bufs = []
+        for block, buf in zip(self.blocks, state["bufs"]):
+            h, buf = block.step(h, buf)
+            bufs.append(buf)
+        out, hc = self.lstm(h.unsqueeze(1), state["lstm"])  # (N, 1, H) -> (N, 1, H_lstm)
+        z = self.head(out.squeeze(1))                        # (N, n_targets + 1)
+        return z[:, :-1], z[:, -1], {"bufs": bufs, "lstm": hc}
