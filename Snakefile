@@ -14,6 +14,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/cells.smk"
+include: "workflow/rules/surrogate.smk"
 include: "workflow/rules/benchmark.smk"
 
 

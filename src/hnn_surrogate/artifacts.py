@@ -228,3 +228,40 @@ CELLS_BENCHMARK = Schema(
                          "1 if the 1-rank and 2-rank shards hold identical arrays"),
     },
 )
+
+SURROGATE_HISTORY = Schema(
+    name="surrogate_history",
+    version=1,
+    attrs=("cell_type", "data_hash", "device", "best_epoch", "git_commit", "versions", "created"),
+    variables={
+        "epoch": Var(("epoch",), "int32", "1", "epoch index (0-based)"),
+        "train_loss": Var(("epoch",), "float64", "1", "mean training loss (normalised units)"),
+        "val_loss": Var(("epoch",), "float64", "1", "validation loss, whole simulations"),
+        "val_mse": Var(("epoch",), "float64", "1", "validation MSE of voltage (and dipole), normalised"),
+        "val_spike_bce": Var(("epoch",), "float64", "1", "validation spike-head cross-entropy"),
+        "wall_s": Var(("epoch",), "float64", "s", "wall time of the epoch"),
+    },
+)
+
+SURROGATE_METRICS = Schema(
+    name="surrogate_metrics",
+    version=1,
+    attrs=("cell_type", "split", "data_hash", "git_commit", "versions", "created"),
+    variables={
+        "regime": Var(("regime",), "str", "1", "input regime, or 'all'"),
+        "n_sims": Var(("regime",), "int32", "1", "simulations evaluated"),
+        **{name: Var(("regime",), "float64", units, desc)
+           for name, (units, desc) in {
+               "v_rmse_sub": ("mV", "subthreshold soma voltage RMSE (spikes cut out)"),
+               "v_explained_variance_sub": ("1", "explained variance, subthreshold voltage"),
+               "spike_precision": ("1", "matched predicted / predicted spikes (+/-2 ms)"),
+               "spike_recall": ("1", "matched NEURON / NEURON spikes (+/-2 ms)"),
+               "spike_f1": ("1", "F1 of spike timing (+/-2 ms)"),
+               "rate_error": ("1", "|predicted - NEURON spike count| / NEURON spike count"),
+               "n_spikes_true": ("1", "NEURON spikes"),
+               "n_spikes_pred": ("1", "surrogate spikes"),
+               "dipole_r": ("1", "Pearson r of the dipole (NaN: no dipole)"),
+               "dipole_rmse": ("nAm", "RMSE of the dipole"),
+           }.items()},
+    },
+)

@@ -61,6 +61,24 @@ def _plot_cells(args):
     plot_cell_examples(args.dataset, args.out)
 
 
+def _train(args):
+    from .surrogate.train import TrainConfig, train_surrogate
+
+    cfg = json.loads(args.config_json)
+    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden")
+    model_kwargs = {k: (tuple(cfg[k]) if k == "dilations" else cfg[k]) for k in model_keys}
+    train_cfg = TrainConfig(seed=args.seed, **{k: v for k, v in cfg.items() if k not in model_keys})
+    train_surrogate(args.dataset, args.out, model_kwargs=model_kwargs, train_config=train_cfg,
+                    history_path=args.history)
+
+
+def _evaluate(args):
+    from .surrogate.evaluate import evaluate_surrogate
+
+    evaluate_surrogate(args.checkpoint, args.dataset, args.out, split=args.split,
+                       table=args.table)
+
+
 def _add_sim_args(p):
     p.add_argument("--dt", type=float, default=0.025, help="NEURON step (ms)")
     p.add_argument("--delay", type=float, default=0.1, help="synaptic delay (ms)")
@@ -100,6 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=float, default=0.1)
     p.add_argument("--test", type=float, default=0.1)
     p.set_defaults(func=_merge_cells)
+
+    p = sub.add_parser("train", help="train the surrogate of one cell type")
+    p.add_argument("dataset", help="merged cell_sims dataset")
+    p.add_argument("--config-json", required=True, help="the 'train' config section, JSON")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="checkpoint (.pt)")
+    p.add_argument("--history", help="training history (NetCDF)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="held-out free-running fidelity of a surrogate")
+    p.add_argument("checkpoint")
+    p.add_argument("dataset")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", required=True)
+    p.add_argument("--table")
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("plot-cells", help="figure of a merged cell-type dataset")
     p.add_argument("dataset")

@@ -51,5 +51,6 @@ def all_targets():
     return [
         *expand("results/cells/{cell_type}.nc", cell_type=CELLS["cell_types"]),
         *expand("results/cells/figures/{cell_type}.png", cell_type=CELLS["cell_types"]),
+        *expand("results/evaluate/{cell_type}.nc", cell_type=CELLS["cell_types"]),
         "results/benchmarks/cells.nc",
     ]

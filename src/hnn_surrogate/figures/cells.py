@@ -48,6 +48,7 @@ def plot_cell_examples(path, out):
     ax.bar(regimes, frac, color="0.5")
     ax.set_ylim(0, 1)
     ax.set_ylabel("fraction of sims with spikes")
+    ax.tick_params(axis="x", labelrotation=20)
     ax = axes[1, -1]
     dur = float(ds.attrs["tstop_ms"]) / 1000.0
     for r in regimes:

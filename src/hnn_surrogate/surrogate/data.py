@@ -26,6 +26,19 @@ def data_hash(ds) -> str:
     return h.hexdigest()[:16]
 
 
+def target_array(ds, v_clip: float) -> np.ndarray:
+    """Targets (N, L, T): soma voltage clipped at ``v_clip`` mV, and the dipole (nAm).
+
+    The voltage head learns the subthreshold voltage (action potentials cut
+    off at ``v_clip``, as in Beniaguev et al. 2021); the spike head learns when
+    the cell fires.
+    """
+    parts = [np.minimum(ds["v_soma"].values, v_clip)]
+    if "dipole" in ds:
+        parts.append(ds["dipole"].values)
+    return np.stack(parts, axis=-1)
+
+
 @dataclass
 class Normalization:
     """Input scale per channel (uS) and target mean/std (mV, nAm) from the training split."""
@@ -33,9 +46,10 @@ class Normalization:
     input_scale: np.ndarray   # (n_channels,)
     target_mean: np.ndarray   # (n_targets,)
     target_std: np.ndarray    # (n_targets,)
+    v_clip: float = -55.0     # mV: voltage target clipped here
 
     @classmethod
-    def fit(cls, ds) -> "Normalization":
+    def fit(cls, ds, v_clip: float = -55.0) -> "Normalization":
         train = ds.isel(sim=np.flatnonzero(ds["split"].values == "train"))
         x = train["inputs"].values
         scale = np.ones(x.shape[-1])
@@ -43,16 +57,19 @@ class Normalization:
             nz = x[..., c][x[..., c] > 0]
             if nz.size:
                 scale[c] = nz.mean()
-        names = target_names(ds)
-        y = np.stack([train[n].values for n in names], axis=-1).reshape(-1, len(names))
-        return cls(scale, y.mean(axis=0), y.std(axis=0) + 1e-12)
+        y = target_array(train, v_clip).reshape(-1, len(target_names(ds)))
+        return cls(scale, y.mean(axis=0), y.std(axis=0) + 1e-12, float(v_clip))
 
     def to_dict(self) -> dict:
-        return {k: np.asarray(v, dtype=np.float64).tolist() for k, v in vars(self).items()}
+        d = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in vars(self).items()}
+        d["v_clip"] = float(self.v_clip)
+        return d
 
     @classmethod
     def from_dict(cls, d) -> "Normalization":
-        return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in d.items()})
+        d = dict(d)
+        v_clip = float(d.pop("v_clip"))
+        return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in d.items()}, v_clip=v_clip)
 
     def inputs(self, x: np.ndarray) -> torch.Tensor:
         """(N, L, C) uS -> normalised float32 tensor."""
@@ -72,6 +89,6 @@ def split_tensors(ds, split: str, norm: Normalization):
     pos = np.flatnonzero(ds["split"].values == split)
     sub = ds.isel(sim=pos)
     x = norm.inputs(sub["inputs"].values)
-    y = norm.targets(np.stack([sub[n].values for n in target_names(ds)], axis=-1))
+    y = norm.targets(target_array(sub, norm.v_clip))
     spikes = torch.from_numpy((sub["spike_count"].values > 0).astype(np.float32))
     return x, y, spikes, pos

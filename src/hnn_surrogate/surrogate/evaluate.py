@@ -1,0 +1,183 @@
+"""Held-out, free-running fidelity of a surrogate against NEURON.
+
+The surrogate never sees NEURON's output: it runs from t = 0 over whole test
+simulations on their inputs alone. Metrics, per regime and over all:
+
+* soma voltage with spikes cut out (bins from 2 ms before to 8 ms after each
+  NEURON spike removed): RMSE (mV) and explained variance;
+* spike timing: a predicted spike is a rising edge of the spike head's
+  probability through the checkpoint's threshold (tuned on the validation
+  split), placed at its bin's centre; predicted and NEURON
+  spikes are matched one-to-one within +/-2 ms (greedy in time): precision,
+  recall, F1; firing-rate error |n_pred - n_true| / n_true;
+* dipole (pyramidal cells): Pearson r and RMSE (nAm) over all bins.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..artifacts import SURROGATE_METRICS
+from ..datasets import open_cell_dataset
+from ..provenance import provenance_attrs
+from .checkpoint import load_checkpoint
+
+SPIKE_WINDOW_MS = 2.0
+CUT_BEFORE_MS = 2.0
+CUT_AFTER_MS = 8.0
+
+METRICS = {
+    "v_rmse_sub": ("mV", "subthreshold soma voltage RMSE (spikes cut out)"),
+    "v_explained_variance_sub": ("1", "explained variance of subthreshold soma voltage"),
+    "spike_precision": ("1", "matched predicted spikes / predicted spikes (+/-2 ms)"),
+    "spike_recall": ("1", "matched NEURON spikes / NEURON spikes (+/-2 ms)"),
+    "spike_f1": ("1", "harmonic mean of spike precision and recall"),
+    "rate_error": ("1", "|predicted - NEURON spike count| / NEURON spike count"),
+    "n_spikes_true": ("1", "NEURON spikes"),
+    "n_spikes_pred": ("1", "surrogate spikes"),
+    "dipole_r": ("1", "Pearson r of the dipole"),
+    "dipole_rmse": ("nAm", "RMSE of the dipole"),
+}
+
+
+@torch.no_grad()
+def predict(loaded, x_uS: np.ndarray, batch: int = 64):
+    """Run the surrogate over whole sequences.
+
+    Parameters
+    ----------
+    x_uS : array, shape (N, L, n_channels)
+        Binned inputs (uS).
+
+    Returns
+    -------
+    y : array, shape (N, L, n_targets), physical units (mV, nAm)
+    p_spike : array, shape (N, L)
+    """
+    ys, ps = [], []
+    for i in range(0, len(x_uS), batch):
+        y, logit = loaded.model(loaded.norm.inputs(x_uS[i:i + batch]))
+        ys.append(loaded.norm.physical(y))
+        ps.append(torch.sigmoid(logit).double().numpy())
+    return np.concatenate(ys), np.concatenate(ps)
+
+
+def predicted_spike_times(p_spike: np.ndarray, bin_ms: float, threshold: float = 0.5):
+    """Rising edges of ``p_spike > threshold`` per sequence, at bin centres (ms)."""
+    above = p_spike > threshold
+    edges = above & ~np.concatenate([np.zeros_like(above[..., :1]), above[..., :-1]], axis=-1)
+    return [(np.flatnonzero(e) + 0.5) * bin_ms for e in edges]
+
+
+def match_spikes(true, pred, window: float = SPIKE_WINDOW_MS) -> int:
+    """Number of one-to-one matches within +/-window (greedy in time order)."""
+    true, pred = np.sort(true), np.sort(pred)
+    i = j = hits = 0
+    while i < true.size and j < pred.size:
+        d = pred[j] - true[i]
+        if abs(d) <= window:
+            hits, i, j = hits + 1, i + 1, j + 1
+        elif d < 0:
+            j += 1
+        else:
+            i += 1
+    return hits
+
+
+def subthreshold_mask(spike_times, n_bins: int, bin_ms: float) -> np.ndarray:
+    """Bins not within [-2, +8] ms of a spike."""
+    keep = np.ones(n_bins, dtype=bool)
+    t = np.arange(n_bins) * bin_ms
+    for s in spike_times:
+        keep &= ~((t + bin_ms > s - CUT_BEFORE_MS) & (t < s + CUT_AFTER_MS))
+    return keep
+
+
+def fidelity(v_true, v_pred, true_spikes, pred_spikes, bin_ms, dip_true=None, dip_pred=None):
+    """All metrics over a group of simulations (arrays (N, L); spike lists of N arrays)."""
+    err, ref = [], []
+    hits = n_true = n_pred = 0
+    for k in range(len(v_true)):
+        keep = subthreshold_mask(true_spikes[k], v_true.shape[1], bin_ms)
+        err.append(v_pred[k, keep] - v_true[k, keep])
+        ref.append(v_true[k, keep])
+        hits += match_spikes(true_spikes[k], pred_spikes[k])
+        n_true += true_spikes[k].size
+        n_pred += pred_spikes[k].size
+    err, ref = np.concatenate(err), np.concatenate(ref)
+    precision = hits / n_pred if n_pred else (1.0 if n_true == 0 else 0.0)
+    recall = hits / n_true if n_true else (1.0 if n_pred == 0 else 0.0)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    out = {
+        "v_rmse_sub": float(np.sqrt(np.mean(err ** 2))) if err.size else np.nan,
+        "v_explained_variance_sub": float(1 - err.var() / ref.var()) if err.size else np.nan,
+        "spike_precision": precision, "spike_recall": recall, "spike_f1": f1,
+        "rate_error": abs(n_pred - n_true) / n_true if n_true else np.nan,
+        "n_spikes_true": float(n_true), "n_spikes_pred": float(n_pred),
+        "dipole_r": np.nan, "dipole_rmse": np.nan,
+    }
+    if dip_true is not None:
+        a, b = dip_true.ravel(), dip_pred.ravel()
+        out["dipole_r"] = float(np.corrcoef(a, b)[0, 1])
+        out["dipole_rmse"] = float(np.sqrt(np.mean((a - b) ** 2)))
+    return out
+
+
+def evaluate_surrogate(checkpoint, dataset, out, *, split="test", table=None):
+    """Evaluate on one split; write a ``surrogate_metrics`` NetCDF; return the table text."""
+    ds = open_cell_dataset(dataset)
+    loaded = load_checkpoint(checkpoint, dataset=ds, source=str(dataset))
+    pos = np.flatnonzero(ds["split"].values == split)
+    if pos.size == 0:
+        raise ValueError(f"{dataset}: no simulations in split {split!r}")
+    sub = ds.isel(sim=pos)
+    bin_ms = loaded.bin_ms
+    y, p = predict(loaded, sub["inputs"].values)
+    pred_spikes = predicted_spike_times(p, bin_ms, loaded.spike_threshold)
+    # spike_sim indexes the whole dataset's sim dim, not the split's.
+    true_spikes = [ds["spike_time"].values[ds["spike_sim"].values == k] for k in pos]
+    regimes = sub["regime"].values.astype(str)
+    groups = [str(g) for g in dict.fromkeys(regimes)] + ["all"]
+    rows = []
+    has_dip = "dipole" in loaded.targets
+    for g in groups:
+        sel = np.ones(pos.size, bool) if g == "all" else regimes == g
+        idx = np.flatnonzero(sel)
+        rows.append(fidelity(
+            sub["v_soma"].values[idx], y[idx, :, 0],
+            [true_spikes[k] for k in idx], [pred_spikes[k] for k in idx], bin_ms,
+            sub["dipole"].values[idx] if has_dip else None, y[idx, :, 1] if has_dip else None,
+        ) | {"n_sims": idx.size})
+    attrs = provenance_attrs()
+    attrs.update(cell_type=loaded.cell_type, split=split, data_hash=loaded.data_hash,
+                 spike_window_ms=SPIKE_WINDOW_MS, cut_ms=f"-{CUT_BEFORE_MS}..+{CUT_AFTER_MS}")
+    data = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in METRICS}
+    data["n_sims"] = np.array([r["n_sims"] for r in rows], dtype=np.int32)
+    result = SURROGATE_METRICS.build(data, {"regime": np.array(groups, dtype=object)}, attrs)
+    SURROGATE_METRICS.write(result, out)
+    text = format_metrics(result)
+    print(text)
+    if table is not None:
+        with open(table, "w") as fh:
+            fh.write(text + "\n")
+    return result
+
+
+def format_metrics(ds) -> str:
+    lines = [
+        f"{ds.attrs['cell_type']}: held-out ({ds.attrs['split']}), free-running from t = 0",
+        "",
+        "| regime | sims | V RMSE sub (mV) | V expl. var. | spike P | spike R | spike F1 "
+        "| rate error | dipole r | dipole RMSE (nAm) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, g in enumerate(ds["regime"].values):
+        v = {k: float(ds[k].values[i]) for k in METRICS}
+        fmt = lambda x, f: "n/a" if np.isnan(x) else format(x, f)  # noqa: E731
+        lines.append(
+            f"| {g} | {int(ds['n_sims'].values[i])} | {fmt(v['v_rmse_sub'], '.2f')} "
+            f"| {fmt(v['v_explained_variance_sub'], '.3f')} | {v['spike_precision']:.2f} "
+            f"| {v['spike_recall']:.2f} | {v['spike_f1']:.2f} | {fmt(v['rate_error'], '.1%')} "
+            f"| {fmt(v['dipole_r'], '.3f')} | {fmt(v['dipole_rmse'], '.2e')} |")
+    return "\n".join(lines)

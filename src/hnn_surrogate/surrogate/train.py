@@ -1,0 +1,226 @@
+"""Training one surrogate: seeded, resumable, early-stopped on the validation split.
+
+Each epoch takes ``steps_per_epoch`` optimiser steps on batches of training
+simulations drawn by ``default_rng([seed, epoch])``, cut into random crops of ``crop_bins`` bins
+(the first ``burn_in_bins`` of a crop that does not start at t = 0 carry no
+loss, so the model's state can settle). Validation runs whole simulations from
+t = 0. After every epoch the full training state goes to ``<out>.resume.pt``
+(atomically): a killed job restarts from the last finished epoch and, on the
+CPU, ends with the same weights as an uninterrupted run. The best-validation
+weights become the checkpoint ``out``; the history goes to NetCDF.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..artifacts import SURROGATE_HISTORY
+from ..datasets import open_cell_dataset
+from ..provenance import provenance_attrs
+from .checkpoint import atomic_save, save_checkpoint
+from .data import Normalization, data_hash, split_tensors, target_names
+from .model import Surrogate, SurrogateConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """How to train. Defaults were chosen by measurement on the default data set."""
+
+    epochs: int = 30            # upper bound; early stopping usually ends sooner
+    steps_per_epoch: int = 100  # optimiser steps between validations
+    batch_size: int = 16        # crops per optimiser step
+    lr: float = 3e-3            # Adam learning rate (halved after 3 epochs without progress)
+    v_clip: float = -55.0       # mV: voltage target clipped here (spikes go to the spike head)
+    patience: int = 6           # epochs without validation improvement before stopping
+    crop_bins: int = 400        # training crop length (bins); 0 = whole simulations
+    burn_in_bins: int = 40      # unscored bins at the start of a crop (not at t = 0)
+    dipole_weight: float = 1.0  # loss weight of the dipole relative to the voltage
+    spike_weight: float = 1.0   # loss weight of the spike head (binary cross-entropy)
+    seed: int = 0
+    threads: int = 0            # CPU threads for torch; 0 = torch's default
+    device: str = "auto"        # auto (CUDA when present), cpu or cuda
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight):
+    """(total, voltage/dipole MSE, spike BCE) over the masked bins."""
+    pred, logit = model(x)
+    w = torch.ones(y.shape[-1], device=y.device)
+    if y.shape[-1] > 1:
+        w[1:] = cfg.dipole_weight
+    m = mask.unsqueeze(-1)
+    mse = (((pred - y) ** 2) * w * m).sum() / (m.sum() * w.sum()).clamp(min=1)
+    bce = F.binary_cross_entropy_with_logits(logit, spikes, pos_weight=pos_weight,
+                                             reduction="none")
+    bce = (bce * mask).sum() / mask.sum().clamp(min=1)
+    return mse + cfg.spike_weight * bce, mse, bce
+
+
+def tune_spike_threshold(model, ds, norm, grid=np.linspace(0.1, 0.95, 18)) -> float:
+    """The spike-head probability threshold with the best spike F1 on the validation split."""
+    from .evaluate import match_spikes, predicted_spike_times
+
+    pos = np.flatnonzero(ds["split"].values == "val")
+    x = norm.inputs(ds["inputs"].values[pos])
+    model.eval()
+    with torch.no_grad():
+        p = torch.sigmoid(torch.cat([model(x[i:i + 64])[1] for i in range(0, len(x), 64)])).numpy()
+    true = [ds["spike_time"].values[ds["spike_sim"].values == k] for k in pos]
+    n_true = sum(t.size for t in true)
+    best, best_f1 = 0.5, -1.0
+    for thr in grid:
+        pred = predicted_spike_times(p, float(ds.attrs["bin_ms"]), thr)
+        hits = sum(match_spikes(t, q) for t, q in zip(true, pred))
+        n_pred = sum(q.size for q in pred)
+        f1 = 2 * hits / (n_true + n_pred) if n_true + n_pred else 1.0
+        if f1 > best_f1:
+            best, best_f1 = float(thr), f1
+    return best
+
+
+def _crops(x, y, s, idx, rng, cfg):
+    n, length = len(idx), x.shape[1]
+    crop = cfg.crop_bins if 0 < cfg.crop_bins < length else length
+    starts = rng.integers(0, length - crop + 1, size=n) if crop < length else np.zeros(n, int)
+    xs = torch.stack([x[i, a:a + crop] for i, a in zip(idx, starts)])
+    ys = torch.stack([y[i, a:a + crop] for i, a in zip(idx, starts)])
+    ss = torch.stack([s[i, a:a + crop] for i, a in zip(idx, starts)])
+    mask = torch.ones(n, crop)
+    for k, a in enumerate(starts):
+        if a > 0:
+            mask[k, : cfg.burn_in_bins] = 0
+    return xs, ys, ss, mask
+
+
+def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: TrainConfig,
+                    history_path=None):
+    """Train a surrogate on a merged cell dataset; write checkpoint (and history).
+
+    Parameters
+    ----------
+    model_kwargs : dict
+        ``SurrogateConfig`` fields other than ``n_channels`` and ``n_targets``.
+    """
+    cfg = train_config
+    ds = open_cell_dataset(dataset_path)
+    out = Path(out)
+    resume_path = out.with_name(out.name + ".resume.pt")
+    device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    targets = target_names(ds)
+    norm = Normalization.fit(ds, v_clip=cfg.v_clip)
+    dhash = data_hash(ds)
+    xt, yt, st, _ = split_tensors(ds, "train", norm)
+    xv, yv, sv, _ = split_tensors(ds, "val", norm)
+    if len(xt) == 0 or len(xv) == 0:
+        raise ValueError(f"{dataset_path}: needs simulations in both train and val splits")
+    pos_weight = torch.tensor(float(np.clip((1 - st.mean()) / max(st.mean(), 1e-6), 1, 100)))
+
+    torch.manual_seed(cfg.seed)
+    mconf = SurrogateConfig(n_channels=xt.shape[-1], n_targets=len(targets), **model_kwargs)
+    model = Surrogate(mconf).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+    state = {"epoch": 0, "best_val": float("inf"), "best_state": None, "stale": 0,
+             "history": []}
+    fingerprint = {"data_hash": dhash, "model": mconf.to_dict(), "train": asdict(cfg)}
+    if resume_path.exists():
+        saved = torch.load(resume_path, map_location="cpu", weights_only=False)
+        if saved.get("fingerprint") == fingerprint:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            sched.load_state_dict(saved["scheduler"])
+            state = saved["state"]
+            log.info("resuming from %s at epoch %d", resume_path, state["epoch"])
+        else:
+            log.warning("ignoring %s: it was made with other data or settings", resume_path)
+    log.info("%s: %d train / %d val simulations, %d channels, targets %s, %d parameters, "
+             "device %s", ds.attrs["cell_type"], len(xt), len(xv), xt.shape[-1], targets,
+             sum(p.numel() for p in model.parameters()), device)
+
+    full_mask_v = torch.ones(sv.shape)
+    t_start = time.perf_counter()
+    while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
+        epoch = state["epoch"]
+        t0 = time.perf_counter()
+        rng = np.random.default_rng([cfg.seed, epoch])
+        model.train()
+        total, batches = 0.0, 0
+        for _ in range(cfg.steps_per_epoch):
+            pick = rng.integers(0, len(xt), size=cfg.batch_size)
+            xb, yb, sb, mb = _crops(xt, yt, st, pick, rng, cfg)
+            loss, _, _ = loss_terms(model, xb.to(device), yb.to(device), sb.to(device),
+                                    mb.to(device), cfg, pos_weight.to(device))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            total += float(loss.detach())
+            batches += 1
+        model.eval()
+        with torch.no_grad():
+            val = [loss_terms(model, xv[i:i + 32].to(device), yv[i:i + 32].to(device),
+                              sv[i:i + 32].to(device), full_mask_v[i:i + 32].to(device), cfg,
+                              pos_weight.to(device)) for i in range(0, len(xv), 32)]
+        val_loss = float(np.mean([float(v[0]) for v in val]))
+        val_mse = float(np.mean([float(v[1]) for v in val]))
+        val_bce = float(np.mean([float(v[2]) for v in val]))
+        sched.step(val_loss)
+        improved = val_loss < state["best_val"]
+        if improved:
+            state["best_val"] = val_loss
+            state["best_state"] = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
+            state["best_epoch"] = epoch
+            state["stale"] = 0
+        else:
+            state["stale"] += 1
+        wall = time.perf_counter() - t0
+        state["history"].append((epoch, total / max(batches, 1), val_loss, val_mse, val_bce, wall))
+        state["epoch"] = epoch + 1
+        atomic_save({"fingerprint": fingerprint, "model": model.state_dict(),
+                     "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "state": state}, resume_path)
+        log.info("epoch %d/%d: train %.4f, val %.4f (mse %.4f, spike bce %.4f)%s, %.1f s",
+                 epoch + 1, cfg.epochs, total / max(batches, 1), val_loss, val_mse, val_bce,
+                 " *" if improved else "", wall)
+
+    model.load_state_dict(state["best_state"])
+    threshold = tune_spike_threshold(model.cpu(), ds, norm)
+    log.info("spike threshold (best validation F1): %.2f", threshold)
+    chans = list(ds["channel"].values.astype(str))
+    save_checkpoint(out, model.cpu(), norm=norm, cell_type=ds.attrs["cell_type"], channels=chans,
+                    targets=targets, bin_ms=float(ds.attrs["bin_ms"]), data_hash=dhash,
+                    train_config=asdict(cfg), epoch=state["best_epoch"],
+                    extra={"device": str(device), "train_wall_s": time.perf_counter() - t_start,
+                           "spike_threshold": threshold})
+    if history_path is not None:
+        h = np.array(state["history"], dtype=np.float64)
+        attrs = provenance_attrs(seed=cfg.seed)
+        attrs.update(cell_type=ds.attrs["cell_type"], data_hash=dhash, device=str(device),
+                     best_epoch=int(state["best_epoch"]))
+        SURROGATE_HISTORY.write(SURROGATE_HISTORY.build(
+            {"train_loss": h[:, 1], "val_loss": h[:, 2], "val_mse": h[:, 3],
+             "val_spike_bce": h[:, 4], "wall_s": h[:, 5]},
+            {"epoch": h[:, 0].astype(np.int32)}, attrs), history_path)
+    resume_path.unlink(missing_ok=True)
+    log.info("wrote %s (best epoch %d, val %.4f)", out, state["best_epoch"] + 1, state["best_val"])
+    return out

@@ -1,0 +1,161 @@
+"""The surrogate: streaming equals full forward; training resumes; checkpoints are checked."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from hnn_surrogate.datasets import open_cell_dataset
+from hnn_surrogate.surrogate.checkpoint import CheckpointError, load_checkpoint
+from hnn_surrogate.surrogate.evaluate import match_spikes, predicted_spike_times, subthreshold_mask
+from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
+
+TINY_TRAIN = {"hidden": 8, "kernel_size": 3, "dilations": [1, 2, 4], "lstm_hidden": 8,
+              "epochs": 4, "steps_per_epoch": 3, "batch_size": 4, "lr": 0.003, "patience": 10,
+              "crop_bins": 60, "burn_in_bins": 10, "v_clip": -55.0, "dipole_weight": 1.0,
+              "spike_weight": 1.0, "threads": 1, "device": "cpu"}
+
+
+@pytest.mark.parametrize("n_targets", [1, 2])
+def test_step_over_a_sequence_equals_the_full_forward(n_targets):
+    torch.manual_seed(0)
+    model = Surrogate(SurrogateConfig(n_channels=5, n_targets=n_targets, hidden=16,
+                                      dilations=(1, 2, 4, 8), lstm_hidden=12)).eval()
+    x = torch.rand(7, 150, 5) * (torch.rand(7, 150, 5) > 0.9)
+    with torch.no_grad():
+        y, logit = model(x)
+        state = model.init_state(7)
+        steps = []
+        for t in range(x.shape[1]):
+            y_t, l_t, state = model.step(x[:, t], state)
+            steps.append((y_t, l_t))
+    torch.testing.assert_close(torch.stack([s[0] for s in steps], 1), y, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.stack([s[1] for s in steps], 1), logit, atol=1e-5, rtol=1e-4)
+    assert y.shape == (7, 150, n_targets)
+
+
+def test_output_is_causal():
+    torch.manual_seed(1)
+    model = Surrogate(SurrogateConfig(n_channels=3, hidden=8, dilations=(1, 2), lstm_hidden=8)).eval()
+    x = torch.zeros(1, 50, 3)
+    x2 = x.clone()
+    x2[0, 30, 1] = 1.0
+    with torch.no_grad():
+        a, b = model(x)[0], model(x2)[0]
+    assert torch.equal(a[:, :30], b[:, :30])
+    assert not torch.equal(a[:, 30:], b[:, 30:])
+
+
+def test_spike_matching_and_masks():
+    assert match_spikes(np.array([10.0, 20.0, 30.0]), np.array([11.5, 19.0, 45.0])) == 2
+    assert match_spikes(np.array([10.0]), np.array([7.9])) == 0
+    p = np.array([[0.1, 0.9, 0.8, 0.2, 0.7]])
+    np.testing.assert_allclose(predicted_spike_times(p, 0.5)[0], [0.75, 2.25])
+    keep = subthreshold_mask(np.array([5.0]), 40, 0.5)
+    assert keep[:6].all() and not keep[6:26].any() and keep[26:].all()
+
+
+def _train_cmd(dataset, out, history, config=TINY_TRAIN):
+    return [sys.executable, "-m", "hnn_surrogate", "train", str(dataset), "--config-json",
+            json.dumps(config), "--seed", "3", "--out", str(out), "--history", str(history)]
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory, calibration):
+    """A small merged L5 pyramidal dataset simulated for real (12 sims of 100 ms)."""
+    from hnn_surrogate.cells.calibrate import read_reference
+    from hnn_surrogate.cells.shard import simulate_shard
+    from hnn_surrogate.config import validate_config
+    from hnn_surrogate.datasets import merge_shards
+    from hnn_surrogate.artifacts import CELL_SIMS
+
+    folder = tmp_path_factory.mktemp("tiny_dataset")
+    regimes = validate_config({})["cells"]["regimes"]
+    ref = read_reference(calibration("L5_pyramidal"), "L5_pyramidal")
+    paths = []
+    for name in ("subthreshold", "suprathreshold"):
+        ds = simulate_shard(cell_type="L5_pyramidal", regime_name=name, regime=regimes[name],
+                            reference=ref, first=0, count=6, tstop=100.0, dt=0.025, bin_ms=0.5,
+                            delay=0.1, seed=2, store_fine=False)
+        paths.append(CELL_SIMS.write(ds, folder / f"{name}.nc"))
+    return merge_shards(paths, folder / "L5_pyramidal.nc", seed=2,
+                        fractions={"train": 0.5, "val": 0.25, "test": 0.25}) and folder / "L5_pyramidal.nc"
+
+
+def test_training_end_to_end_and_checkpoint_rebuilds_the_model(tiny_dataset, tmp_path):
+    out, hist = tmp_path / "m.pt", tmp_path / "h.nc"
+    subprocess.run(_train_cmd(tiny_dataset, out, hist), check=True, capture_output=True,
+                   timeout=600)
+    ds = open_cell_dataset(tiny_dataset)
+    loaded = load_checkpoint(out, dataset=ds)
+    assert loaded.cell_type == "L5_pyramidal" and loaded.targets == ["v_soma", "dipole"]
+    assert loaded.channels == list(ds["channel"].values.astype(str))
+    assert 0 < loaded.spike_threshold < 1
+    from hnn_surrogate.artifacts import SURROGATE_HISTORY
+
+    h = SURROGATE_HISTORY.read(hist)
+    assert h.sizes["epoch"] == 4 and np.all(np.isfinite(h["val_loss"].values))
+    assert not out.with_name(out.name + ".resume.pt").exists()
+    # Evaluation runs on it and writes metrics.
+    subprocess.run([sys.executable, "-m", "hnn_surrogate", "evaluate", str(out),
+                    str(tiny_dataset), "--out", str(tmp_path / "m.nc")], check=True,
+                   capture_output=True, timeout=300)
+    from hnn_surrogate.artifacts import SURROGATE_METRICS
+
+    metrics = SURROGATE_METRICS.read(tmp_path / "m.nc")
+    assert list(metrics["regime"].values)[-1] == "all"
+    assert metrics["n_spikes_true"].values[-1] > 0
+
+
+def test_killed_training_resumes_and_ends_where_an_uninterrupted_run_ends(tiny_dataset, tmp_path):
+    cfg = dict(TINY_TRAIN, epochs=6, steps_per_epoch=4)
+    ref_out = tmp_path / "ref.pt"
+    subprocess.run(_train_cmd(tiny_dataset, ref_out, tmp_path / "ref.nc", cfg), check=True,
+                   capture_output=True, timeout=600)
+    out = tmp_path / "m.pt"
+    resume = out.with_name(out.name + ".resume.pt")
+    child = subprocess.Popen(_train_cmd(tiny_dataset, out, tmp_path / "h.nc", cfg),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not resume.exists():
+        assert child.poll() is None and time.time() < deadline, "no resume state written"
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not out.exists()
+    saved = torch.load(resume, weights_only=False)
+    done = saved["state"]["epoch"]
+    assert 1 <= done < 6
+    proc = subprocess.run(_train_cmd(tiny_dataset, out, tmp_path / "h.nc", cfg),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert f"resuming from {resume} at epoch {done}" in proc.stderr
+    a = torch.load(ref_out, weights_only=False)["state_dict"]
+    b = torch.load(out, weights_only=False)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_checkpoint_against_other_data_fails_clearly(tiny_dataset, tmp_path):
+    out = tmp_path / "m.pt"
+    subprocess.run(_train_cmd(tiny_dataset, out, tmp_path / "h.nc",
+                              dict(TINY_TRAIN, epochs=1)), check=True, capture_output=True,
+                   timeout=600)
+    ds = open_cell_dataset(tiny_dataset)
+    other_type = ds.assign_attrs(cell_type="L2_pyramidal")
+    with pytest.raises(CheckpointError, match="holds L2_pyramidal, but the checkpoint is a "
+                                              "L5_pyramidal surrogate"):
+        load_checkpoint(out, dataset=other_type)
+    fewer = ds.isel(channel=slice(0, 30))
+    with pytest.raises(CheckpointError, match="input channels do not match"):
+        load_checkpoint(out, dataset=fewer, source="fewer.nc")
+    (tmp_path / "junk.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="junk.pt: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "none.pt")

@@ -1,0 +1,49 @@
+# The surrogate stage: train one TCN-LSTM per cell type, evaluate it held-out.
+
+
+rule train_surrogate:
+    input:
+        "results/cells/{cell_type}.nc",
+    output:
+        checkpoint="results/train/{cell_type}.pt",
+        history="results/train/{cell_type}_history.nc",
+    log:
+        "logs/train_surrogate/{cell_type}.log",
+    benchmark:
+        "benchmarks/train_surrogate/{cell_type}.tsv"
+    params:
+        config_json=json.dumps(config["train"]),
+        seed=config["seed"],
+    resources:
+        gpu=1,
+        mem_mb=RES["mem_mb"],
+        runtime=240,
+    threads: config["train"]["threads"] or 1
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    shell:
+        "hnn-surrogate train {input} --config-json '{params.config_json}'"
+        " --seed {params.seed} --out {output.checkpoint} --history {output.history}"
+        " > {log} 2>&1"
+
+
+rule evaluate_surrogate:
+    input:
+        checkpoint="results/train/{cell_type}.pt",
+        dataset="results/cells/{cell_type}.nc",
+    output:
+        metrics="results/evaluate/{cell_type}.nc",
+        table=report("results/evaluate/{cell_type}.md", category="surrogates"),
+    log:
+        "logs/evaluate_surrogate/{cell_type}.log",
+    params:
+        split=config["evaluate"]["split"],
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=30,
+    threads: 1
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    shell:
+        "hnn-surrogate evaluate {input.checkpoint} {input.dataset} --split {params.split}"
+        " --out {output.metrics} --table {output.table} > {log} 2>&1"
