@@ -17,7 +17,8 @@ from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
 
 TINY_TRAIN = {"hidden": 8, "kernel_size": 3, "dilations": [1, 2, 4], "lstm_hidden": 8,
               "epochs": 4, "steps_per_epoch": 3, "batch_size": 4, "lr": 0.003, "patience": 10,
-              "crop_bins": 60, "burn_in_bins": 10, "v_clip": -55.0, "dipole_weight": 1.0,
+              "crop_bins": 60, "burn_in_bins": 10, "v_clip": -55.0, "spike_kernel_ms": 10.0,
+              "dipole_weight": 1.0,
               "spike_weight": 1.0, "threads": 1, "device": "cpu"}
 
 

@@ -254,6 +254,7 @@ SURROGATE_METRICS = Schema(
            for name, (units, desc) in {
                "v_rmse_sub": ("mV", "subthreshold soma voltage RMSE (spikes cut out)"),
                "v_explained_variance_sub": ("1", "explained variance, subthreshold voltage"),
+               "v_r": ("1", "Pearson r of the whole voltage trace, spikes included"),
                "spike_precision": ("1", "matched predicted / predicted spikes (+/-2 ms)"),
                "spike_recall": ("1", "matched NEURON / NEURON spikes (+/-2 ms)"),
                "spike_f1": ("1", "F1 of spike timing (+/-2 ms)"),
@@ -263,5 +264,20 @@ SURROGATE_METRICS = Schema(
                "dipole_r": ("1", "Pearson r of the dipole (NaN: no dipole)"),
                "dipole_rmse": ("nAm", "RMSE of the dipole"),
            }.items()},
+    },
+)
+
+SURROGATE_BENCHMARK = Schema(
+    name="surrogate_benchmark",
+    version=1,
+    attrs=("device", "n_bins", "git_commit", "versions", "created"),
+    variables={
+        "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
+        "batch": Var(("batch",), "int32", "1", "cells stepped together"),
+        "neuron_ms_per_s": Var(("cell_type",), "float64", "ms/s",
+                               "NEURON: simulated cell-ms per wall second, one core"),
+        "surrogate_ms_per_s": Var(("cell_type", "batch"), "float64", "ms/s",
+                                  "surrogate streaming step: simulated cell-ms per wall second"),
+        "speedup": Var(("cell_type", "batch"), "float64", "1", "surrogate / NEURON throughput"),
     },
 )

@@ -79,6 +79,14 @@ def _evaluate(args):
                        table=args.table)
 
 
+def _bench_surrogate(args):
+    from .bench.surrogate import run_surrogate_benchmark
+
+    run_surrogate_benchmark(checkpoints=args.checkpoints, datasets=args.datasets, out=args.out,
+                            table=args.table, batches=tuple(args.batches), n_bins=args.n_bins,
+                            device=args.device)
+
+
 def _add_sim_args(p):
     p.add_argument("--dt", type=float, default=0.025, help="NEURON step (ms)")
     p.add_argument("--delay", type=float, default=0.1, help="synaptic delay (ms)")
@@ -134,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("bench-surrogate", help="surrogate vs NEURON single-cell throughput")
+    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--datasets", nargs="+", required=True)
+    p.add_argument("--batches", nargs="+", type=int, default=[1, 64, 4096])
+    p.add_argument("--n-bins", type=int, default=200)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True)
+    p.add_argument("--table")
+    p.set_defaults(func=_bench_surrogate)
 
     p = sub.add_parser("plot-cells", help="figure of a merged cell-type dataset")
     p.add_argument("dataset")

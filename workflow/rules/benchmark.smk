@@ -36,3 +36,27 @@ rule benchmark_cells:
         " --tstop {params.tstop} --dt {params.dt} --bin-ms {params.bin_ms}"
         " --delay {params.delay} --seed {params.seed} --mpiexec '{resources.mpi}'"
         " --out {output.nc} --table {output.table} > {log} 2>&1"
+
+
+rule benchmark_surrogate:
+    input:
+        checkpoints=expand("results/train/{cell_type}.pt", cell_type=CELLS["cell_types"]),
+        datasets=expand("results/cells/{cell_type}.nc", cell_type=CELLS["cell_types"]),
+    output:
+        nc="results/benchmarks/surrogate.nc",
+        table=report("results/benchmarks/surrogate.md", category="benchmarks"),
+    log:
+        "logs/benchmark_surrogate/benchmark_surrogate.log",
+    params:
+        batches=config["benchmark"]["surrogate_batches"],
+        n_bins=config["benchmark"]["surrogate_bins"],
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=60,
+    threads: 2
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    shell:
+        "hnn-surrogate bench-surrogate --checkpoints {input.checkpoints}"
+        " --datasets {input.datasets} --batches {params.batches} --n-bins {params.n_bins}"
+        " --out {output.nc} --table {output.table} > {log} 2>&1"

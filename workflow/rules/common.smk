@@ -53,4 +53,5 @@ def all_targets():
         *expand("results/cells/figures/{cell_type}.png", cell_type=CELLS["cell_types"]),
         *expand("results/evaluate/{cell_type}.nc", cell_type=CELLS["cell_types"]),
         "results/benchmarks/cells.nc",
+        "results/benchmarks/surrogate.nc",
     ]

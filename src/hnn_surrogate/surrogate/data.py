@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .kernels import apply_kernels, fit_kernels, spike_part_of_voltage
+
 TARGETS = ("v_soma", "dipole")
 
 
@@ -26,16 +28,25 @@ def data_hash(ds) -> str:
     return h.hexdigest()[:16]
 
 
-def target_array(ds, v_clip: float) -> np.ndarray:
-    """Targets (N, L, T): soma voltage clipped at ``v_clip`` mV, and the dipole (nAm).
+def spike_indicator(ds) -> np.ndarray:
+    """(N, L) float: 1 in bins where NEURON's soma crossed 0 mV upward."""
+    return (ds["spike_count"].values > 0).astype(np.float64)
 
-    The voltage head learns the subthreshold voltage (action potentials cut
-    off at ``v_clip``, as in Beniaguev et al. 2021); the spike head learns when
-    the cell fires.
+
+def target_array(ds, v_clip: float, kernels: np.ndarray | None) -> np.ndarray:
+    """What the regression heads learn, (N, L, T): physical units.
+
+    Soma voltage clipped at ``v_clip`` mV (action potentials cut off, as in
+    Beniaguev et al. 2021) and, for pyramidal cells, the dipole (nAm) minus its
+    spike-locked part ``kernels[1]`` convolved with NEURON's spikes. The spike
+    head learns when the cell fires; the kernels add the spikes back.
     """
     parts = [np.minimum(ds["v_soma"].values, v_clip)]
     if "dipole" in ds:
-        parts.append(ds["dipole"].values)
+        dip = ds["dipole"].values.astype(np.float64)
+        if kernels is not None:
+            dip = dip - apply_kernels(spike_indicator(ds), kernels[1:2])[..., 0]
+        parts.append(dip)
     return np.stack(parts, axis=-1)
 
 
@@ -46,10 +57,11 @@ class Normalization:
     input_scale: np.ndarray   # (n_channels,)
     target_mean: np.ndarray   # (n_targets,)
     target_std: np.ndarray    # (n_targets,)
+    spike_kernels: np.ndarray  # (n_targets, n_lags): mV and nAm per spike, lag 0..n_lags-1 bins
     v_clip: float = -55.0     # mV: voltage target clipped here
 
     @classmethod
-    def fit(cls, ds, v_clip: float = -55.0) -> "Normalization":
+    def fit(cls, ds, v_clip: float = -55.0, n_lags: int = 40) -> "Normalization":
         train = ds.isel(sim=np.flatnonzero(ds["split"].values == "train"))
         x = train["inputs"].values
         scale = np.ones(x.shape[-1])
@@ -57,8 +69,13 @@ class Normalization:
             nz = x[..., c][x[..., c] > 0]
             if nz.size:
                 scale[c] = nz.mean()
-        y = target_array(train, v_clip).reshape(-1, len(target_names(ds)))
-        return cls(scale, y.mean(axis=0), y.std(axis=0) + 1e-12, float(v_clip))
+        spikes = spike_indicator(train)
+        traces = [spike_part_of_voltage(train["v_soma"].values, v_clip)]
+        if "dipole" in train:
+            traces.append(train["dipole"].values)
+        kernels = fit_kernels(spikes, np.stack(traces, axis=-1).astype(np.float64), n_lags)
+        y = target_array(train, v_clip, kernels).reshape(-1, len(target_names(ds)))
+        return cls(scale, y.mean(axis=0), y.std(axis=0) + 1e-12, kernels, float(v_clip))
 
     def to_dict(self) -> dict:
         d = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in vars(self).items()}
@@ -80,8 +97,13 @@ class Normalization:
         return torch.from_numpy(((y - self.target_mean) / self.target_std).astype(np.float32))
 
     def physical(self, y_norm: torch.Tensor) -> np.ndarray:
-        """(..., T) normalised -> physical units (mV, nAm), float64 array."""
+        """(..., T) normalised head output -> physical units (mV, nAm), float64 array."""
         return y_norm.detach().cpu().double().numpy() * self.target_std + self.target_mean
+
+    def traces(self, y_norm: torch.Tensor, spikes: np.ndarray) -> np.ndarray:
+        """Full traces (N, L, T) in mV / nAm: heads plus spike kernels at ``spikes`` (N, L)."""
+        return self.physical(y_norm) + apply_kernels(np.asarray(spikes, np.float64),
+                                                     self.spike_kernels)
 
 
 def split_tensors(ds, split: str, norm: Normalization):
@@ -89,6 +111,6 @@ def split_tensors(ds, split: str, norm: Normalization):
     pos = np.flatnonzero(ds["split"].values == split)
     sub = ds.isel(sim=pos)
     x = norm.inputs(sub["inputs"].values)
-    y = norm.targets(target_array(sub, norm.v_clip))
+    y = norm.targets(target_array(sub, norm.v_clip, norm.spike_kernels))
     spikes = torch.from_numpy((sub["spike_count"].values > 0).astype(np.float32))
     return x, y, spikes, pos

@@ -64,12 +64,20 @@ class CausalBlock(nn.Module):
         # h: (N, C, L) -> left-pad so output t sees inputs <= t
         return h + F.gelu(self.conv(F.pad(h, (self.pad, 0))))
 
-    def step(self, h_t: torch.Tensor, buf: torch.Tensor):
-        """One bin. h_t: (N, C); buf: (N, C, pad) the previous inputs. Returns (out, buf)."""
-        window = torch.cat([buf, h_t.unsqueeze(-1)], dim=-1)  # (N, C, pad + 1)
-        taps = window[:, :, :: self.dilation]                # (N, C, kernel_size)
-        y = F.conv1d(taps, self.conv.weight, self.conv.bias).squeeze(-1)  # (N, C)
-        return h_t + F.gelu(y), window[:, :, 1:]
+    def step(self, h_t: torch.Tensor, buf: tuple):
+        """One bin.
+
+        h_t: (N, C). buf: the previous ``pad`` inputs of this block, oldest first,
+        a tuple of (N, C) tensors (a tuple, not one tensor that is shifted in
+        place: appending costs O(1) per bin and keeps autograd intact).
+        Returns (out (N, C), new buf).
+        """
+        window = buf + (h_t,)
+        taps = torch.cat(window[:: self.dilation], dim=1)      # (N, kernel_size * C), oldest first
+        # conv weight (C_out, C, k) -> (C_out, k, C) -> (C_out, k * C) to match the taps
+        w = self.conv.weight.permute(0, 2, 1).reshape(self.conv.out_channels, -1)
+        y = F.linear(taps, w, self.conv.bias)                  # (N, C_out)
+        return h_t + F.gelu(y), window[1:]
 
 
 class Surrogate(nn.Module):
@@ -110,11 +118,10 @@ class Surrogate(nn.Module):
         c = self.config
         if device is None:
             device = self.inp.weight.device
-        bufs = [torch.zeros(batch, c.hidden, b.pad, device=device, dtype=dtype)
-                for b in self.blocks]
-        hc = tuple(torch.zeros(c.lstm_layers, batch, c.lstm_hidden, device=device, dtype=dtype)
-                   for _ in range(2))
-        return {"bufs": bufs, "lstm": hc}
+        zero = torch.zeros(batch, c.hidden, device=device, dtype=dtype)
+        bufs = [(zero,) * b.pad for b in self.blocks]
+        zero_l = torch.zeros(batch, c.lstm_hidden, device=device, dtype=dtype)
+        return {"bufs": bufs, "h": (zero_l,) * c.lstm_layers, "c": (zero_l,) * c.lstm_layers}
 
     def step(self, x_t: torch.Tensor, state: dict):
         """One bin for a batch of cells.
@@ -129,12 +136,26 @@ class Surrogate(nn.Module):
         y_t : tensor, shape (N, n_targets)
         spike_logit_t : tensor, shape (N,)
         state : dict, the new state (the old one is not modified)
+
+        Differentiable: gradients flow through the state from bin to bin.
         """
         h = F.linear(x_t, self.inp.weight.squeeze(-1), self.inp.bias)  # (N, H)
         bufs = []
         for block, buf in zip(self.blocks, state["bufs"]):
             h, buf = block.step(h, buf)
             bufs.append(buf)
-        out, hc = self.lstm(h.unsqueeze(1), state["lstm"])  # (N, 1, H) -> (N, 1, H_lstm)
-        z = self.head(out.squeeze(1))                        # (N, n_targets + 1)
-        return z[:, :-1], z[:, -1], {"bufs": bufs, "lstm": hc}
+        # The LSTM cell written out (PyTorch's gate order i, f, g, o): one step of
+        # nn.LSTM, without its per-call overhead.
+        hs, cs = [], []
+        for layer in range(self.config.lstm_layers):
+            gates = (F.linear(h, getattr(self.lstm, f"weight_ih_l{layer}"),
+                              getattr(self.lstm, f"bias_ih_l{layer}"))
+                     + F.linear(state["h"][layer], getattr(self.lstm, f"weight_hh_l{layer}"),
+                                getattr(self.lstm, f"bias_hh_l{layer}")))  # (N, 4 H_lstm)
+            i, f, g, o = gates.chunk(4, dim=1)
+            c_new = torch.sigmoid(f) * state["c"][layer] + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c_new)                     # (N, H_lstm)
+            hs.append(h)
+            cs.append(c_new)
+        z = self.head(h)                                     # (N, n_targets + 1)
+        return z[:, :-1], z[:, -1], {"bufs": bufs, "h": tuple(hs), "c": tuple(cs)}

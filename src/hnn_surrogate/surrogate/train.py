@@ -41,6 +41,7 @@ class TrainConfig:
     batch_size: int = 16        # crops per optimiser step
     lr: float = 3e-3            # Adam learning rate (halved after 3 epochs without progress)
     v_clip: float = -55.0       # mV: voltage target clipped here (spikes go to the spike head)
+    spike_kernel_ms: float = 20.0  # length of the spike-locked voltage/dipole kernels
     patience: int = 6           # epochs without validation improvement before stopping
     crop_bins: int = 400        # training crop length (bins); 0 = whole simulations
     burn_in_bins: int = 40      # unscored bins at the start of a crop (not at t = 0)
@@ -128,7 +129,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
     targets = target_names(ds)
-    norm = Normalization.fit(ds, v_clip=cfg.v_clip)
+    norm = Normalization.fit(ds, v_clip=cfg.v_clip,
+                             n_lags=max(1, int(round(cfg.spike_kernel_ms / float(ds.attrs["bin_ms"])))))
     dhash = data_hash(ds)
     xt, yt, st, _ = split_tensors(ds, "train", norm)
     xv, yv, sv, _ = split_tensors(ds, "val", norm)
