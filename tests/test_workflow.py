@@ -1,10 +1,12 @@
-"""The whole cells stage, through Snakemake, on the tiny config."""
+"""The whole pipeline so far, through Snakemake, on the tiny config."""
 
 import subprocess
 
 import numpy as np
 
-from hnn_surrogate.artifacts import CELLS_BENCHMARK
+from hnn_surrogate.artifacts import (
+    CELLS_BENCHMARK, SURROGATE_BENCHMARK, SURROGATE_METRICS, SURROGATE_PANELS,
+)
 from hnn_surrogate.datasets import open_cell_dataset
 
 
@@ -24,6 +26,15 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         assert ds.attrs["seed"] == 7 and len(ds.attrs["config_hash"]) >= 16
         assert (tmp_path / "results" / "cells" / "figures" / f"{cell_type}.png").stat().st_size > 1e4
         assert (tmp_path / "logs" / "merge_cells" / f"{cell_type}.log").exists()
+        assert (tmp_path / "results" / "train" / f"{cell_type}.pt").exists()
+        metrics = SURROGATE_METRICS.read(tmp_path / "results" / "evaluate" / f"{cell_type}.nc")
+        assert metrics.attrs["split"] == "test"
+        panels = SURROGATE_PANELS.read(tmp_path / "results" / "evaluate" / "panels" / f"{cell_type}.nc")
+        assert panels.sizes["n_inputs"] == 12
+        assert (tmp_path / "results" / "evaluate" / "figures" / f"{cell_type}.png").exists()
+    surrogate = SURROGATE_BENCHMARK.read(tmp_path / "results" / "benchmarks" / "surrogate.nc")
+    assert list(surrogate["batch"].values) == [1, 8]
+    assert np.all(surrogate["speedup"].values > 0)
     bench = CELLS_BENCHMARK.read(tmp_path / "results" / "benchmarks" / "cells.nc")
     assert np.all(bench["identical"].values == 1)
     assert np.all(bench["ms_per_s_per_core"].values > 0)

@@ -87,6 +87,14 @@ def _bench_surrogate(args):
                             device=args.device)
 
 
+def _panels(args):
+    from .figures.surrogate import plot_panels
+    from .surrogate.panels import compute_panels
+
+    compute_panels(args.checkpoint, args.dataset, args.calibration, args.out)
+    plot_panels(args.out, args.figure)
+
+
 def _add_sim_args(p):
     p.add_argument("--dt", type=float, default=0.025, help="NEURON step (ms)")
     p.add_argument("--delay", type=float, default=0.1, help="synaptic delay (ms)")
@@ -152,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_bench_surrogate)
+
+    p = sub.add_parser("panels", help="single-cell panels, NEURON vs surrogate (NetCDF + PNG)")
+    p.add_argument("checkpoint")
+    p.add_argument("dataset")
+    p.add_argument("--calibration", required=True)
+    p.add_argument("--out", required=True, help="surrogate_panels NetCDF")
+    p.add_argument("--figure", required=True, help="PNG drawn from --out")
+    p.set_defaults(func=_panels)
 
     p = sub.add_parser("plot-cells", help="figure of a merged cell-type dataset")
     p.add_argument("dataset")

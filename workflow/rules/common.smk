@@ -52,6 +52,7 @@ def all_targets():
         *expand("results/cells/{cell_type}.nc", cell_type=CELLS["cell_types"]),
         *expand("results/cells/figures/{cell_type}.png", cell_type=CELLS["cell_types"]),
         *expand("results/evaluate/{cell_type}.nc", cell_type=CELLS["cell_types"]),
+        *expand("results/evaluate/figures/{cell_type}.png", cell_type=CELLS["cell_types"]),
         "results/benchmarks/cells.nc",
         "results/benchmarks/surrogate.nc",
     ]

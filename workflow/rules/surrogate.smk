@@ -47,3 +47,25 @@ rule evaluate_surrogate:
     shell:
         "hnn-surrogate evaluate {input.checkpoint} {input.dataset} --split {params.split}"
         " --out {output.metrics} --table {output.table} > {log} 2>&1"
+
+
+rule plot_surrogate_panels:
+    input:
+        checkpoint="results/train/{cell_type}.pt",
+        dataset="results/cells/{cell_type}.nc",
+        calibration="results/cells/calibration/{cell_type}.nc",
+    output:
+        panels="results/evaluate/panels/{cell_type}.nc",
+        figure=report("results/evaluate/figures/{cell_type}.png", category="surrogates"),
+    log:
+        "logs/plot_surrogate_panels/{cell_type}.log",
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=30,
+    threads: 1
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    shell:
+        "hnn-surrogate panels {input.checkpoint} {input.dataset}"
+        " --calibration {input.calibration} --out {output.panels} --figure {output.figure}"
+        " > {log} 2>&1"
