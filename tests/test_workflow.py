@@ -5,7 +5,7 @@ import subprocess
 import numpy as np
 
 from hnn_surrogate.artifacts import (
-    CELLS_BENCHMARK, SURROGATE_BENCHMARK, SURROGATE_METRICS, SURROGATE_PANELS,
+    CELLS_BENCHMARK, LEARNING_CURVE, SURROGATE_BENCHMARK, SURROGATE_METRICS, SURROGATE_PANELS,
 )
 from hnn_surrogate.datasets import open_cell_dataset
 
@@ -32,6 +32,8 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         panels = SURROGATE_PANELS.read(tmp_path / "results" / "evaluate" / "panels" / f"{cell_type}.nc")
         assert panels.sizes["n_inputs"] == 12
         assert (tmp_path / "results" / "evaluate" / "figures" / f"{cell_type}.png").exists()
+    curve = LEARNING_CURVE.read(tmp_path / "results" / "learning_curve" / "L2_basket.nc")
+    assert list(curve["fraction"].values) == [0.5, 1.0]
     surrogate = SURROGATE_BENCHMARK.read(tmp_path / "results" / "benchmarks" / "surrogate.nc")
     assert list(surrogate["batch"].values) == [1, 8]
     assert np.all(surrogate["speedup"].values > 0)

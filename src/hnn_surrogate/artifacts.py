@@ -316,3 +316,16 @@ SURROGATE_PANELS = Schema(
                                         "dipole, surrogate", optional=True),
     },
 )
+
+LEARNING_CURVE = Schema(
+    name="learning_curve",
+    version=1,
+    attrs=("cell_type", "n_train_full", "git_commit", "versions", "created"),
+    variables={
+        "n_train": Var(("n_train",), "int32", "1", "training simulations"),
+        "fraction": Var(("n_train",), "float64", "1", "fraction of the training split"),
+        **{name: Var(("n_train",), var.dtype, var.units, var.description + " (all regimes)")
+           for name, var in SURROGATE_METRICS.variables.items()
+           if name not in ("regime", "n_sims")},
+    },
+)

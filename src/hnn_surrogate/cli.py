@@ -95,6 +95,16 @@ def _panels(args):
     plot_panels(args.out, args.figure)
 
 
+def _learning_curve(args):
+    from .datasets import open_cell_dataset
+    from .surrogate.evaluate import learning_curve
+
+    if len(args.metrics) != len(args.fractions):
+        raise SystemExit("learning-curve: give one --fractions value per metrics file")
+    n_train = int((open_cell_dataset(args.dataset)["split"].values == "train").sum())
+    learning_curve(args.metrics, args.fractions, n_train, args.out, figure=args.figure)
+
+
 def _add_sim_args(p):
     p.add_argument("--dt", type=float, default=0.025, help="NEURON step (ms)")
     p.add_argument("--delay", type=float, default=0.1, help="synaptic delay (ms)")
@@ -168,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="surrogate_panels NetCDF")
     p.add_argument("--figure", required=True, help="PNG drawn from --out")
     p.set_defaults(func=_panels)
+
+    p = sub.add_parser("learning-curve", help="held-out metrics against training-set size")
+    p.add_argument("--dataset", required=True, help="the merged dataset (counts train sims)")
+    p.add_argument("--metrics", nargs="+", required=True, help="surrogate_metrics files")
+    p.add_argument("--fractions", nargs="+", type=float, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--figure")
+    p.set_defaults(func=_learning_curve)
 
     p = sub.add_parser("plot-cells", help="figure of a merged cell-type dataset")
     p.add_argument("dataset")

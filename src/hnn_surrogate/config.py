@@ -111,6 +111,10 @@ def _semantic_errors(config: dict) -> list[str]:
         messages.append("config key 'cells.split': fractions sum to 0")
     elif cells["split"]["train"] <= 0:
         messages.append("config key 'cells.split.train': must be > 0")
+    lc = config["evaluate"]["learning_curve"]
+    if lc["fractions"] and lc["cell_type"] not in cells["cell_types"]:
+        messages.append(f"config key 'evaluate.learning_curve.cell_type': {lc['cell_type']!r} "
+                        f"is not in cells.cell_types")
     bench = config["benchmark"]
     if bench["regime"] not in cells["regimes"]:
         messages.append(f"config key 'benchmark.regime': {bench['regime']!r} is not one of "

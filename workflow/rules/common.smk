@@ -23,6 +23,7 @@ wildcard_constraints:
     cell_type="|".join(CELL_TYPES),
     regime="[a-z][a-z0-9_]*",
     shard=r"\d{4}",
+    fraction=r"0\.\d+",
 
 
 def n_shards(regime):
@@ -46,6 +47,17 @@ def shard_files(wildcards):
     ]
 
 
+LC = config["evaluate"]["learning_curve"]
+
+
+def learning_curve_metrics(wildcards):
+    """Metrics of the subset models, then of the full model."""
+    return [
+        *(f"results/learning_curve/{wildcards.cell_type}/{f}.nc" for f in LC["fractions"]),
+        f"results/evaluate/{wildcards.cell_type}.nc",
+    ]
+
+
 def all_targets():
     """What `snakemake` builds by default."""
     return [
@@ -55,4 +67,5 @@ def all_targets():
         *expand("results/evaluate/figures/{cell_type}.png", cell_type=CELLS["cell_types"]),
         "results/benchmarks/cells.nc",
         "results/benchmarks/surrogate.nc",
+        *([f"results/learning_curve/{LC['cell_type']}.nc"] if LC["fractions"] else []),
     ]

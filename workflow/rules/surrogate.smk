@@ -69,3 +69,49 @@ rule plot_surrogate_panels:
         "hnn-surrogate panels {input.checkpoint} {input.dataset}"
         " --calibration {input.calibration} --out {output.panels} --figure {output.figure}"
         " > {log} 2>&1"
+
+
+use rule train_surrogate as train_surrogate_subset with:
+    output:
+        checkpoint="results/learning_curve/{cell_type}/{fraction}.pt",
+        history="results/learning_curve/{cell_type}/{fraction}_history.nc",
+    log:
+        "logs/train_surrogate_subset/{cell_type}/{fraction}.log",
+    benchmark:
+        "benchmarks/train_surrogate_subset/{cell_type}/{fraction}.tsv"
+    params:
+        config_json=lambda wc: json.dumps({**config["train"], "train_fraction": float(wc.fraction)}),
+        seed=config["seed"],
+
+
+use rule evaluate_surrogate as evaluate_surrogate_subset with:
+    input:
+        checkpoint="results/learning_curve/{cell_type}/{fraction}.pt",
+        dataset="results/cells/{cell_type}.nc",
+    output:
+        metrics="results/learning_curve/{cell_type}/{fraction}.nc",
+        table="results/learning_curve/{cell_type}/{fraction}.md",
+    log:
+        "logs/evaluate_surrogate_subset/{cell_type}/{fraction}.log",
+
+
+rule plot_learning_curve:
+    input:
+        dataset="results/cells/{cell_type}.nc",
+        metrics=learning_curve_metrics,
+    output:
+        nc="results/learning_curve/{cell_type}.nc",
+        figure=report("results/learning_curve/{cell_type}.png", category="surrogates"),
+    log:
+        "logs/plot_learning_curve/{cell_type}.log",
+    params:
+        fractions=[*LC["fractions"], 1.0],
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=10,
+    threads: 1
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    shell:
+        "hnn-surrogate learning-curve --dataset {input.dataset} --metrics {input.metrics}"
+        " --fractions {params.fractions} --out {output.nc} --figure {output.figure} > {log} 2>&1"

@@ -203,3 +203,48 @@ def format_metrics(ds) -> str:
             f"| {v['spike_recall']:.2f} | {v['spike_f1']:.2f} | {fmt(v['rate_error'], '.1%')} "
             f"| {fmt(v['dipole_r'], '.3f')} | {fmt(v['dipole_rmse'], '.2e')} |")
     return "\n".join(lines)
+
+
+def learning_curve(metric_paths, fractions, n_train_full, out, *, figure=None):
+    """Collect ``surrogate_metrics`` files of one cell type trained on fractions of the data.
+
+    Writes a ``learning_curve`` NetCDF (metrics of the 'all' row against the
+    number of training simulations) and, if ``figure`` is given, a plot.
+    """
+    from ..artifacts import LEARNING_CURVE, SURROGATE_METRICS
+
+    rows = [SURROGATE_METRICS.read(p) for p in metric_paths]
+    cell_types = {r.attrs["cell_type"] for r in rows}
+    if len(cell_types) != 1:
+        raise ValueError(f"learning_curve: metrics of several cell types {sorted(cell_types)}")
+    order = np.argsort(fractions)
+    fr = np.asarray(fractions, dtype=np.float64)[order]
+    data = {k: np.array([float(rows[i][k].values[-1]) for i in order]) for k in METRICS}
+    attrs = provenance_attrs()
+    attrs.update(cell_type=cell_types.pop(), n_train_full=int(n_train_full))
+    data["fraction"] = fr
+    ds = LEARNING_CURVE.build(data, {"n_train": np.round(fr * n_train_full).astype(np.int32)},
+                              attrs)
+    LEARNING_CURVE.write(ds, out)
+    if figure is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
+        n = ds["n_train"].values
+        for ax, keys, target in [
+            (axes[0], ["v_explained_variance_sub", "v_r"], 0.95),
+            (axes[1], ["spike_f1", "spike_precision", "spike_recall"], 0.9),
+            (axes[2], ["dipole_r"], 0.95),
+        ]:
+            for k in keys:
+                ax.plot(n, ds[k].values, "o-", label=k)
+            ax.axhline(target, color="0.6", ls=":", label=f"target {target}")
+            ax.set(xscale="log", xlabel="training simulations", ylim=(min(0, ax.get_ylim()[0]), 1.02))
+            ax.legend(fontsize=7)
+        fig.suptitle(f"{ds.attrs['cell_type']}: held-out fidelity against training-set size")
+        fig.savefig(figure, dpi=110)
+        plt.close(fig)
+    return ds

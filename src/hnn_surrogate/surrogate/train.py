@@ -47,6 +47,7 @@ class TrainConfig:
     burn_in_bins: int = 40      # unscored bins at the start of a crop (not at t = 0)
     dipole_weight: float = 1.0  # loss weight of the dipole relative to the voltage
     spike_weight: float = 1.0   # loss weight of the spike head (binary cross-entropy)
+    train_fraction: float = 1.0  # use this seeded fraction of the training split (learning curves)
     seed: int = 0
     threads: int = 0            # CPU threads for torch; 0 = torch's default
     device: str = "auto"        # auto (CUDA when present), cpu or cuda
@@ -133,6 +134,10 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
                              n_lags=max(1, int(round(cfg.spike_kernel_ms / float(ds.attrs["bin_ms"])))))
     dhash = data_hash(ds)
     xt, yt, st, _ = split_tensors(ds, "train", norm)
+    if cfg.train_fraction < 1.0:
+        keep = np.random.default_rng([cfg.seed, 7]).permutation(len(xt))
+        keep = np.sort(keep[: max(1, int(round(cfg.train_fraction * len(xt))))])
+        xt, yt, st = xt[keep], yt[keep], st[keep]
     xv, yv, sv, _ = split_tensors(ds, "val", norm)
     if len(xt) == 0 or len(xv) == 0:
         raise ValueError(f"{dataset_path}: needs simulations in both train and val splits")

@@ -1,0 +1,53 @@
+"""The SLURM profile against a real single-node SLURM (tests/slurm/start-slurm.sh).
+
+Runs the cells stage of one cell type of the tiny config through Snakemake's
+SLURM executor: calibration, three MPI shard jobs (2 tasks, 1 CPU each) and
+the merge, each a real sbatch job.
+"""
+
+import shutil
+import subprocess
+
+import pytest
+
+from hnn_surrogate.datasets import open_cell_dataset
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("sbatch") is None or shutil.which("slurmctld") is None,
+    reason="SLURM is not installed (apt-get install slurmctld slurmd munge slurm-client)",
+)
+
+
+@pytest.fixture(scope="module")
+def slurm(repo):
+    subprocess.run(["bash", str(repo / "tests" / "slurm" / "start-slurm.sh")], check=True,
+                   timeout=120)
+    partition = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True,
+                               check=True).stdout.split()[0]
+    return partition
+
+
+def test_cells_stage_through_the_slurm_executor(repo, tmp_path, slurm):
+    target = "results/cells/L2_basket.nc"
+    cmd = ["snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
+           "--workflow-profile", str(repo / "profiles" / "slurm"),
+           "--configfile", str(repo / "config" / "tiny.yaml"),
+           # No accounting on a test cluster: poll squeue instead of sacct.
+           "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+           "--default-resources", f"slurm_partition={slurm}", "slurm_account=none",
+           "mem_mb=1000", "runtime=10",
+           # The PyPI mpich here has no SLURM PMI: launch ranks with its mpiexec
+           # inside the allocation (a cluster profile keeps srun).
+           "--set-resources", "simulate_cells:mpi=mpiexec", "simulate_cells:cpus_per_task=1",
+           "--jobs", "4", target]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    assert out.count("has been submitted with SLURM jobid") == 5  # calibrate, 3 shards, merge
+    ds = open_cell_dataset(tmp_path / target)
+    assert ds.sizes["sim"] == 14
+    assert set(ds["split"].values) == {"train", "val", "test"}
+    # Every shard ran as 2 MPI ranks inside its SLURM job.
+    for regime in ("subthreshold", "suprathreshold", "network"):
+        log = (tmp_path / "logs" / "simulate_cells" / "L2_basket" / regime / "0000.log").read_text()
+        assert "rank 0 of 2" in log
