@@ -239,6 +239,10 @@ def learning_curve(metric_paths, fractions, n_train_full, out, *, figure=None):
             (axes[1], ["spike_f1", "spike_precision", "spike_recall"], 0.9),
             (axes[2], ["dipole_r"], 0.95),
         ]:
+            keys = [k for k in keys if np.isfinite(ds[k].values).any()]
+            if not keys:  # e.g. no dipole for basket cells
+                ax.axis("off")
+                continue
             for k in keys:
                 ax.plot(n, ds[k].values, "o-", label=k)
             ax.axhline(target, color="0.6", ls=":", label=f"target {target}")
