@@ -11,11 +11,32 @@ schema version, or that does not match the schema, naming file and variable.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+
+@contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside ``path``; on success fsync and rename it to ``path``.
+
+    On any error (or a kill) ``path`` is untouched: only a hidden
+    ``.<name>.<pid>.tmp`` can be left behind, which nothing reads.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 class ArtifactError(ValueError):
@@ -128,16 +149,8 @@ class Schema:
         """Validate ``ds`` and write it to ``path`` atomically; return the path."""
         path = Path(path)
         self.validate(ds, source=f"{self.name} to be written to {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_output(path) as tmp:
             ds.to_netcdf(tmp, engine="netcdf4", encoding=self._encoding(ds))
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
         return path
 
     def read(self, path) -> xr.Dataset:

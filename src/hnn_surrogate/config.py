@@ -99,14 +99,14 @@ def _semantic_errors(config: dict) -> list[str]:
         check_range(f"{base}.rate_hz", regime["rate_hz"])
         check_range(f"{base}.weight.excitatory", regime["weight"]["excitatory"])
         check_range(f"{base}.weight.inhibitory", regime["weight"]["inhibitory"])
-    per_bin = cells["bin_ms"] / cells["dt"]
-    if not math.isclose(per_bin, round(per_bin), rel_tol=0, abs_tol=1e-6):
-        messages.append(f"config key 'cells.bin_ms': {cells['bin_ms']} is not a whole "
-                        f"multiple of cells.dt ({cells['dt']})")
-    n_bins = cells["tstop"] / cells["bin_ms"]
-    if not math.isclose(n_bins, round(n_bins), rel_tol=0, abs_tol=1e-6):
-        messages.append(f"config key 'cells.tstop': {cells['tstop']} is not a whole "
-                        f"multiple of cells.bin_ms ({cells['bin_ms']})")
+    def check_multiple(key, value, unit_key, unit):
+        ratio = value / unit
+        if not math.isclose(ratio, round(ratio), rel_tol=0, abs_tol=1e-6):
+            messages.append(f"config key '{key}': {value} is not a whole multiple of "
+                            f"{unit_key} ({unit})")
+
+    check_multiple("cells.bin_ms", cells["bin_ms"], "cells.dt", cells["dt"])
+    check_multiple("cells.tstop", cells["tstop"], "cells.bin_ms", cells["bin_ms"])
     if sum(cells["split"].values()) <= 0:
         messages.append("config key 'cells.split': fractions sum to 0")
     elif cells["split"]["train"] <= 0:
@@ -119,10 +119,7 @@ def _semantic_errors(config: dict) -> list[str]:
     if bench["regime"] not in cells["regimes"]:
         messages.append(f"config key 'benchmark.regime': {bench['regime']!r} is not one of "
                         f"the configured regimes ({', '.join(cells['regimes'])})")
-    n_bins = bench["tstop"] / cells["bin_ms"]
-    if not math.isclose(n_bins, round(n_bins), rel_tol=0, abs_tol=1e-6):
-        messages.append(f"config key 'benchmark.tstop': {bench['tstop']} is not a whole "
-                        f"multiple of cells.bin_ms ({cells['bin_ms']})")
+    check_multiple("benchmark.tstop", bench["tstop"], "cells.bin_ms", cells["bin_ms"])
     return messages
 
 

@@ -9,12 +9,12 @@ bin width fail with a clear error before any work.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..artifacts import atomic_output
 from .data import Normalization, target_names
 from .model import Surrogate, SurrogateConfig
 
@@ -27,18 +27,9 @@ class CheckpointError(ValueError):
 
 def atomic_save(obj, path) -> Path:
     """torch.save to a temporary name in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_output(path) as tmp:
         torch.save(obj, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 def save_checkpoint(path, model: Surrogate, *, norm: Normalization, cell_type, channels,
