@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env run test test-slow lint clean-results
+.PHONY: env run test lint
 
 env: $(STAMP)
 
@@ -30,9 +30,6 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "not slow"
-
-test-slow: $(STAMP)
-	$(VENV)/bin/python -m pytest -m slow
 
 lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint --configfile $(CONFIG)
