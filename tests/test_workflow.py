@@ -36,7 +36,10 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     assert list(curve["fraction"].values) == [0.5, 1.0]
     surrogate = SURROGATE_BENCHMARK.read(tmp_path / "results" / "benchmarks" / "surrogate.nc")
     assert list(surrogate["batch"].values) == [1, 8]
+    assert list(surrogate["dtype"].values) == ["float32", "bfloat16"]
     assert np.all(surrogate["speedup"].values > 0)
+    assert np.all((surrogate["bf16_spike_agreement"].values >= 0)
+                  & (surrogate["bf16_spike_agreement"].values <= 1))
     bench = CELLS_BENCHMARK.read(tmp_path / "results" / "benchmarks" / "cells.nc")
     assert np.all(bench["identical"].values == 1)
     assert np.all(bench["ms_per_s_per_core"].values > 0)

@@ -282,16 +282,22 @@ SURROGATE_METRICS = Schema(
 
 SURROGATE_BENCHMARK = Schema(
     name="surrogate_benchmark",
-    version=1,
+    version=2,
     attrs=("device", "n_bins", "git_commit", "versions", "created"),
     variables={
         "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
+        "dtype": Var(("dtype",), "str", "1", "surrogate arithmetic: float32 or bfloat16"),
         "batch": Var(("batch",), "int32", "1", "cells stepped together"),
         "neuron_ms_per_s": Var(("cell_type",), "float64", "ms/s",
                                "NEURON: simulated cell-ms per wall second, one core"),
-        "surrogate_ms_per_s": Var(("cell_type", "batch"), "float64", "ms/s",
+        "surrogate_ms_per_s": Var(("cell_type", "dtype", "batch"), "float64", "ms/s",
                                   "surrogate streaming step: simulated cell-ms per wall second"),
-        "speedup": Var(("cell_type", "batch"), "float64", "1", "surrogate / NEURON throughput"),
+        "speedup": Var(("cell_type", "dtype", "batch"), "float64", "1",
+                       "surrogate / NEURON throughput"),
+        "bf16_v_rms_diff": Var(("cell_type",), "float64", "mV",
+                               "bfloat16 vs float32 voltage head, RMS over held-out sims"),
+        "bf16_spike_agreement": Var(("cell_type",), "float64", "1",
+                                    "share of float32 spikes that bfloat16 puts in the same bin"),
     },
 )
 
