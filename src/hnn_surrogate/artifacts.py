@@ -153,6 +153,15 @@ class Schema:
             ds.to_netcdf(tmp, engine="netcdf4", encoding=self._encoding(ds))
         return path
 
+    def publish(self, ds: xr.Dataset, path, text: str, table=None) -> str:
+        """Write ``ds`` to ``path``, print ``text`` (its human summary), and save that to ``table``."""
+        self.write(ds, path)
+        print(text)
+        if table is not None:
+            with atomic_output(table) as tmp:
+                Path(tmp).write_text(text + "\n")
+        return text
+
     def read(self, path) -> xr.Dataset:
         """Read, validate and load ``path``; raise ArtifactError on any problem."""
         path = Path(path)

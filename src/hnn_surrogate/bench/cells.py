@@ -65,12 +65,7 @@ def run_cells_benchmark(*, cell_types, calibrations, regime_name, regime, n_sims
         {"cell_type": np.array(cell_types, dtype=object), "ranks": ranks},
         attrs,
     )
-    CELLS_BENCHMARK.write(ds, out)
-    text = format_table(ds)
-    print(text)
-    if table is not None:
-        Path(table).write_text(text + "\n")
-    return text
+    return CELLS_BENCHMARK.publish(ds, out, format_table(ds), table)
 
 
 def format_table(ds) -> str:

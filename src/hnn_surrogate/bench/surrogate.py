@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -120,11 +119,7 @@ def run_surrogate_benchmark(*, checkpoints, datasets, out, table=None, batches=(
         {"cell_type": np.array(cell_types, dtype=object),
          "dtype": np.array([str(d).removeprefix("torch.") for d in dtypes], dtype=object),
          "batch": np.array(batches, dtype=np.int32)}, attrs)
-    SURROGATE_BENCHMARK.write(result, out)
-    text = format_table(result)
-    print(text)
-    if table is not None:
-        Path(table).write_text(text + "\n")
+    SURROGATE_BENCHMARK.publish(result, out, format_table(result), table)
     return result
 
 

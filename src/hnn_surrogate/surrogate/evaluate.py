@@ -176,12 +176,7 @@ def evaluate_surrogate(checkpoint, dataset, out, *, split="test", table=None):
     data = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in METRICS}
     data["n_sims"] = np.array([r["n_sims"] for r in rows], dtype=np.int32)
     result = SURROGATE_METRICS.build(data, {"regime": np.array(groups, dtype=object)}, attrs)
-    SURROGATE_METRICS.write(result, out)
-    text = format_metrics(result)
-    print(text)
-    if table is not None:
-        with open(table, "w") as fh:
-            fh.write(text + "\n")
+    SURROGATE_METRICS.publish(result, out, format_metrics(result), table)
     return result
 
 

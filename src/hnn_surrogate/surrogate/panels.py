@@ -15,7 +15,6 @@ from that file alone (``figures.surrogate``).
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..artifacts import SURROGATE_PANELS
 from ..cells.channels import cell_template, channel_index
