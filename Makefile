@@ -1,6 +1,7 @@
 # Two commands (see README.md):
 #   make run    run the pipeline on config/config.yaml (creates .venv first)
 #   make test   run the default test suite (creates .venv first)
+#   make report the HTML report of a finished run (results/report.html)
 # Variables: CONFIG (config file), CORES (local cores), PYTHON (interpreter
 # that creates the venv), VENV (where it goes), TARGET (snakemake targets).
 PYTHON ?= python3.11
@@ -12,7 +13,7 @@ STAMP := $(VENV)/.installed
 
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: env run test lint
+.PHONY: env run test lint report
 
 env: $(STAMP)
 
@@ -30,6 +31,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "not slow"
+
+report: $(STAMP)
+	$(VENV)/bin/snakemake --configfile $(CONFIG) --report results/report.html
 
 lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint --configfile $(CONFIG)
