@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from hnn_surrogate.artifacts import CELL_CALIBRATION, CELL_SIMS, ArtifactError
-from hnn_surrogate.cells.shard import assemble
 
 MAKE = textwrap.dedent("""
     import numpy as np
@@ -104,4 +103,3 @@ def test_assemble_orders_ragged_arrays_by_simulation():
     ds = make(3, 10)
     np.testing.assert_array_equal(ds["event_sim"].values, [0, 0, 1, 1, 2, 2])
     np.testing.assert_array_equal(ds["spike_sim"].values, [0, 1, 2])
-    assert isinstance(assemble, object)

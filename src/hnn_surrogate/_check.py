@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 
 def check_option(name: str, value, allowed) -> None:
@@ -19,11 +18,3 @@ def check_positive(name: str, value, *, allow_zero: bool = False) -> None:
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound}; got {value!r}")
-
-
-def check_file(name: str, path) -> Path:
-    """Return ``path`` as a Path, raising FileNotFoundError naming ``name``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{name}: no such file: {path}")
-    return path

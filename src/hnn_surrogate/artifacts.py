@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +68,6 @@ class Schema:
     version: int
     variables: dict[str, Var]
     attrs: tuple[str, ...] = ()
-    coords: tuple[str, ...] = field(default=())
 
     def validate(self, ds: xr.Dataset, source: str = "dataset") -> None:
         """Raise ArtifactError naming ``source`` and the culprit on any mismatch."""

@@ -30,19 +30,8 @@ SPIKE_WINDOW_MS = 2.0
 CUT_BEFORE_MS = 2.0
 CUT_AFTER_MS = 8.0
 
-METRICS = {
-    "v_rmse_sub": ("mV", "subthreshold soma voltage RMSE (spikes cut out)"),
-    "v_explained_variance_sub": ("1", "explained variance of subthreshold soma voltage"),
-    "v_r": ("1", "Pearson r of the whole soma voltage trace, spikes included"),
-    "spike_precision": ("1", "matched predicted spikes / predicted spikes (+/-2 ms)"),
-    "spike_recall": ("1", "matched NEURON spikes / NEURON spikes (+/-2 ms)"),
-    "spike_f1": ("1", "harmonic mean of spike precision and recall"),
-    "rate_error": ("1", "|predicted - NEURON spike count| / NEURON spike count"),
-    "n_spikes_true": ("1", "NEURON spikes"),
-    "n_spikes_pred": ("1", "surrogate spikes"),
-    "dipole_r": ("1", "Pearson r of the dipole"),
-    "dipole_rmse": ("nAm", "RMSE of the dipole"),
-}
+METRICS = tuple(v for v in SURROGATE_METRICS.variables if v not in ("regime", "n_sims"))
+"""Metric names; their units and meanings live in the ``surrogate_metrics`` schema."""
 
 
 @torch.no_grad()
