@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/cells.smk"
 include: "workflow/rules/surrogate.smk"
 include: "workflow/rules/benchmark.smk"
+include: "workflow/rules/network.smk"
 
 
 rule all:

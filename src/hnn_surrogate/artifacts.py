@@ -356,3 +356,83 @@ LEARNING_CURVE = Schema(
            if name not in ("regime", "n_sims")},
     },
 )
+
+_NET_ATTRS = ("simulator", "scenario", "condition", "seed", "tstop_ms", "bin_ms", "wall_s",
+              "n_ranks", "git_commit", "versions", "created", "config_hash")
+
+NETWORK_RUN = Schema(
+    name="network_run",
+    version=1,
+    attrs=_NET_ATTRS,
+    variables={
+        "time": Var(("time",), "float64", "ms", "bin centre"),
+        "layer": Var(("layer",), "str", "1", "agg (L2 + L5), L2 or L5 pyramidal cells"),
+        "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
+        "gid_start": Var(("cell_type",), "int64", "1", "first gid of the cell type"),
+        "n_cells": Var(("cell_type",), "int64", "1", "cells of the type"),
+        "dipole": Var(("layer", "time"), "float64", "nAm",
+                      "current dipole, mean over the bin, after hnn-core's baseline "
+                      "renormalisation (not smoothed, not scaled)"),
+        "dipole_processed": Var(("layer", "time"), "float64", "nAm",
+                                "dipole after hnn-core's Dipole.smooth and Dipole.scale with "
+                                "the config's postproc values"),
+        "spike_time": Var(("spike",), "float64", "ms",
+                          "somatic spike time (NEURON: exact; surrogate: bin centre)"),
+        "spike_gid": Var(("spike",), "int64", "1", "hnn-core gid of the spiking cell"),
+    },
+)
+
+NETWORK_COMPARISON = Schema(
+    name="network_comparison",
+    version=1,
+    attrs=("scenario", "transient_ms", "git_commit", "versions", "created"),
+    variables={
+        "condition": Var(("condition",), "str", "1", "named change to the network"),
+        "seed": Var(("seed",), "int64", "1", "drive seed"),
+        "simulator": Var(("simulator",), "str", "1", "neuron or surrogate"),
+        "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
+        "band": Var(("band",), "str", "1", "alpha 8-12, beta 13-30, gamma 30-60 Hz"),
+        "freq": Var(("freq",), "float64", "Hz", "frequency of the power spectrum"),
+        "rate": Var(("condition", "seed", "simulator", "cell_type"), "float64", "Hz",
+                    "spikes per cell per second after the transient"),
+        "peak_freq": Var(("condition", "seed", "simulator"), "float64", "Hz",
+                         "frequency of the largest power of the aggregate dipole, 3-80 Hz"),
+        "band_fraction": Var(("condition", "seed", "simulator", "band"), "float64", "1",
+                             "band power / power 1-100 Hz of the aggregate dipole"),
+        "dipole_power": Var(("condition", "seed", "simulator"), "float64", "nAm2",
+                            "variance of the aggregate dipole after the transient"),
+        "l5_share": Var(("condition", "seed", "simulator"), "float64", "1",
+                        "variance of the L5 dipole / (variance L2 + variance L5)"),
+        "psd": Var(("condition", "seed", "simulator", "freq"), "float64", "nAm2/Hz",
+                   "power spectral density of the aggregate dipole (Hann-windowed)"),
+    },
+)
+
+NETWORK_BENCHMARK = Schema(
+    name="network_benchmark",
+    version=1,
+    attrs=("tstop_ms", "n_cells", "scenario", "device", "git_commit", "versions", "created"),
+    variables={
+        "run": Var(("run",), "str", "1", "neuron_1rank, neuron_2ranks, surrogate"),
+        "wall_s": Var(("run",), "float64", "s", "build + simulate, wall time"),
+        "cores": Var(("run",), "int32", "1", "cores used"),
+        "speedup": Var(("run",), "float64", "1", "wall(neuron_1rank) / wall(run)"),
+        "n_spikes": Var(("run",), "int64", "1", "spikes in the run"),
+    },
+)
+
+DRIVE_SWEEP = Schema(
+    name="drive_sweep",
+    version=1,
+    attrs=("scenario", "tstop_ms", "seed", "git_commit", "versions", "created"),
+    variables={
+        "band": Var(("band",), "str", "1", "alpha 8-12, beta 13-30, gamma 30-60 Hz"),
+        "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
+        "rate_constant": Var(("point",), "float64", "Hz", "Poisson rate per drive cell"),
+        "weight_pyramidal": Var(("point",), "float64", "uS", "AMPA weight onto pyramidal cells"),
+        "weight_basket": Var(("point",), "float64", "uS", "AMPA weight onto basket cells"),
+        "peak_freq": Var(("point",), "float64", "Hz", "spectral peak of the aggregate dipole"),
+        "band_fraction": Var(("point", "band"), "float64", "1", "band power / power 1-100 Hz"),
+        "rate": Var(("point", "cell_type"), "float64", "Hz", "spikes per cell per second"),
+    },
+)

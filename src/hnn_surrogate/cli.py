@@ -105,6 +105,69 @@ def _learning_curve(args):
     learning_curve(args.metrics, args.fractions, n_train, args.out, figure=args.figure)
 
 
+def _network_spec(args) -> dict:
+    import json
+    from pathlib import Path
+
+    text = args.spec if args.spec.lstrip().startswith("{") else Path(args.spec).read_text()
+    return json.loads(text)
+
+
+def _network_neuron(args):
+    from .network.runs import run_neuron_network
+
+    run_neuron_network(_network_spec(args), scenario=args.scenario, condition=args.condition,
+                       seed=args.seed, out=args.out)
+
+
+def _network_surrogate(args):
+    from .network.runs import run_surrogate_network
+
+    run_surrogate_network(_network_spec(args), scenario=args.scenario, condition=args.condition,
+                          seed=args.seed, checkpoints=args.checkpoints, out=args.out,
+                          threads=args.threads)
+
+
+def _network_compare(args):
+    from .figures.network import plot_network_comparison
+    from .network.compare import compare_runs
+
+    if len(args.runs) != len(args.keys):
+        raise SystemExit("network-compare: give one --keys entry per run file")
+    runs = {}
+    for key, path in zip(args.keys, args.runs):
+        condition, seed, simulator = key.split(":")
+        runs[(condition, int(seed), simulator)] = path
+    compare_runs(runs, scenario=args.scenario, transient_ms=args.transient_ms, out=args.out,
+                 table=args.table)
+    if args.figure:
+        seed = min(k[1] for k in runs)
+        plot_network_comparison(args.out, {(c, sim): p for (c, s, sim), p in runs.items()
+                                           if s == seed}, args.figure)
+
+
+def _bench_network(args):
+    from .bench.network import run_network_benchmark
+
+    run_network_benchmark(_network_spec(args), scenario=args.scenario,
+                          checkpoints=args.checkpoints, out=args.out, table=args.table,
+                          mpiexec=args.mpiexec)
+
+
+def _sweep_drive(args):
+    from .network.drive_sweep import sweep_drive
+
+    sweep_drive(_network_spec(args), scenario=args.scenario, rates=args.rates,
+                pyramidal_weights=args.pyramidal_weights, basket_weights=args.basket_weights,
+                seed=args.seed, out=args.out, table=args.table)
+
+
+def _add_network_args(p):
+    p.add_argument("--spec", required=True,
+                   help="the 'network' config section plus bin_ms: JSON text or a JSON file")
+    p.add_argument("--scenario", required=True)
+
+
 def _add_sim_args(p):
     p.add_argument("--dt", type=float, default=0.025, help="NEURON step (ms)")
     p.add_argument("--delay", type=float, default=0.1, help="synaptic delay (ms)")
@@ -206,6 +269,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--table", help="also write the printed table here (markdown)")
     p.set_defaults(func=_bench_cells)
+    p = sub.add_parser("network-neuron",
+                       help="one hnn-core network run in NEURON (run under mpiexec)")
+    _add_network_args(p)
+    p.add_argument("--condition", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_network_neuron)
+
+    p = sub.add_parser("network-surrogate", help="one hnn-core network run with the surrogates")
+    _add_network_args(p)
+    p.add_argument("--condition", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_network_surrogate)
+
+    p = sub.add_parser("network-compare", help="NEURON vs surrogate network runs (NetCDF + PNG)")
+    p.add_argument("--scenario", required=True)
+    p.add_argument("--runs", nargs="+", required=True, help="network_run files")
+    p.add_argument("--keys", nargs="+", required=True, help="condition:seed:simulator per run")
+    p.add_argument("--transient-ms", type=float, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--table")
+    p.add_argument("--figure")
+    p.set_defaults(func=_network_compare)
+
+    p = sub.add_parser("sweep-drive", help="NEURON grid over a Poisson drive's rate and weights")
+    _add_network_args(p)
+    p.add_argument("--rates", nargs="+", type=float, required=True)
+    p.add_argument("--pyramidal-weights", nargs="+", type=float, required=True)
+    p.add_argument("--basket-weights", nargs="+", type=float, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--table")
+    p.set_defaults(func=_sweep_drive)
+
+    p = sub.add_parser("bench-network", help="network: surrogate vs hnn-core in NEURON")
+    _add_network_args(p)
+    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--mpiexec", default="mpiexec")
+    p.add_argument("--out", required=True)
+    p.add_argument("--table")
+    p.set_defaults(func=_bench_network)
     return parser
 
 

@@ -120,6 +120,49 @@ def _semantic_errors(config: dict) -> list[str]:
         messages.append(f"config key 'benchmark.regime': {bench['regime']!r} is not one of "
                         f"the configured regimes ({', '.join(cells['regimes'])})")
     check_multiple("benchmark.tstop", bench["tstop"], "cells.bin_ms", cells["bin_ms"])
+    messages += _network_errors(config["network"], cells, check_multiple)
+    return messages
+
+
+def _network_errors(net: dict, cells: dict, check_multiple) -> list[str]:
+    """Scenario, drive and condition names and keys, checked against hnn-core's API."""
+    import inspect
+
+    messages = []
+    if not net["scenarios"]:
+        return ["config key 'network.scenarios': at least one scenario is needed"]
+    from hnn_core import Network
+
+    ratio = cells["bin_ms"] / net["dt"]
+    if abs(ratio - round(ratio)) > 1e-6:
+        messages.append(f"config key 'network.dt': cells.bin_ms ({cells['bin_ms']}) is not a "
+                        f"whole multiple of it ({net['dt']})")
+    for name, sc in net["scenarios"].items():
+        base = f"network.scenarios.{name}"
+        check_multiple(f"{base}.tstop", sc["tstop"], "cells.bin_ms", cells["bin_ms"])
+        for i, drive in enumerate(sc["drives"]):
+            key = f"{base}.drives[{i}]"
+            if drive["type"] == "erp":
+                continue
+            if "name" not in drive:
+                messages.append(f"config key '{key}.name': a {drive['type']} drive needs a name")
+            method = getattr(Network, f"add_{drive['type']}_drive")
+            allowed = set(inspect.signature(method).parameters) - {"self", "name", "event_seed"}
+            for param in drive.get("params", {}):
+                if param not in allowed:
+                    messages.append(f"config key '{key}.params.{param}': not an argument of "
+                                    f"hnn-core's add_{drive['type']}_drive "
+                                    f"({', '.join(sorted(allowed))})")
+    if net["benchmark_scenario"] not in net["scenarios"]:
+        messages.append(f"config key 'network.benchmark_scenario': "
+                        f"{net['benchmark_scenario']!r} is not one of the scenarios "
+                        f"({', '.join(net['scenarios'])})")
+    known = set(cells["cell_types"])
+    for cond, changes in net["conditions"].items():
+        for i, ch in enumerate(changes):
+            if ch["target"] not in known:
+                messages.append(f"config key 'network.conditions.{cond}[{i}].target': "
+                                f"{ch['target']!r} is not a cell type ({', '.join(sorted(known))})")
     return messages
 
 

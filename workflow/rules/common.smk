@@ -24,6 +24,9 @@ wildcard_constraints:
     regime="[a-z][a-z0-9_]*",
     shard=r"\d{4}",
     fraction=r"0\.\d+",
+    scenario="[A-Za-z][A-Za-z0-9_]*",
+    condition="[A-Za-z][A-Za-z0-9_]*",
+    seed=r"\d+",
 
 
 def n_shards(regime):
@@ -58,6 +61,30 @@ def learning_curve_metrics(wildcards):
     ]
 
 
+NET = config["network"]
+NETWORK_ON = set(CELLS["cell_types"]) == set(CELL_TYPES)
+"""The network stage needs a surrogate of every HNN cell type."""
+
+
+def network_spec_json(benchmark=False):
+    """The network section plus the surrogates' bin, as JSON for the command line."""
+    spec = json.loads(json.dumps(NET))
+    spec["bin_ms"] = CELLS["bin_ms"]
+    if benchmark:
+        spec["scenarios"][NET["benchmark_scenario"]]["tstop"] = NET["benchmark_tstop"]
+    return json.dumps(spec, separators=(",", ":"))
+
+
+def network_runs(scenario):
+    """(condition:seed:simulator, path) of every run of a scenario."""
+    return [
+        (f"{cond}:{seed}:{sim}", f"results/network/{scenario}/{cond}/{sim}_{seed}.nc")
+        for cond in NET["conditions"]
+        for seed in NET["seeds"]
+        for sim in ("neuron", "surrogate")
+    ]
+
+
 def all_targets():
     """What `snakemake` builds by default."""
     return [
@@ -68,4 +95,12 @@ def all_targets():
         "results/benchmarks/cells.nc",
         "results/benchmarks/surrogate.nc",
         *([f"results/learning_curve/{LC['cell_type']}.nc"] if LC["fractions"] else []),
+        *(
+            [
+                *expand("results/network/{scenario}/comparison.nc", scenario=NET["scenarios"]),
+                "results/benchmarks/network.nc",
+            ]
+            if NETWORK_ON
+            else []
+        ),
     ]

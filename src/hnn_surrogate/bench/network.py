@@ -1,0 +1,69 @@
+"""The network benchmark: one network run, hnn-core in NEURON against the surrogates.
+
+Side by side in one run on the same machine: NEURON on 1 MPI rank and on 2
+(each its own ``mpiexec`` program running ``hnn-surrogate network-neuron``),
+then the surrogates in this process on one core (torch with 1 thread). Wall
+times cover building the network and simulating it, for both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..artifacts import NETWORK_BENCHMARK, NETWORK_RUN
+from ..provenance import provenance_attrs
+from ..network.runs import run_surrogate_network
+
+log = logging.getLogger(__name__)
+
+
+def run_network_benchmark(spec, *, scenario, checkpoints, out, table=None, mpiexec="mpiexec",
+                          ranks=(1, 2)):
+    runs, walls, cores, spikes = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_file = Path(tmp) / "spec.json"
+        spec_file.write_text(json.dumps(spec))
+        for n in ranks:
+            path = Path(tmp) / f"neuron_{n}.nc"
+            cmd = [*mpiexec.split(), "-n", str(n), sys.executable, "-m", "hnn_surrogate",
+                   "network-neuron", "--spec", str(spec_file), "--scenario", scenario,
+                   "--condition", "default", "--seed", "0", "--out", str(path)]
+            log.info("NEURON on %d rank(s): %s", n, " ".join(cmd))
+            subprocess.run(cmd, check=True)
+            ds = NETWORK_RUN.read(path)
+            runs.append(f"neuron_{n}rank{'s' if n > 1 else ''}")
+            walls.append(float(ds.attrs["wall_s"]))
+            cores.append(n)
+            spikes.append(ds.sizes["spike"])
+        ds = run_surrogate_network(spec, scenario=scenario, condition="default", seed=0,
+                                   checkpoints=checkpoints, out=Path(tmp) / "surrogate.nc",
+                                   threads=1)
+        runs.append("surrogate")
+        walls.append(float(ds.attrs["wall_s"]))
+        cores.append(1)
+        spikes.append(ds.sizes["spike"])
+        n_cells = int(ds["n_cells"].sum())
+    walls = np.array(walls)
+    speedup = walls[0] / walls
+    attrs = provenance_attrs()
+    attrs.update(tstop_ms=float(spec["scenarios"][scenario]["tstop"]), n_cells=n_cells,
+                 scenario=scenario, device="cpu, 1 thread")
+    res = NETWORK_BENCHMARK.build(
+        {"wall_s": walls, "cores": np.array(cores, np.int32), "speedup": speedup,
+         "n_spikes": np.array(spikes, np.int64)}, {"run": runs}, attrs)
+    lines = [f"Network benchmark: {n_cells} cells, {attrs['tstop_ms']:.0f} ms, "
+             f"scenario {scenario}", "",
+             "| run | cores | wall (s) | spikes | speed-up vs NEURON 1 rank |",
+             "|---|---|---|---|---|"]
+    for r, c, w, s, x in zip(runs, cores, walls, spikes, speedup):
+        lines.append(f"| {r} | {c} | {w:.2f} | {s} | {x:.1f}x |")
+    lines += ["", f"surrogate vs NEURON on one core: {speedup[-1]:.1f}x faster "
+                  f"(vs NEURON on 2 ranks: {walls[1] / walls[-1]:.1f}x; target >= 100x)"]
+    return NETWORK_BENCHMARK.publish(res, out, "\n".join(lines), table)

@@ -1,0 +1,162 @@
+"""NEURON against the surrogates, per scenario: rates, spectra, band power, L5 share.
+
+Measured after a transient (``transient_ms``) on the unsmoothed dipole (the
+smoothing window would hide gamma):
+
+* rate: spikes per cell per second, per cell type;
+* power spectral density of the aggregate dipole: Hann-windowed periodogram
+  of the mean-removed trace; peak frequency in 3-80 Hz;
+* band fractions: power in alpha (8-12 Hz), beta (13-30), gamma (30-60) over
+  the power in 1-100 Hz;
+* L5 share: variance of the L5 dipole over the sum of the L2 and L5 variances.
+
+Checks printed with the table (the targets of the network stage): rates within
+15 %, peak within 2 Hz, band fractions within 20 % (relative), and the change
+from the first condition to each other (L5 pyramidal rate, dipole power) of
+the same sign and within 25 % in size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..artifacts import NETWORK_COMPARISON, NETWORK_RUN
+from ..provenance import provenance_attrs
+
+BANDS = {"alpha": (8.0, 12.0), "beta": (13.0, 30.0), "gamma": (30.0, 60.0)}
+TOTAL_BAND = (1.0, 100.0)
+PEAK_RANGE = (3.0, 80.0)
+SIMULATORS = ("neuron", "surrogate")
+
+
+def psd(x: np.ndarray, bin_ms: float):
+    """One-sided PSD (units^2/Hz) of a mean-removed, Hann-windowed trace."""
+    x = np.asarray(x, np.float64) - np.mean(x)
+    win = np.hanning(x.size)
+    fs = 1000.0 / bin_ms
+    spec = np.abs(np.fft.rfft(x * win)) ** 2 / (fs * np.sum(win ** 2))
+    spec[1:-1] *= 2
+    return np.fft.rfftfreq(x.size, 1.0 / fs), spec
+
+
+def run_metrics(ds, transient_ms: float) -> dict:
+    """Rates, spectrum, peak, band fractions, power and L5 share of one network_run."""
+    t = ds["time"].values
+    keep = t >= transient_ms
+    span_s = (t[-1] + float(ds.attrs["bin_ms"]) / 2 - transient_ms) / 1000.0
+    st, sg = ds["spike_time"].values, ds["spike_gid"].values
+    rates = {}
+    for i, ct in enumerate(ds["cell_type"].values.astype(str)):
+        g0, n = int(ds["gid_start"].values[i]), int(ds["n_cells"].values[i])
+        sel = (sg >= g0) & (sg < g0 + n) & (st >= transient_ms)
+        rates[ct] = sel.sum() / n / span_s
+    dip = {k: ds["dipole"].sel(layer=k).values[keep] for k in ("agg", "L2", "L5")}
+    f, p = psd(dip["agg"], float(ds.attrs["bin_ms"]))
+    in_total = (f >= TOTAL_BAND[0]) & (f <= TOTAL_BAND[1])
+    total = p[in_total].sum()
+    bands = {b: (p[(f >= lo) & (f <= hi)].sum() / total if total > 0 else np.nan)
+             for b, (lo, hi) in BANDS.items()}
+    in_peak = (f >= PEAK_RANGE[0]) & (f <= PEAK_RANGE[1])
+    var_l2, var_l5 = np.var(dip["L2"]), np.var(dip["L5"])
+    return {
+        "rates": rates, "freq": f, "psd": p,
+        "peak_freq": float(f[in_peak][np.argmax(p[in_peak])]),
+        "bands": bands, "power": float(np.var(dip["agg"])),
+        "l5_share": float(var_l5 / (var_l2 + var_l5)) if var_l2 + var_l5 > 0 else np.nan,
+    }
+
+
+def compare_runs(runs: dict, *, scenario: str, transient_ms: float, out, table=None):
+    """Build, print and write the comparison of ``runs[(condition, seed, simulator)] = path``."""
+    conditions = list(dict.fromkeys(k[0] for k in runs))
+    seeds = sorted({k[1] for k in runs})
+    data = {k: NETWORK_RUN.read(p) for k, p in runs.items()}
+    metrics = {k: run_metrics(ds, transient_ms) for k, ds in data.items()}
+    first = next(iter(metrics.values()))
+    cell_types = list(first["rates"])
+    freq = first["freq"]
+    shape = (len(conditions), len(seeds), len(SIMULATORS))
+    rate = np.full(shape + (len(cell_types),), np.nan)
+    peak = np.full(shape, np.nan)
+    band = np.full(shape + (len(BANDS),), np.nan)
+    power = np.full(shape, np.nan)
+    share = np.full(shape, np.nan)
+    spec = np.full(shape + (freq.size,), np.nan)
+    for (c, s, sim), m in metrics.items():
+        i, j, k = conditions.index(c), seeds.index(s), SIMULATORS.index(sim)
+        rate[i, j, k] = [m["rates"][ct] for ct in cell_types]
+        peak[i, j, k] = m["peak_freq"]
+        band[i, j, k] = [m["bands"][b] for b in BANDS]
+        power[i, j, k] = m["power"]
+        share[i, j, k] = m["l5_share"]
+        spec[i, j, k] = m["psd"]
+    attrs = provenance_attrs()
+    attrs.update(scenario=scenario, transient_ms=float(transient_ms))
+    ds = NETWORK_COMPARISON.build(
+        {"rate": rate, "peak_freq": peak, "band_fraction": band, "dipole_power": power,
+         "l5_share": share, "psd": spec},
+        {"condition": conditions, "seed": np.array(seeds, np.int64),
+         "simulator": list(SIMULATORS), "cell_type": cell_types, "band": list(BANDS),
+         "freq": freq},
+        attrs)
+    return NETWORK_COMPARISON.publish(ds, out, format_comparison(ds), table)
+
+
+def _rel(a, b):
+    return abs(a - b) / abs(b) if b else (0.0 if a == b else np.inf)
+
+
+def format_comparison(ds) -> str:
+    """Markdown table of seed means, NEURON beside surrogate, with the targets checked."""
+    m = ds.mean("seed")
+    lines = [f"Network comparison, scenario {ds.attrs['scenario']} "
+             f"({ds.sizes['seed']} seeds, after {ds.attrs['transient_ms']:.0f} ms)", ""]
+    head = ("| condition | quantity | NEURON | surrogate | difference | target | met |")
+    lines += [head, "|" + "---|" * 7]
+    checks = []
+
+    def row(cond, name, a, b, diff, target, ok):
+        lines.append(f"| {cond} | {name} | {a} | {b} | {diff} | {target} | "
+                     f"{'yes' if ok else 'NO'} |")
+        checks.append(ok)
+
+    for cond in ds["condition"].values:
+        mc = m.sel(condition=cond)
+        for ct in ds["cell_type"].values:
+            a = float(mc["rate"].sel(simulator="neuron", cell_type=ct))
+            b = float(mc["rate"].sel(simulator="surrogate", cell_type=ct))
+            r = _rel(b, a)
+            row(cond, f"rate {ct} (Hz)", f"{a:.2f}", f"{b:.2f}", f"{100 * r:.0f} %", "<= 15 %",
+                r <= 0.15)
+        a = float(mc["peak_freq"].sel(simulator="neuron"))
+        b = float(mc["peak_freq"].sel(simulator="surrogate"))
+        row(cond, "dipole peak (Hz)", f"{a:.1f}", f"{b:.1f}", f"{b - a:+.1f} Hz", "<= 2 Hz",
+            abs(b - a) <= 2.0)
+        for bn in ds["band"].values:
+            a = float(mc["band_fraction"].sel(simulator="neuron", band=bn))
+            b = float(mc["band_fraction"].sel(simulator="surrogate", band=bn))
+            r = _rel(b, a)
+            row(cond, f"{bn} fraction", f"{a:.3f}", f"{b:.3f}", f"{100 * r:.0f} %", "<= 20 %",
+                r <= 0.2)
+        a = float(mc["l5_share"].sel(simulator="neuron"))
+        b = float(mc["l5_share"].sel(simulator="surrogate"))
+        lines.append(f"| {cond} | L5 share of dipole | {a:.2f} | {b:.2f} | {b - a:+.2f} | "
+                     "(reported) | |")
+    conds = list(ds["condition"].values)
+    for cond in conds[1:]:
+        for name, var, sel in (("L5_pyramidal rate", "rate", {"cell_type": "L5_pyramidal"}),
+                               ("dipole power", "dipole_power", {})):
+            if var == "rate" and "L5_pyramidal" not in ds["cell_type"].values:
+                continue
+            ch = {}
+            for sim in SIMULATORS:
+                base = float(m[var].sel(condition=conds[0], simulator=sim, **sel))
+                new = float(m[var].sel(condition=cond, simulator=sim, **sel))
+                ch[sim] = new - base
+            same_sign = np.sign(ch["neuron"]) == np.sign(ch["surrogate"])
+            r = _rel(ch["surrogate"], ch["neuron"])
+            row(f"{conds[0]} -> {cond}", f"change of {name}", f"{ch['neuron']:+.3g}",
+                f"{ch['surrogate']:+.3g}", f"{100 * r:.0f} %", "same sign, <= 25 %",
+                bool(same_sign and r <= 0.25))
+    lines += ["", f"{sum(checks)} of {len(checks)} targets met."]
+    return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""NEURON ground truth: an hnn-core network simulated by hnn-core itself, under MPI.
+
+Run by every rank of ``mpiexec -n R hnn-surrogate network-neuron ...``. Each
+rank builds the same network from the spec, NEURON's ParallelContext spreads
+its gids round-robin (hnn-core's ``NetworkBuilder``), and hnn-core's own
+``_simulate_single_trial`` builds, runs and gathers the trial; rank 0 keeps the
+result.
+
+Why not hnn-core's ``MPIBackend``: it kills every process named ``nrniv`` on
+the machine when it exits and stops a child that prints nothing for 60 s, so
+two network jobs on one node would kill each other. Here each job is its own
+MPI program; nothing outside it is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _mpi_library() -> str | None:
+    """The versioned ``libmpi.so.12`` of a PyPI mpich wheel, when that is the MPI in use."""
+    for lib in (Path(sys.prefix) / "lib" / "libmpi.so.12",):
+        if lib.is_file():
+            return str(lib)
+    return None
+
+
+def init_neuron_mpi():
+    """Load NEURON with MPI when run under mpiexec; return (h, rank, n_ranks).
+
+    NEURON's dynamic MPI loader cannot open the PyPI mpich wheel's unversioned
+    ``libmpi.so`` (a linker script): point ``MPI_LIB_NRN_PATH`` at the versioned
+    library unless the site has set it (a cluster's MPI module).
+    """
+    from mpi4py import MPI  # noqa: F401  (initialises MPI before NEURON)
+
+    if "MPI_LIB_NRN_PATH" not in os.environ and (lib := _mpi_library()):
+        os.environ["MPI_LIB_NRN_PATH"] = lib
+    from neuron import h
+
+    if MPI.COMM_WORLD.Get_size() > 1:
+        h.nrnmpi_init()
+    pc = h.ParallelContext()
+    rank, n_ranks = int(pc.id()), int(pc.nhost())
+    if n_ranks != MPI.COMM_WORLD.Get_size():
+        raise RuntimeError(f"NEURON sees {n_ranks} MPI ranks, mpi4py "
+                           f"{MPI.COMM_WORLD.Get_size()}: set MPI_LIB_NRN_PATH to the MPI "
+                           "library NEURON should load")
+    return h, rank, n_ranks
+
+
+def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0) -> dict | None:
+    """Simulate one trial of ``net`` in NEURON on all ranks; rank 0 returns the data.
+
+    Returns (rank 0) a dict: ``times`` (ms, NEURON's grid), ``dipole_L2``,
+    ``dipole_L5`` (raw sums, nAm, before hnn-core's baseline renormalisation),
+    ``spike_times``, ``spike_gids``, ``wall_s`` (build + run), ``n_ranks``.
+    """
+    import numpy as np
+
+    from hnn_core.network_builder import _simulate_single_trial
+
+    from ..cells.simulate import FAM_TO_NAM
+    from .api import prepare_drives
+
+    h, rank, n_ranks = init_neuron_mpi()
+    prepare_drives(net, tstop, trial_idx + 1)
+    net._tstop, net._dt = tstop, dt
+    for key in ("record_vsec", "record_isec", "record_ca"):
+        net._params[key] = False
+    net._verbose = False
+    pc = h.ParallelContext()
+    pc.barrier()
+    start = time.perf_counter()
+    data = _simulate_single_trial(net, tstop, dt, trial_idx)
+    pc.barrier()
+    wall = time.perf_counter() - start
+    if rank != 0:
+        return None
+    dpl = np.asarray(data["dpl_data"])               # (n_times, 1 + n_dipole_types): fAm
+    names = [n for n, d in net.cell_types.items() if d["cell_metadata"].get("measure_dipole")]
+    layers = {"L2": np.zeros(dpl.shape[0]), "L5": np.zeros(dpl.shape[0])}
+    for i, name in enumerate(names):
+        layers[{"L2_pyramidal": "L2", "L5_pyramidal": "L5"}[name]] = dpl[:, i + 1] * FAM_TO_NAM
+    order = np.lexsort((np.asarray(data["spike_gids"]), np.asarray(data["spike_times"])))
+    return {
+        "times": np.asarray(data["times"]),
+        "dipole_L2": layers["L2"],
+        "dipole_L5": layers["L5"],
+        "spike_times": np.asarray(data["spike_times"], dtype=np.float64)[order],
+        "spike_gids": np.asarray(data["spike_gids"], dtype=np.int64)[order],
+        "wall_s": wall,
+        "n_ranks": n_ranks,
+    }
