@@ -48,6 +48,20 @@ BAD = [
      r"config key 'cells.regimes.a.rate_hz': low 5 is above high 1"),
     ({"benchmark": {"regime": "nope"}}, r"config key 'benchmark.regime': 'nope' is not one of"),
     ({"cells": {"regimes": {"Bad-Name": {}}}}, r"config key 'cells.regimes': name 'Bad-Name'"),
+    ({"network": {"scenarios": {"r": {"tstop": 100.0, "drives": [
+        {"type": "poisson", "name": "p", "params": {"rate": 10.0}}]}},
+      "benchmark_scenario": "r"}},
+     r"config key 'network.scenarios.r.drives\[0\].params.rate': not an argument of hnn-core's "
+     r"add_poisson_drive"),
+    ({"network": {"scenarios": {"r": {"tstop": 100.0, "drives": [{"type": "tonic"}]}}}},
+     r"config key 'network.scenarios.r.drives\[0\].type': 'tonic' is not one of"),
+    ({"network": {"benchmark_scenario": "nope"}},
+     r"config key 'network.benchmark_scenario': 'nope' is not one of the scenarios"),
+    ({"network": {"conditions": {"c": [{"src": "L5_basket", "target": "L6", "gain": 2}]}}},
+     r"config key 'network.conditions.c\[0\].target': 'L6' is not a cell type"),
+    ({"network": {"scenarios": {"r": {"tstop": 100.2, "drives": [{"type": "erp"}]}},
+                  "benchmark_scenario": "r"}},
+     r"config key 'network.scenarios.r.tstop': 100.2 is not a whole multiple"),
 ]
 
 

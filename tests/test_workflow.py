@@ -5,7 +5,8 @@ import subprocess
 import numpy as np
 
 from hnn_surrogate.artifacts import (
-    CELLS_BENCHMARK, LEARNING_CURVE, SURROGATE_BENCHMARK, SURROGATE_METRICS, SURROGATE_PANELS,
+    CELLS_BENCHMARK, LEARNING_CURVE, NETWORK_BENCHMARK, NETWORK_COMPARISON, NETWORK_RUN,
+    SURROGATE_BENCHMARK, SURROGATE_METRICS, SURROGATE_PANELS,
 )
 from hnn_surrogate.datasets import open_cell_dataset
 
@@ -44,6 +45,21 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     assert np.all(bench["identical"].values == 1)
     assert np.all(bench["ms_per_s_per_core"].values > 0)
     assert "MPI efficiency" in (tmp_path / "results" / "benchmarks" / "cells.md").read_text()
+    # The network stage: both simulators, both conditions, both scenarios.
+    for scenario in ("rhythm", "evoked"):
+        cmp = NETWORK_COMPARISON.read(tmp_path / "results" / "network" / scenario / "comparison.nc")
+        assert list(cmp["condition"].values) == ["default", "l5_inhibition_up"]
+        assert np.isfinite(cmp["rate"].values).all()
+        assert (tmp_path / "results" / "network" / scenario / "comparison.png").stat().st_size > 1e4
+        assert "targets met" in (tmp_path / "results" / "network" / scenario / "comparison.md").read_text()
+        for cond in ("default", "l5_inhibition_up"):
+            neuron = NETWORK_RUN.read(tmp_path / "results" / "network" / scenario / cond / "neuron_0.nc")
+            surr = NETWORK_RUN.read(tmp_path / "results" / "network" / scenario / cond / "surrogate_0.nc")
+            assert neuron.attrs["n_ranks"] == 2 and neuron.sizes["spike"] > 0
+            np.testing.assert_array_equal(neuron["time"].values, surr["time"].values)
+    net_bench = NETWORK_BENCHMARK.read(tmp_path / "results" / "benchmarks" / "network.nc")
+    assert list(net_bench["run"].values) == ["neuron_1rank", "neuron_2ranks", "surrogate"]
+    assert np.all(net_bench["wall_s"].values > 0)
     # Nothing left to do on a second call.
     again = subprocess.run(cmd + ["-n"], capture_output=True, text=True, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr

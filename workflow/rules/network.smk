@@ -56,7 +56,7 @@ rule compare_network:
     log:
         "logs/compare_network/{scenario}.log",
     params:
-        keys=lambda wc: [key for key, _ in network_runs(wc.scenario)],
+        run_keys=lambda wc: [key for key, _ in network_runs(wc.scenario)],
         transient=NET["transient_ms"],
     resources:
         mem_mb=RES["mem_mb"],
@@ -64,7 +64,7 @@ rule compare_network:
         "../../envs/hnn-surrogate.yaml"
     shell:
         "hnn-surrogate network-compare --scenario {wildcards.scenario} --runs {input.runs}"
-        " --keys {params.keys} --transient-ms {params.transient} --out {output.nc}"
+        " --keys {params.run_keys} --transient-ms {params.transient} --out {output.nc}"
         " --table {output.table} --figure {output.figure} > {log} 2>&1"
 
 

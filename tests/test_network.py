@@ -1,0 +1,246 @@
+"""The surrogate network against hnn-core: wiring, delays, event counts, gradients, MPI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from hnn_surrogate import CELL_TYPES, PYRAMIDAL_TYPES
+from hnn_surrogate.artifacts import NETWORK_RUN
+from hnn_surrogate.cells.channels import channel_index, channels
+from hnn_surrogate.network.api import prepare_drives
+from hnn_surrogate.network.simulate import SurrogateNetwork
+from hnn_surrogate.network.wiring import NetworkError, build_wiring
+
+BIN_MS = 0.5
+TSTOP = 60.0
+
+
+def untrained_surrogates(seed=0):
+    """Small random (untrained) surrogates: real models, real checkpoints' layout."""
+    from hnn_surrogate.surrogate.checkpoint import FORMAT, LoadedSurrogate
+    from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
+
+    out = {}
+    for i, t in enumerate(CELL_TYPES):
+        torch.manual_seed(seed + i)
+        n_t = 2 if t in PYRAMIDAL_TYPES else 1
+        model = Surrogate(SurrogateConfig(n_channels=len(channels(t)), n_targets=n_t, hidden=8,
+                                          dilations=(1, 2), lstm_hidden=8))
+        with torch.no_grad():
+            model.head.bias[-1] = 0.0           # spikes now and then, driven by input
+            model.head.weight[-1] *= 20.0
+        out[t] = LoadedSurrogate({
+            "format": FORMAT, "model_config": model.config.to_dict(),
+            "state_dict": model.state_dict(),
+            "normalization": {"input_scale": [1e-3] * len(channels(t)),
+                              "target_mean": [-65.0, 0.0][:n_t], "target_std": [5.0, 1e-4][:n_t],
+                              "spike_kernels": np.ones((n_t, 4)).tolist(), "v_clip": -55.0},
+            "cell_type": t, "channels": [c.key for c in channels(t)],
+            "targets": ["v_soma", "dipole"][:n_t], "bin_ms": BIN_MS, "data_hash": "none",
+            "train_config": {}, "epoch": 0, "spike_threshold": 0.5})
+    return out
+
+
+def tiny_net(seed=1, rate=40.0):
+    from hnn_core import neymotin_2020_model
+
+    net = neymotin_2020_model(mesh_shape=(2, 2))
+    weights = {"L2_pyramidal": 4e-3, "L5_pyramidal": 4e-3, "L2_basket": 2e-3, "L5_basket": 2e-3}
+    net.add_poisson_drive("noise", rate_constant=rate, location="proximal",
+                          weights_ampa=weights, synaptic_delays=0.1, event_seed=seed)
+    net.add_evoked_drive("evdist", mu=20.0, sigma=2.0, numspikes=1, location="distal",
+                         weights_ampa={"L2_pyramidal": 1e-3, "L5_pyramidal": 1e-3},
+                         synaptic_delays=0.1, event_seed=seed + 7)
+    prepare_drives(net, TSTOP)
+    return net
+
+
+def _neuron_netcons(net):
+    """Build ``net`` in NEURON with hnn-core's NetworkBuilder; run it; return its NetCons.
+
+    Runs in a child process (one NEURON network per process). Returns, per NetCon,
+    (source gid, target type, receptor, weight, delay), and NEURON's spikes.
+    """
+    code = r"""
+import json, pickle, sys
+import numpy as np
+from neuron import h
+from hnn_core.network_builder import NetworkBuilder, _long_name
+net = pickle.load(open(sys.argv[1], 'rb'))
+tstop = float(sys.argv[2])
+nb = NetworkBuilder(net)
+h.load_file('stdrun.hoc')
+h.tstop = tstop
+h.dt = 0.025
+h.celsius = net._params['celsius']
+from hnn_core import network_builder as nbm
+nbm._PC.set_maxstep(10)
+h.finitialize()
+nbm._PC.psolve(tstop)
+rows = []
+for name, ncs in nb.ncs.items():
+    tgt = _long_name(name.split('_')[1])
+    for nc in ncs:
+        receptor = name.split('_')[-1]
+        rows.append([int(nc.srcgid()), tgt, receptor, float(nc.weight[0]), float(nc.delay)])
+json.dump({'rows': rows, 'spike_times': list(nb._spike_times), 'spike_gids': list(nb._spike_gids)},
+          open(sys.argv[3], 'w'))
+"""
+    return code
+
+
+@pytest.fixture(scope="module")
+def neuron_build(tmp_path_factory):
+    import pickle
+
+    folder = tmp_path_factory.mktemp("netcons")
+    net = tiny_net()
+    (folder / "net.pkl").write_bytes(pickle.dumps(net))
+    (folder / "child.py").write_text(_neuron_netcons(net))
+    subprocess.run([sys.executable, str(folder / "child.py"), str(folder / "net.pkl"), str(TSTOP),
+                    str(folder / "out.json")], check=True, capture_output=True)
+    return net, json.loads((folder / "out.json").read_text())
+
+
+def test_synapses_and_delays_match_neurons_netcons(neuron_build):
+    net, built = neuron_build
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    drive_gids = {g for name in net.external_drives for g in net.gid_ranges[name]}
+    # NEURON's cell-to-cell NetCons: per (target type, source gid, delay bin) summed weight
+    want = {}
+    for src, tgt, receptor, weight, delay in built["rows"]:
+        if src in drive_gids:
+            continue
+        d = max(1, int(np.floor(0.5 + delay / BIN_MS)))
+        key = (tgt, src, d)
+        want[key] = want.get(key, 0.0) + weight
+    got = {}
+    for t, syn in wiring.synapses.items():
+        for src in range(wiring.n_gids):
+            for e in range(syn.ptr[src], syn.ptr[src + 1]):
+                key = (t, src, int(syn.delay_bins[e]))
+                w = wiring.connections[syn.conn[e]].scale * syn.unit_weight[e]
+                got[key] = got.get(key, 0.0) + w
+    assert set(got) == set(want)
+    for key in want:
+        assert got[key] == pytest.approx(want[key], rel=1e-9), key
+
+
+def test_drive_events_received_equal_neurons(neuron_build):
+    """Every drive event NEURON delivers before tstop (its NetCons, its recorded drive
+    spikes) is in the surrogate's input, with the same weight, per target type."""
+    net, built = neuron_build
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    times = np.array(built["spike_times"])
+    gids = np.array(built["spike_gids"]).astype(int)
+    drive_gids = {g for name in net.external_drives for g in net.gid_ranges[name]}
+    count, weight = {t: 0 for t in CELL_TYPES}, {t: 0.0 for t in CELL_TYPES}
+    for src, tgt, receptor, w, delay in built["rows"]:
+        if src not in drive_gids:
+            continue
+        n = int(np.sum(times[gids == src] + delay < TSTOP))
+        count[tgt] += n
+        weight[tgt] += n * w
+    assert sum(count.values()) > 50
+    for t in CELL_TYPES:
+        d = wiring.drives[t]
+        assert wiring.n_drive_events[t] == count[t], t
+        w = sum(wiring.connections[c].scale * u for c, u in zip(d.conn, d.unit_weight))
+        assert w == pytest.approx(weight[t], rel=1e-9), t
+
+
+@pytest.mark.parametrize("delay", [1.0, 3.0, 5.2])
+def test_delays_shift_spike_arrival(delay):
+    from hnn_core import neymotin_2020_model
+
+    net = neymotin_2020_model(mesh_shape=(2, 2))
+    net.clear_connectivity()
+    net.add_connection("L2_basket", "L2_pyramidal", loc="soma", receptor="gabaa", weight=0.05,
+                       delay=delay, lamtha=1e9)
+    prepare_drives(net, TSTOP)
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    sim = SurrogateNetwork(wiring, untrained_surrogates())
+    pending = {t: {} for t in wiring.cell_types}
+    fired = torch.zeros(wiring.n_cells("L2_basket"))
+    fired[1] = 1.0
+    s_now = {t: torch.zeros(wiring.n_cells(t)) for t in wiring.cell_types}
+    s_now["L2_basket"] = fired
+    k = 10
+    sim._deliver(k, s_now, sim.scale, pending)
+    # the spike of bin k (at its centre) arrives `delay` later
+    expected = int(np.floor((k + 0.5) + delay / BIN_MS))
+    assert list(pending["L2_pyramidal"]) == [expected]
+    rows, vals = pending["L2_pyramidal"][expected][0]
+    soma = channel_index("L2_pyramidal")["soma_gabaa"]
+    n_ch = wiring.n_channels["L2_pyramidal"]
+    assert sorted(rows) == [c * n_ch + soma for c in range(wiring.n_cells("L2_pyramidal"))]
+    assert torch.allclose(vals, torch.full_like(vals, 0.05))
+
+
+def test_network_with_unmodelled_parts_is_refused():
+    from hnn_core import neymotin_2020_model
+
+    net = neymotin_2020_model(mesh_shape=(2, 2))
+    net.add_tonic_bias(amplitude={"L2_pyramidal": 1.0})
+    with pytest.raises(NetworkError, match="tonic biases"):
+        build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+
+
+def test_surrogate_network_is_differentiable_in_the_weights():
+    net = tiny_net(rate=80.0)
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    sim = SurrogateNetwork(wiring, untrained_surrogates())
+    with torch.no_grad():
+        ref = sim.run()
+    scale = sim.scale.clone().requires_grad_(True)
+    out = sim.run(scale)
+    np.testing.assert_array_equal(out.spike_gids, ref.spike_gids)
+    np.testing.assert_array_equal(out.spike_times, ref.spike_times)
+    assert ref.spike_times.size > 0
+    loss = (out.dipole["L5"] ** 2).sum() + (out.dipole["L2"] ** 2).sum()
+    loss.backward()
+    assert torch.isfinite(scale.grad).all()
+    drive_conns = [i for i, c in enumerate(wiring.connections) if c.src_type == "noise"]
+    assert (scale.grad[drive_conns] != 0).any()
+
+
+def test_simulate_dipole_is_hnn_cores_signature(tmp_path):
+    from hnn_core.dipole import Dipole
+
+    from hnn_surrogate.network import simulate_dipole
+
+    net = tiny_net()
+    dpls = simulate_dipole(net, tstop=TSTOP, surrogates=untrained_surrogates(), verbose=False)
+    assert len(dpls) == 1 and isinstance(dpls[0], Dipole)
+    assert set(dpls[0].data) == {"agg", "L2", "L5"}
+    assert dpls[0].times.size == int(TSTOP / BIN_MS)
+    gids = np.array(net.cell_response.spike_gids[0])
+    assert gids.size and gids.max() < 14
+
+
+def test_neuron_network_gives_the_same_spikes_on_1_and_2_ranks(repo, tmp_path):
+    from hnn_surrogate.config import load_config
+
+    cfg = load_config(repo / "config" / "tiny.yaml")
+    spec = dict(cfg["network"], bin_ms=cfg["cells"]["bin_ms"])
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    runs = {}
+    for n in (1, 2):
+        out = tmp_path / f"n{n}.nc"
+        subprocess.run(["mpiexec", "-n", str(n), "hnn-surrogate", "network-neuron", "--spec",
+                        str(tmp_path / "spec.json"), "--scenario", "rhythm", "--condition",
+                        "default", "--seed", "0", "--out", str(out)], check=True,
+                       capture_output=True)
+        runs[n] = NETWORK_RUN.read(out)
+        assert runs[n].attrs["n_ranks"] == n
+    assert runs[1].sizes["spike"] > 0
+    np.testing.assert_array_equal(runs[1]["spike_gid"].values, runs[2]["spike_gid"].values)
+    np.testing.assert_allclose(runs[1]["spike_time"].values, runs[2]["spike_time"].values)
+    np.testing.assert_allclose(runs[1]["dipole"].values, runs[2]["dipole"].values, rtol=1e-9,
+                               atol=1e-12)
