@@ -244,3 +244,17 @@ def test_neuron_network_gives_the_same_spikes_on_1_and_2_ranks(repo, tmp_path):
     np.testing.assert_allclose(runs[1]["spike_time"].values, runs[2]["spike_time"].values)
     np.testing.assert_allclose(runs[1]["dipole"].values, runs[2]["dipole"].values, rtol=1e-9,
                                atol=1e-12)
+
+
+def test_fused_step_equals_each_models_own_step():
+    net = tiny_net(rate=80.0)
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    surrogates = untrained_surrogates()
+    with torch.no_grad():
+        fused = SurrogateNetwork(wiring, surrogates, fuse=True).run(record_v=True)
+        alone = SurrogateNetwork(wiring, surrogates, fuse=False).run(record_v=True)
+    np.testing.assert_array_equal(fused.spike_gids, alone.spike_gids)
+    np.testing.assert_array_equal(fused.spike_times, alone.spike_times)
+    for t in wiring.cell_types:
+        np.testing.assert_allclose(fused.v_soma[t], alone.v_soma[t], atol=1e-4)
+    assert fused.spike_times.size > 0

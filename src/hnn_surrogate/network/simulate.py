@@ -32,6 +32,7 @@ import torch
 
 from .. import PYRAMIDAL_TYPES
 from ..surrogate.kernels import apply_kernels
+from .fused import FusedStepper, can_fuse
 from .wiring import Wiring
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,10 @@ class NetworkOutput:
 class SurrogateNetwork:
     """An hnn-core network's wiring bound to one loaded surrogate per cell type."""
 
-    def __init__(self, wiring: Wiring, surrogates: dict, *, dtype=torch.float32):
+    def __init__(self, wiring: Wiring, surrogates: dict, *, dtype=torch.float32,
+                 fuse: bool = True):
         self.wiring = wiring
+        self.fuse = fuse
         self.dtype = dtype
         for t in wiring.cell_types:
             if t not in surrogates:
@@ -135,18 +138,29 @@ class SurrogateNetwork:
         heads = {t: [] for t in types}
         spikes = {t: [] for t in types}
         fired_bins, fired_gids = [], []
+        models = [self.surrogates[t].model for t in types]
+        fused = (FusedStepper(models, [w.n_cells(t) for t in types], dtype=self.dtype)
+                 if self.fuse and can_fuse(models) else None)
+        fstate = fused.init_state() if fused else None
         for k in range(n_bins):
-            s_now = {}
+            xs = []
             for t in types:
-                n_cells, n_ch = w.n_cells(t), w.n_channels[t]
                 x = drive[t][k]
                 chunks = pending[t].pop(k, None)
                 if chunks:
                     rows = torch.from_numpy(np.concatenate([c[0] for c in chunks]))
                     vals = torch.cat([c[1] for c in chunks])
                     x = x.index_add(0, rows, vals)
-                x = (x.to(self.dtype) * inv_scale[t]).view(n_cells, n_ch)
-                y, logit, state[t] = self.surrogates[t].model.step(x, state[t])
+                xs.append((x.to(self.dtype) * inv_scale[t]).view(w.n_cells(t), w.n_channels[t]))
+            if fused:
+                outs, fstate = fused.step(xs, fstate)
+            else:
+                outs = []
+                for t, x in zip(types, xs):
+                    y, logit, state[t] = self.surrogates[t].model.step(x, state[t])
+                    outs.append((y, logit))
+            s_now = {}
+            for t, (y, logit) in zip(types, outs):
                 z = logit - logit_thr[t]
                 above = z > 0
                 fire = above & ~prev_above[t]
