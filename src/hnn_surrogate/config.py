@@ -157,6 +157,9 @@ def _network_errors(net: dict, cells: dict, check_multiple) -> list[str]:
         messages.append(f"config key 'network.benchmark_scenario': "
                         f"{net['benchmark_scenario']!r} is not one of the scenarios "
                         f"({', '.join(net['scenarios'])})")
+    if "default" not in net["conditions"]:
+        messages.append("config key 'network.conditions': needs a 'default' condition (the "
+                        "baseline of the comparison and of the benchmark)")
     known = set(cells["cell_types"])
     for cond, changes in net["conditions"].items():
         for i, ch in enumerate(changes):

@@ -66,13 +66,23 @@ NETWORK_ON = set(CELLS["cell_types"]) == set(CELL_TYPES)
 """The network stage needs a surrogate of every HNN cell type."""
 
 
-def network_spec_json(benchmark=False):
-    """The network section plus the surrogates' bin, as JSON for the command line."""
+def network_spec_json(scenario, condition=None, benchmark=False):
+    """What one network job reads, as JSON for the command line: the network section
+    with only its scenario (and condition), plus the surrogates' bin. Editing another
+    scenario or condition leaves this job's parameters, and so its output, alone."""
     spec = json.loads(json.dumps(NET))
+    spec["scenarios"] = {scenario: spec["scenarios"][scenario]}
+    if condition is not None:
+        spec["conditions"] = {condition: spec["conditions"][condition]}
     spec["bin_ms"] = CELLS["bin_ms"]
     if benchmark:
-        spec["scenarios"][NET["benchmark_scenario"]]["tstop"] = NET["benchmark_tstop"]
+        spec["scenarios"][scenario]["tstop"] = NET["benchmark_tstop"]
     return json.dumps(spec, separators=(",", ":"))
+
+
+def network_transient(scenario):
+    """Start-up time left out of a scenario's rates and spectra (ms)."""
+    return NET["scenarios"][scenario].get("transient_ms", NET["transient_ms"])
 
 
 def network_runs(scenario):

@@ -8,7 +8,7 @@ rule network_neuron:
     log:
         "logs/network_neuron/{scenario}_{condition}_{seed}.log",
     params:
-        spec=lambda wc: network_spec_json(),
+        spec=lambda wc: network_spec_json(wc.scenario, wc.condition),
     resources:
         mpi="mpiexec",
         tasks=NET["mpi_ranks"],
@@ -32,7 +32,7 @@ rule network_surrogate:
     log:
         "logs/network_surrogate/{scenario}_{condition}_{seed}.log",
     params:
-        spec=lambda wc: network_spec_json(),
+        spec=lambda wc: network_spec_json(wc.scenario, wc.condition),
     resources:
         mem_mb=RES["mem_mb"],
         runtime=60,
@@ -57,7 +57,7 @@ rule compare_network:
         "logs/compare_network/{scenario}.log",
     params:
         run_keys=lambda wc: [key for key, _ in network_runs(wc.scenario)],
-        transient=NET["transient_ms"],
+        transient=lambda wc: network_transient(wc.scenario),
     resources:
         mem_mb=RES["mem_mb"],
     conda:
@@ -77,7 +77,7 @@ rule benchmark_network:
     log:
         "logs/benchmark_network/benchmark_network.log",
     params:
-        spec=lambda wc: network_spec_json(benchmark=True),
+        spec=lambda wc: network_spec_json(NET["benchmark_scenario"], "default", benchmark=True),
         scenario=NET["benchmark_scenario"],
     resources:
         mpi="mpiexec",
