@@ -258,3 +258,27 @@ def test_fused_step_equals_each_models_own_step():
     for t in wiring.cell_types:
         np.testing.assert_allclose(fused.v_soma[t], alone.v_soma[t], atol=1e-4)
     assert fused.spike_times.size > 0
+
+
+def test_two_neuron_network_jobs_on_one_machine_do_not_interfere(repo, tmp_path):
+    """hnn-core's MPIBackend kills every nrniv on the machine when it ends; ours are
+    plain MPI programs: two at once both finish, with the numbers of a lone run."""
+    from hnn_surrogate.config import load_config
+
+    cfg = load_config(repo / "config" / "tiny.yaml")
+    spec = dict(cfg["network"], bin_ms=cfg["cells"]["bin_ms"])
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+
+    def start(name, scenario):
+        return subprocess.Popen(
+            ["mpiexec", "-n", "1", "hnn-surrogate", "network-neuron", "--spec",
+             str(tmp_path / "spec.json"), "--scenario", scenario, "--condition", "default",
+             "--seed", "0", "--out", str(tmp_path / f"{name}.nc")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    jobs = [start("a", "rhythm"), start("b", "evoked")]
+    assert [j.wait(timeout=300) for j in jobs] == [0, 0]
+    assert start("alone", "rhythm").wait(timeout=300) == 0
+    a, alone = NETWORK_RUN.read(tmp_path / "a.nc"), NETWORK_RUN.read(tmp_path / "alone.nc")
+    np.testing.assert_array_equal(a["spike_gid"].values, alone["spike_gid"].values)
+    assert NETWORK_RUN.read(tmp_path / "b.nc").sizes["spike"] > 0
