@@ -282,3 +282,24 @@ def test_two_neuron_network_jobs_on_one_machine_do_not_interfere(repo, tmp_path)
     a, alone = NETWORK_RUN.read(tmp_path / "a.nc"), NETWORK_RUN.read(tmp_path / "alone.nc")
     np.testing.assert_array_equal(a["spike_gid"].values, alone["spike_gid"].values)
     assert NETWORK_RUN.read(tmp_path / "b.nc").sizes["spike"] > 0
+
+
+def test_drive_sweep_writes_its_grid(repo, tmp_path):
+    from hnn_surrogate.artifacts import DRIVE_SWEEP
+    from hnn_surrogate.config import load_config
+
+    cfg = load_config(repo / "config" / "tiny.yaml")
+    spec = dict(cfg["network"], bin_ms=cfg["cells"]["bin_ms"])
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    proc = subprocess.run(["hnn-surrogate", "sweep-drive", "--spec", str(tmp_path / "spec.json"),
+                           "--scenario", "rhythm", "--rates", "10", "40",
+                           "--pyramidal-weights", "0.004", "--basket-weights", "0.002",
+                           "--out", str(tmp_path / "sweep.nc")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ds = DRIVE_SWEEP.read(tmp_path / "sweep.nc")
+    assert list(ds["rate_constant"].values) == [10.0, 40.0]
+    assert "| rate (Hz) |" in proc.stdout
+    # more drive, more L2 basket spikes
+    rates = ds["rate"].sel(cell_type="L2_basket").values
+    assert rates[1] >= rates[0]

@@ -54,17 +54,10 @@ def sweep_drive(spec, *, scenario, rates, pyramidal_weights, basket_weights, see
         log.info("point %d/%d: rate %g Hz, w_pyr %g, w_basket %g uS -> peak %.1f Hz, "
                  "alpha %.2f (%.0f s)", i + 1, len(grid), rate, wp, wb, m["peak_freq"],
                  m["bands"]["alpha"], res["wall_s"])
+        # the points so far, rewritten after each: a killed sweep keeps what it measured
+        result = _sweep_dataset(grid[: len(rows)], rows, scenario, tstop, seed)
+        DRIVE_SWEEP.write(result, out)
     cell_types = list(rows[0]["rates"])
-    attrs = provenance_attrs(seed=int(seed))
-    attrs.update(scenario=scenario, tstop_ms=float(tstop))
-    ds = DRIVE_SWEEP.build(
-        {"rate_constant": np.array([g[0] for g in grid], np.float64),
-         "weight_pyramidal": np.array([g[1] for g in grid], np.float64),
-         "weight_basket": np.array([g[2] for g in grid], np.float64),
-         "peak_freq": np.array([r["peak_freq"] for r in rows]),
-         "band_fraction": np.array([[r["bands"][b] for b in BANDS] for r in rows]),
-         "rate": np.array([[r["rates"][c] for c in cell_types] for r in rows])},
-        {"band": list(BANDS), "cell_type": cell_types}, attrs)
     lines = [f"Poisson drive sweep (NEURON, scenario {scenario}, {tstop:.0f} ms, seed {seed})",
              "", "| rate (Hz) | w pyr (uS) | w basket (uS) | peak (Hz) | alpha | beta | gamma | "
              + " | ".join(f"{c} (Hz)" for c in cell_types) + " |",
@@ -73,4 +66,18 @@ def sweep_drive(spec, *, scenario, rates, pyramidal_weights, basket_weights, see
         lines.append(f"| {g[0]:g} | {g[1]:g} | {g[2]:g} | {r['peak_freq']:.1f} | "
                      + " | ".join(f"{r['bands'][b]:.2f}" for b in BANDS) + " | "
                      + " | ".join(f"{r['rates'][c]:.1f}" for c in cell_types) + " |")
-    return DRIVE_SWEEP.publish(ds, out, "\n".join(lines), table)
+    return DRIVE_SWEEP.publish(result, out, "\n".join(lines), table)
+
+
+def _sweep_dataset(grid, rows, scenario, tstop, seed):
+    cell_types = list(rows[0]["rates"])
+    attrs = provenance_attrs(seed=int(seed))
+    attrs.update(scenario=scenario, tstop_ms=float(tstop))
+    return DRIVE_SWEEP.build(
+        {"rate_constant": np.array([g[0] for g in grid], np.float64),
+         "weight_pyramidal": np.array([g[1] for g in grid], np.float64),
+         "weight_basket": np.array([g[2] for g in grid], np.float64),
+         "peak_freq": np.array([r["peak_freq"] for r in rows]),
+         "band_fraction": np.array([[r["bands"][b] for b in BANDS] for r in rows]),
+         "rate": np.array([[r["rates"][c] for c in cell_types] for r in rows])},
+        {"band": list(BANDS), "cell_type": cell_types}, attrs)
