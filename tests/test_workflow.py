@@ -56,6 +56,8 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
             neuron = NETWORK_RUN.read(tmp_path / "results" / "network" / scenario / cond / "neuron_0.nc")
             surr = NETWORK_RUN.read(tmp_path / "results" / "network" / scenario / cond / "surrogate_0.nc")
             assert neuron.attrs["n_ranks"] == 2 and neuron.sizes["spike"] > 0
+            open_loop = NETWORK_RUN.read(tmp_path / "results" / "network" / scenario / cond / "open_loop_0.nc")
+            assert open_loop.attrs["simulator"] == "open_loop"
             np.testing.assert_array_equal(neuron["time"].values, surr["time"].values)
     net_bench = NETWORK_BENCHMARK.read(tmp_path / "results" / "benchmarks" / "network.nc")
     assert list(net_bench["run"].values) == ["neuron_1rank", "neuron_2ranks", "surrogate"]

@@ -125,7 +125,7 @@ def _network_surrogate(args):
 
     run_surrogate_network(_network_spec(args), scenario=args.scenario, condition=args.condition,
                           seed=args.seed, checkpoints=args.checkpoints, out=args.out,
-                          threads=args.threads)
+                          threads=args.threads, replay=args.replay)
 
 
 def _network_compare(args):
@@ -283,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--checkpoints", nargs="+", required=True)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--replay", help="open loop: deliver this NEURON network_run's spikes")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_network_surrogate)
 

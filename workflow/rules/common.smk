@@ -91,7 +91,7 @@ def network_runs(scenario):
         (f"{cond}:{seed}:{sim}", f"results/network/{scenario}/{cond}/{sim}_{seed}.nc")
         for cond in NET["conditions"]
         for seed in NET["seeds"]
-        for sim in ("neuron", "surrogate")
+        for sim in ("neuron", "surrogate", "open_loop")
     ]
 
 

@@ -46,6 +46,29 @@ rule network_surrogate:
         " --out {output} > {log} 2>&1"
 
 
+rule network_open_loop:
+    input:
+        checkpoints=expand("results/train/{cell_type}.pt", cell_type=CELL_TYPES),
+        replay="results/network/{scenario}/{condition}/neuron_{seed}.nc",
+    output:
+        "results/network/{scenario}/{condition}/open_loop_{seed}.nc",
+    log:
+        "logs/network_open_loop/{scenario}_{condition}_{seed}.log",
+    params:
+        spec=lambda wc: network_spec_json(wc.scenario, wc.condition),
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=60,
+    threads: 1
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    shell:
+        "hnn-surrogate network-surrogate --spec '{params.spec}'"
+        " --scenario {wildcards.scenario} --condition {wildcards.condition}"
+        " --seed {wildcards.seed} --checkpoints {input.checkpoints} --threads {threads}"
+        " --replay {input.replay} --out {output} > {log} 2>&1"
+
+
 rule compare_network:
     input:
         runs=lambda wc: [path for _, path in network_runs(wc.scenario)],

@@ -50,8 +50,13 @@ def run_dataset(net, *, spec, simulator, scenario, condition, seed, times, l2, l
     )
 
 
-def run_surrogate_network(spec, *, scenario, condition, seed, checkpoints, out, threads=1):
-    """Simulate one network run with the surrogates and write it to ``out``."""
+def run_surrogate_network(spec, *, scenario, condition, seed, checkpoints, out, threads=1,
+                          replay=None):
+    """Simulate one network run with the surrogates and write it to ``out``.
+
+    ``replay``: a NEURON ``network_run`` of the same (scenario, condition, seed);
+    its spikes are delivered instead of the surrogates' own (open loop).
+    """
     import torch
 
     from .simulate import SurrogateNetwork
@@ -63,18 +68,27 @@ def run_surrogate_network(spec, *, scenario, condition, seed, checkpoints, out, 
     tstop = scenario_tstop(spec, scenario)
     prepare_drives(net, tstop)
     wiring = build_wiring(net, tstop=tstop, bin_ms=spec["bin_ms"])
-    res = SurrogateNetwork(wiring, loaded).run(progress_every=int(round(100 / spec["bin_ms"])))
+    spikes = None
+    if replay is not None:
+        ref = NETWORK_RUN.read(replay)
+        for key, want in (("scenario", scenario), ("condition", condition), ("seed", seed)):
+            if str(ref.attrs[key]) != str(want):
+                raise ValueError(f"{replay}: {key} {ref.attrs[key]!r}, this run's is {want!r}")
+        spikes = (ref["spike_time"].values, ref["spike_gid"].values)
+    res = SurrogateNetwork(wiring, loaded).run(progress_every=int(round(100 / spec["bin_ms"])),
+                                               replay=spikes)
     times = bin_centres(res.n_bins, res.bin_ms)
     zero = np.zeros(res.n_bins)
     l2 = res.dipole["L2"].detach().numpy() if "L2" in res.dipole else zero
     l5 = res.dipole["L5"].detach().numpy() if "L5" in res.dipole else zero
-    ds = run_dataset(net, spec=spec, simulator="surrogate", scenario=scenario,
+    ds = run_dataset(net, spec=spec,
+                     simulator="surrogate" if replay is None else "open_loop", scenario=scenario,
                      condition=condition, seed=seed, times=times, l2=l2, l5=l5,
                      spike_times=res.spike_times, spike_gids=res.spike_gids,
                      wall_s=res.wall_s, n_ranks=1)
     NETWORK_RUN.write(ds, out)
-    log.info("surrogate %s/%s seed %d: %d spikes in %.1f s -> %s", scenario, condition, seed,
-             res.spike_times.size, res.wall_s, out)
+    log.info("%s %s/%s seed %d: %d spikes in %.1f s -> %s", ds.attrs["simulator"], scenario,
+             condition, seed, res.spike_times.size, res.wall_s, out)
     return ds
 
 

@@ -100,7 +100,7 @@ class SurrogateNetwork:
         return flat.view(w.n_bins, n_rows)
 
     def run(self, scale: torch.Tensor | None = None, *, record_v: bool = False,
-            progress_every: int = 0) -> NetworkOutput:
+            progress_every: int = 0, replay=None) -> NetworkOutput:
         """Simulate ``wiring.tstop`` ms.
 
         Parameters
@@ -112,6 +112,11 @@ class SurrogateNetwork:
             Keep every cell's soma voltage head (mV) per bin.
         progress_every : int
             Log a progress line every this many bins (0: never).
+        replay : (spike_times, spike_gids), optional
+            Open loop: deliver these spikes (e.g. NEURON's, ms) instead of the
+            surrogates' own, so every cell sees the network input NEURON's cells
+            saw; the surrogates' spikes are still returned. Separates single-cell
+            error from its amplification through the network.
         """
         w = self.wiring
         scale = self.scale if scale is None else scale
@@ -119,9 +124,25 @@ class SurrogateNetwork:
         ctx = torch.enable_grad() if grad else torch.no_grad()
         start = time.perf_counter()
         with ctx:
-            return self._run(scale, record_v, progress_every, start)
+            return self._run(scale, record_v, progress_every, start, replay)
 
-    def _run(self, scale, record_v, progress_every, start):
+    def _replay_spikes(self, replay):
+        """bin -> {cell type: spike vector} of replayed spikes."""
+        w = self.wiring
+        times, gids = (np.asarray(a) for a in replay)
+        out = {}
+        for t_ms, g in zip(times, gids):
+            t = next((t for t in w.cell_types if g in w.gid_ranges[t]), None)
+            if t is None:
+                continue
+            k = int(np.floor(t_ms / w.bin_ms))
+            if 0 <= k < w.n_bins:
+                vec = out.setdefault(k, {c: torch.zeros(w.n_cells(c), dtype=self.dtype)
+                                         for c in w.cell_types})[t]
+                vec[g - w.gid_ranges[t][0]] = 1.0
+        return out
+
+    def _run(self, scale, record_v, progress_every, start, replay=None):
         w = self.wiring
         types = w.cell_types
         n_bins = w.n_bins
@@ -142,6 +163,7 @@ class SurrogateNetwork:
         fused = (FusedStepper(models, [w.n_cells(t) for t in types], dtype=self.dtype)
                  if self.fuse and can_fuse(models) else None)
         fstate = fused.init_state() if fused else None
+        replay_bins = self._replay_spikes(replay) if replay is not None else None
         for k in range(n_bins):
             xs = []
             for t in types:
@@ -176,7 +198,10 @@ class SurrogateNetwork:
                 if idx.size:
                     fired_bins.append(np.full(idx.size, k))
                     fired_gids.append(idx + offs[t])
-            if fired_gids and fired_bins[-1][0] == k:
+            if replay_bins is not None:
+                if k in replay_bins:
+                    self._deliver(k, replay_bins[k], scale, pending)
+            elif fired_gids and fired_bins[-1][0] == k:
                 self._deliver(k, s_now, scale, pending)
             if progress_every and (k + 1) % progress_every == 0:
                 n_sp = sum(a.size for a in fired_gids)
