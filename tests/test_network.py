@@ -303,3 +303,38 @@ def test_drive_sweep_writes_its_grid(repo, tmp_path):
     # more drive, more L2 basket spikes
     rates = ds["rate"].sel(cell_type="L2_basket").values
     assert rates[1] >= rates[0]
+
+
+def test_a_cell_alone_fed_its_network_input_fires_as_in_the_network(repo, tmp_path):
+    """End to end check of the wiring: the events the surrogates' wiring says a cell
+    received in a NEURON network run, played to that cell alone in NEURON, make it
+    fire at the times it fired in the network."""
+    from hnn_surrogate.cells.simulate import simulate_cell
+    from hnn_surrogate.config import load_config
+    from hnn_surrogate.network.replay import cell_type_of, received_events
+    from hnn_surrogate.network.spec import build_network
+
+    cfg = load_config(repo / "config" / "tiny.yaml")
+    spec = dict(cfg["network"], bin_ms=cfg["cells"]["bin_ms"])
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    subprocess.run(["mpiexec", "-n", "1", "hnn-surrogate", "network-neuron", "--spec",
+                    str(tmp_path / "spec.json"), "--scenario", "rhythm", "--condition",
+                    "default", "--seed", "0", "--out", str(tmp_path / "run.nc")],
+                   check=True, capture_output=True)
+    run = NETWORK_RUN.read(tmp_path / "run.nc")
+    tstop = spec["scenarios"]["rhythm"]["tstop"]
+    net = build_network(spec, scenario="rhythm", condition="default", seed=0)
+    prepare_drives(net, tstop)
+    wiring = build_wiring(net, tstop=tstop, bin_ms=spec["bin_ms"])
+    st, sg = run["spike_time"].values, run["spike_gid"].values
+    checked = set()
+    for gid in np.unique(sg):
+        t = cell_type_of(wiring, int(gid))
+        if t in checked:
+            continue
+        checked.add(t)
+        channel, arrival, weight = received_events(wiring, int(gid), st, sg)
+        alone = simulate_cell(t, event_channel=channel, event_time=arrival - 0.1,
+                              event_weight=weight, tstop=tstop, dt=spec["dt"], delay=0.1)
+        np.testing.assert_allclose(alone.spike_times, st[sg == gid], atol=0.05, err_msg=t)
+    assert checked == set(CELL_TYPES)

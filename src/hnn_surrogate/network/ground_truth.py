@@ -85,13 +85,21 @@ def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0) -> dict | No
     layers = {"L2": np.zeros(dpl.shape[0]), "L5": np.zeros(dpl.shape[0])}
     for i, name in enumerate(names):
         layers[{"L2_pyramidal": "L2", "L5_pyramidal": "L5"}[name]] = dpl[:, i + 1] * FAM_TO_NAM
-    order = np.lexsort((np.asarray(data["spike_gids"]), np.asarray(data["spike_times"])))
+    # hnn-core records the drives' artificial cells too: keep the cells' spikes
+    times = np.asarray(data["spike_times"], dtype=np.float64)
+    gids = np.asarray(data["spike_gids"], dtype=np.int64)
+    cells = np.zeros(gids.size, dtype=bool)
+    for name in net.cell_types:
+        rng = net.gid_ranges[name]
+        cells |= (gids >= rng.start) & (gids < rng.stop)
+    times, gids = times[cells], gids[cells]
+    order = np.lexsort((gids, times))
     return {
         "times": np.asarray(data["times"]),
         "dipole_L2": layers["L2"],
         "dipole_L5": layers["L5"],
-        "spike_times": np.asarray(data["spike_times"], dtype=np.float64)[order],
-        "spike_gids": np.asarray(data["spike_gids"], dtype=np.int64)[order],
+        "spike_times": times[order],
+        "spike_gids": gids[order],
         "wall_s": wall,
         "n_ranks": n_ranks,
     }

@@ -64,6 +64,7 @@ class Synapses:
     delay_bins: np.ndarray   # (n_entries,) int64, >= 1
     unit_weight: np.ndarray  # (n_entries,) float64
     conn: np.ndarray         # (n_entries,) int64
+    delay: np.ndarray        # (n_entries,) float64, ms: hnn-core's exact delay
 
 
 @dataclass
@@ -74,6 +75,7 @@ class DriveEvents:
     row: np.ndarray          # (n_events,) int64
     unit_weight: np.ndarray  # (n_events,) float64
     conn: np.ndarray         # (n_events,) int64
+    time: np.ndarray         # (n_events,) float64, ms: exact arrival time
 
 
 @dataclass
@@ -152,8 +154,8 @@ def build_wiring(net, *, tstop: float, bin_ms: float, trial_idx: int = 0) -> Wir
         drive_events[name] = events[trial_idx]
 
     connections = []
-    syn_parts = {t: [] for t in cell_types}     # (src_gid, row, delay_bins, g, conn)
-    drv_parts = {t: [] for t in cell_types}     # (bin, row, g, conn)
+    syn_parts = {t: [] for t in cell_types}     # (src_gid, row, delay_bins, g, conn, delay)
+    drv_parts = {t: [] for t in cell_types}     # (bin, row, g, conn, arrival)
     clamped = 0
     for c, conn in enumerate(net.connectivity):
         src_type, tgt_type = conn["src_type"], conn["target_type"]
@@ -186,9 +188,10 @@ def build_wiring(net, *, tstop: float, bin_ms: float, trial_idx: int = 0) -> Wir
                     times = np.asarray(drive_events[src_type][src_gid - src0], dtype=float)
                     arrival = times + delay
                     b = np.floor(arrival / bin_ms).astype(np.int64)
-                    b = b[(b >= 0) & (b < n_bins)]
+                    ok = (b >= 0) & (b < n_bins)
+                    b, arrival = b[ok], arrival[ok]
                     for row in rows:
-                        drv_parts[tgt_type].append((b, np.full(b.size, row), g, c))
+                        drv_parts[tgt_type].append((b, np.full(b.size, row), g, c, arrival))
                 else:
                     # a spike in bin k is placed at the bin's centre: it arrives in
                     # bin floor(k + 0.5 + delay / bin_ms)
@@ -199,7 +202,7 @@ def build_wiring(net, *, tstop: float, bin_ms: float, trial_idx: int = 0) -> Wir
                         clamped += len(rows)  # cannot act within the bin that fired
                         d = 1
                     for row in rows:
-                        syn_parts[tgt_type].append((src_gid, row, d, g, c))
+                        syn_parts[tgt_type].append((src_gid, row, d, g, c, delay))
 
     n_gids = max(r.stop for r in net.gid_ranges.values())
     synapses, drives, n_events = {}, {}, {}
@@ -212,19 +215,20 @@ def build_wiring(net, *, tstop: float, bin_ms: float, trial_idx: int = 0) -> Wir
             src = arr[:, 0].astype(np.int64)
             ptr = np.searchsorted(src, np.arange(n_gids + 1)).astype(np.int64)
             synapses[t] = Synapses(ptr, arr[:, 1].astype(np.int64), arr[:, 2].astype(np.int64),
-                                   arr[:, 3], arr[:, 4].astype(np.int64))
+                                   arr[:, 3], arr[:, 4].astype(np.int64), arr[:, 5])
         else:
             synapses[t] = Synapses(np.zeros(n_gids + 1, np.int64), *(np.zeros(0, np.int64),) * 2,
-                                   np.zeros(0), np.zeros(0, np.int64))
+                                   np.zeros(0), np.zeros(0, np.int64), np.zeros(0))
         dp = drv_parts[t]
         if dp:
             drives[t] = DriveEvents(
                 np.concatenate([p[0] for p in dp]), np.concatenate([p[1] for p in dp]),
                 np.concatenate([np.full(p[0].size, p[2]) for p in dp]),
-                np.concatenate([np.full(p[0].size, p[3], np.int64) for p in dp]))
+                np.concatenate([np.full(p[0].size, p[3], np.int64) for p in dp]),
+                np.concatenate([p[4] for p in dp]))
         else:
             drives[t] = DriveEvents(*(np.zeros(0, np.int64),) * 2, np.zeros(0),
-                                    np.zeros(0, np.int64))
+                                    np.zeros(0, np.int64), np.zeros(0))
         n_events[t] = int(drives[t].bin.size)
     return Wiring(cell_types=cell_types, gid_ranges=dict(net.gid_ranges),
                   n_channels={t: len(chan_idx[t]) for t in cell_types}, connections=connections,
