@@ -122,36 +122,30 @@ def format_comparison(ds) -> str:
                      f"{'yes' if ok else 'NO'} | {open_loop} |")
         checks.append(ok)
 
-    def ol(da):
-        v = float(da.sel(simulator="open_loop"))
-        return "" if np.isnan(v) else v
+    def quantity(cond, name, da, fmt, limit=None, relative=True):
+        """One row: NEURON, surrogate, their difference (relative or absolute) against
+        ``limit`` (None: reported only), and the open-loop value."""
+        a, b, o = (float(da.sel(simulator=sim)) for sim in SIMULATORS)
+        ol = "" if np.isnan(o) else format(o, fmt)
+        if relative:
+            diff, off = f"{100 * _rel(b, a):.0f} %", _rel(b, a)
+        else:
+            diff, off = f"{b - a:+{fmt}}", abs(b - a)
+        if limit is None:
+            lines.append(f"| {cond} | {name} | {a:{fmt}} | {b:{fmt}} | {diff} | (reported) | "
+                         f"| {ol} |")
+            return
+        target = f"<= {100 * limit:.0f} %" if relative else f"<= {limit:g}"
+        row(cond, name, format(a, fmt), format(b, fmt), diff, target, off <= limit, ol)
 
     for cond in ds["condition"].values:
         mc = m.sel(condition=cond)
         for ct in ds["cell_type"].values:
-            a = float(mc["rate"].sel(simulator="neuron", cell_type=ct))
-            b = float(mc["rate"].sel(simulator="surrogate", cell_type=ct))
-            r = _rel(b, a)
-            o = ol(mc["rate"].sel(cell_type=ct))
-            row(cond, f"rate {ct} (Hz)", f"{a:.2f}", f"{b:.2f}", f"{100 * r:.0f} %", "<= 15 %",
-                r <= 0.15, f"{o:.2f}" if o != "" else "")
-        a = float(mc["peak_freq"].sel(simulator="neuron"))
-        b = float(mc["peak_freq"].sel(simulator="surrogate"))
-        o = ol(mc["peak_freq"])
-        row(cond, "dipole peak (Hz)", f"{a:.1f}", f"{b:.1f}", f"{b - a:+.1f} Hz", "<= 2 Hz",
-            abs(b - a) <= 2.0, f"{o:.1f}" if o != "" else "")
+            quantity(cond, f"rate {ct} (Hz)", mc["rate"].sel(cell_type=ct), ".2f", 0.15)
+        quantity(cond, "dipole peak (Hz)", mc["peak_freq"], ".1f", 2.0, relative=False)
         for bn in ds["band"].values:
-            a = float(mc["band_fraction"].sel(simulator="neuron", band=bn))
-            b = float(mc["band_fraction"].sel(simulator="surrogate", band=bn))
-            r = _rel(b, a)
-            o = ol(mc["band_fraction"].sel(band=bn))
-            row(cond, f"{bn} fraction", f"{a:.3f}", f"{b:.3f}", f"{100 * r:.0f} %", "<= 20 %",
-                r <= 0.2, f"{o:.3f}" if o != "" else "")
-        a = float(mc["l5_share"].sel(simulator="neuron"))
-        b = float(mc["l5_share"].sel(simulator="surrogate"))
-        o = ol(mc["l5_share"])
-        lines.append(f"| {cond} | L5 share of dipole | {a:.2f} | {b:.2f} | {b - a:+.2f} | "
-                     f"(reported) | | {f'{o:.2f}' if o != '' else ''} |")
+            quantity(cond, f"{bn} fraction", mc["band_fraction"].sel(band=bn), ".3f", 0.2)
+        quantity(cond, "L5 share of dipole", mc["l5_share"], ".2f", None, relative=False)
     conds = list(ds["condition"].values)
     for cond in conds[1:]:
         for name, var, sel in (("L5_pyramidal rate", "rate", {"cell_type": "L5_pyramidal"}),
