@@ -190,6 +190,10 @@ def test_network_with_unmodelled_parts_is_refused():
     net.add_tonic_bias(amplitude={"L2_pyramidal": 1.0})
     with pytest.raises(NetworkError, match="tonic biases"):
         build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    from hnn_core import law_2021_model
+
+    with pytest.raises(NetworkError, match="L2_pyramidal in this network differs"):
+        build_wiring(law_2021_model(mesh_shape=(2, 2)), tstop=TSTOP, bin_ms=BIN_MS)
 
 
 def test_surrogate_network_is_differentiable_in_the_weights():

@@ -17,7 +17,6 @@ DRIVE_TYPES = {
     "evoked": "add_evoked_drive",
     "bursty": "add_bursty_drive",
 }
-MODELS = ("jones_2009", "neymotin_2020", "law_2021")
 
 
 def event_seed(seed: int, drive_index: int) -> int:

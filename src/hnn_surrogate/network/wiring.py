@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import CELL_TYPES
-from ..cells.channels import channel_index
+from ..cells.channels import cell_template, channel_index
 
 
 class NetworkError(ValueError):
@@ -137,10 +137,9 @@ def build_wiring(net, *, tstop: float, bin_ms: float, trial_idx: int = 0) -> Wir
     chan_idx = {t: channel_index(t) for t in cell_types}
     templates = {t: net.cell_types[t]["cell_object"] for t in cell_types}
     for t in cell_types:
-        keys = {f"{s}_{r}" for s, sec in templates[t].sections.items() for r in sec.syns}
-        if keys != set(chan_idx[t]):
-            raise NetworkError(f"{t} in this network has synapses {sorted(keys ^ set(chan_idx[t]))} "
-                               "that differ from hnn-core's default cell the surrogate learned")
+        if templates[t].to_dict() != cell_template(t).to_dict():
+            raise NetworkError(f"{t} in this network differs from hnn-core's default {t} cell "
+                               "(morphology, channels or synapses), which the surrogate learned")
     gid_type = {}
     for name, rng in net.gid_ranges.items():
         for g in rng:
