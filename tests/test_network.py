@@ -47,6 +47,16 @@ def untrained_surrogates(seed=0):
     return out
 
 
+def tiny_spec(repo, tmp_path) -> dict:
+    """The tiny config's network section plus bin_ms, also written to tmp_path/spec.json."""
+    from hnn_surrogate.config import load_config
+
+    cfg = load_config(repo / "config" / "tiny.yaml")
+    spec = dict(cfg["network"], bin_ms=cfg["cells"]["bin_ms"])
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    return spec
+
+
 def tiny_net(seed=1, rate=40.0):
     from hnn_core import neymotin_2020_model
 
@@ -229,11 +239,7 @@ def test_simulate_dipole_is_hnn_cores_signature(tmp_path):
 
 
 def test_neuron_network_gives_the_same_spikes_on_1_and_2_ranks(repo, tmp_path):
-    from hnn_surrogate.config import load_config
-
-    cfg = load_config(repo / "config" / "tiny.yaml")
-    spec = dict(cfg["network"], bin_ms=cfg["cells"]["bin_ms"])
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    tiny_spec(repo, tmp_path)
     runs = {}
     for n in (1, 2):
         out = tmp_path / f"n{n}.nc"
@@ -267,11 +273,7 @@ def test_fused_step_equals_each_models_own_step():
 def test_two_neuron_network_jobs_on_one_machine_do_not_interfere(repo, tmp_path):
     """hnn-core's MPIBackend kills every nrniv on the machine when it ends; ours are
     plain MPI programs: two at once both finish, with the numbers of a lone run."""
-    from hnn_surrogate.config import load_config
-
-    cfg = load_config(repo / "config" / "tiny.yaml")
-    spec = dict(cfg["network"], bin_ms=cfg["cells"]["bin_ms"])
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    tiny_spec(repo, tmp_path)
 
     def start(name, scenario):
         return subprocess.Popen(
@@ -290,11 +292,8 @@ def test_two_neuron_network_jobs_on_one_machine_do_not_interfere(repo, tmp_path)
 
 def test_drive_sweep_writes_its_grid(repo, tmp_path):
     from hnn_surrogate.artifacts import DRIVE_SWEEP
-    from hnn_surrogate.config import load_config
 
-    cfg = load_config(repo / "config" / "tiny.yaml")
-    spec = dict(cfg["network"], bin_ms=cfg["cells"]["bin_ms"])
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    tiny_spec(repo, tmp_path)
     proc = subprocess.run(["hnn-surrogate", "sweep-drive", "--spec", str(tmp_path / "spec.json"),
                            "--scenario", "rhythm", "--rates", "10", "40",
                            "--pyramidal-weights", "0.004", "--basket-weights", "0.002",
@@ -314,13 +313,10 @@ def test_a_cell_alone_fed_its_network_input_fires_as_in_the_network(repo, tmp_pa
     received in a NEURON network run, played to that cell alone in NEURON, make it
     fire at the times it fired in the network."""
     from hnn_surrogate.cells.simulate import simulate_cell
-    from hnn_surrogate.config import load_config
     from hnn_surrogate.network.replay import cell_type_of, received_events
     from hnn_surrogate.network.spec import build_network
 
-    cfg = load_config(repo / "config" / "tiny.yaml")
-    spec = dict(cfg["network"], bin_ms=cfg["cells"]["bin_ms"])
-    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    spec = tiny_spec(repo, tmp_path)
     subprocess.run(["mpiexec", "-n", "1", "hnn-surrogate", "network-neuron", "--spec",
                     str(tmp_path / "spec.json"), "--scenario", "rhythm", "--condition",
                     "default", "--seed", "0", "--out", str(tmp_path / "run.nc")],

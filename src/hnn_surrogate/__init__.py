@@ -12,3 +12,6 @@ CELL_TYPES = ("L2_pyramidal", "L5_pyramidal", "L2_basket", "L5_basket")
 
 PYRAMIDAL_TYPES = ("L2_pyramidal", "L5_pyramidal")
 """Cell types with a current dipole (hnn-core measures the dipole of these)."""
+
+DIPOLE_LAYER = {"L2_pyramidal": "L2", "L5_pyramidal": "L5"}
+"""hnn-core's dipole layer of each pyramidal cell type."""

@@ -106,7 +106,6 @@ def _learning_curve(args):
 
 
 def _network_spec(args) -> dict:
-    import json
     from pathlib import Path
 
     text = args.spec if args.spec.lstrip().startswith("{") else Path(args.spec).read_text()

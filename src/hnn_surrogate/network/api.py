@@ -115,13 +115,8 @@ def simulate_dipole(net, tstop, *, surrogates, n_trials=1, bin_ms=None, record_v
         if verbose:
             logging.getLogger(__name__).info("trial %d: %.1f s, %d spikes", trial + 1,
                                              out.wall_s, out.spike_times.size)
-        times = bin_centres(out.n_bins, out.bin_ms)
-        zero = np.zeros(out.n_bins)
-        l2 = out.dipole.get("L2", zero)
-        l5 = out.dipole.get("L5", zero)
-        l2 = l2.detach().numpy() if hasattr(l2, "detach") else l2
-        l5 = l5.detach().numpy() if hasattr(l5, "detach") else l5
-        dpls.append(to_hnn_dipole(times, l2, l5, net))
+        dpls.append(to_hnn_dipole(bin_centres(out.n_bins, out.bin_ms), *out.layer_dipoles(),
+                                  net))
         spike_times.append(out.spike_times.tolist())
         spike_gids.append(out.spike_gids.tolist())
     net.cell_response = CellResponse(cell_type_names=list(net.cell_types),

@@ -63,6 +63,7 @@ def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0) -> dict | No
 
     from hnn_core.network_builder import _simulate_single_trial
 
+    from .. import DIPOLE_LAYER
     from ..cells.simulate import FAM_TO_NAM
     from .api import prepare_drives
 
@@ -84,7 +85,7 @@ def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0) -> dict | No
     names = [n for n, d in net.cell_types.items() if d["cell_metadata"].get("measure_dipole")]
     layers = {"L2": np.zeros(dpl.shape[0]), "L5": np.zeros(dpl.shape[0])}
     for i, name in enumerate(names):
-        layers[{"L2_pyramidal": "L2", "L5_pyramidal": "L5"}[name]] = dpl[:, i + 1] * FAM_TO_NAM
+        layers[DIPOLE_LAYER[name]] = dpl[:, i + 1] * FAM_TO_NAM
     # hnn-core records the drives' artificial cells too: keep the cells' spikes
     times = np.asarray(data["spike_times"], dtype=np.float64)
     gids = np.asarray(data["spike_gids"], dtype=np.int64)

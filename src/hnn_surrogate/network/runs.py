@@ -59,11 +59,12 @@ def run_surrogate_network(spec, *, scenario, condition, seed, checkpoints, out, 
     """
     import torch
 
+    from ..surrogate.checkpoint import load_checkpoint
     from .simulate import SurrogateNetwork
     from .wiring import build_wiring
 
     torch.set_num_threads(int(threads))
-    loaded = load_surrogates({ck_type(p): p for p in checkpoints})
+    loaded = load_surrogates({s.cell_type: s for s in map(load_checkpoint, checkpoints)})
     net = build_network(spec, scenario=scenario, condition=condition, seed=seed)
     tstop = scenario_tstop(spec, scenario)
     prepare_drives(net, tstop)
@@ -77,26 +78,17 @@ def run_surrogate_network(spec, *, scenario, condition, seed, checkpoints, out, 
         spikes = (ref["spike_time"].values, ref["spike_gid"].values)
     res = SurrogateNetwork(wiring, loaded).run(progress_every=int(round(100 / spec["bin_ms"])),
                                                replay=spikes)
-    times = bin_centres(res.n_bins, res.bin_ms)
-    zero = np.zeros(res.n_bins)
-    l2 = res.dipole["L2"].detach().numpy() if "L2" in res.dipole else zero
-    l5 = res.dipole["L5"].detach().numpy() if "L5" in res.dipole else zero
+    l2, l5 = res.layer_dipoles()
     ds = run_dataset(net, spec=spec,
                      simulator="surrogate" if replay is None else "open_loop", scenario=scenario,
-                     condition=condition, seed=seed, times=times, l2=l2, l5=l5,
+                     condition=condition, seed=seed, times=bin_centres(res.n_bins, res.bin_ms),
+                     l2=l2, l5=l5,
                      spike_times=res.spike_times, spike_gids=res.spike_gids,
                      wall_s=res.wall_s, n_ranks=1)
     NETWORK_RUN.write(ds, out)
     log.info("%s %s/%s seed %d: %d spikes in %.1f s -> %s", ds.attrs["simulator"], scenario,
              condition, seed, res.spike_times.size, res.wall_s, out)
     return ds
-
-
-def ck_type(path) -> str:
-    """Cell type of a checkpoint file (named ``<cell type>.pt`` by the pipeline)."""
-    from ..surrogate.checkpoint import load_checkpoint
-
-    return load_checkpoint(path).cell_type
 
 
 def run_neuron_network(spec, *, scenario, condition, seed, out):

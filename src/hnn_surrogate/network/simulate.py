@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import PYRAMIDAL_TYPES
+from .. import DIPOLE_LAYER, PYRAMIDAL_TYPES
 from ..surrogate.kernels import apply_kernels
 from .fused import FusedStepper, can_fuse
 from .wiring import Wiring
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 SURROGATE_GRADIENT_SLOPE = 1.0
 """Slope of the sigmoid whose derivative stands in for the spike's (per logit unit)."""
-
-LAYER_OF = {"L2_pyramidal": "L2", "L5_pyramidal": "L5"}
 
 
 @dataclass
@@ -64,6 +62,12 @@ class NetworkOutput:
     wall_s: float
     bin_ms: float
     n_bins: int
+
+    def layer_dipoles(self):
+        """(L2, L5) raw layer dipoles as arrays (nAm; zeros for a layer without cells)."""
+        zero = np.zeros(self.n_bins)
+        return tuple(self.dipole[k].detach().numpy() if k in self.dipole else zero
+                     for k in ("L2", "L5"))
 
 
 class SurrogateNetwork:
@@ -118,7 +122,6 @@ class SurrogateNetwork:
             saw; the surrogates' spikes are still returned. Separates single-cell
             error from its amplification through the network.
         """
-        w = self.wiring
         scale = self.scale if scale is None else scale
         grad = torch.is_grad_enabled() and scale.requires_grad
         ctx = torch.enable_grad() if grad else torch.no_grad()
@@ -150,8 +153,6 @@ class SurrogateNetwork:
         drive = {t: self._drive_input(t, scale) for t in types}
         inv_scale = {t: torch.from_numpy(1.0 / self.surrogates[t].norm.input_scale)
                      .to(self.dtype).repeat(w.n_cells(t)) for t in types}
-        state = {t: self.surrogates[t].model.init_state(w.n_cells(t), dtype=self.dtype)
-                 for t in types}
         logit_thr = {t: float(np.log(s.spike_threshold / (1 - s.spike_threshold)))
                      for t, s in self.surrogates.items()}
         pending = {t: {} for t in types}       # arrival bin -> list of (rows, values)
@@ -163,6 +164,8 @@ class SurrogateNetwork:
         fused = (FusedStepper(models, [w.n_cells(t) for t in types], dtype=self.dtype)
                  if self.fuse and can_fuse(models) else None)
         fstate = fused.init_state() if fused else None
+        state = {} if fused else {
+            t: self.surrogates[t].model.init_state(w.n_cells(t), dtype=self.dtype) for t in types}
         replay_bins = self._replay_spikes(replay) if replay is not None else None
         for k in range(n_bins):
             xs = []
@@ -259,7 +262,7 @@ class SurrogateNetwork:
             if t in PYRAMIDAL_TYPES:
                 k = torch.from_numpy(s.norm.spike_kernels[1:2])
                 dip = phys[..., 1] + apply_kernels(sp.T, k)[..., 0].T   # (n_bins, n_cells)
-                dipole[LAYER_OF[t]] = dip.sum(dim=1)
+                dipole[DIPOLE_LAYER[t]] = dip.sum(dim=1)
         if fired_bins:
             b = np.concatenate(fired_bins)
             g = np.concatenate(fired_gids)
