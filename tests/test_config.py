@@ -62,6 +62,21 @@ BAD = [
     ({"network": {"scenarios": {"r": {"tstop": 100.2, "drives": [{"type": "erp"}]}},
                   "benchmark_scenario": "r"}},
      r"config key 'network.scenarios.r.tstop': 100.2 is not a whole multiple"),
+    ({"cells": {"replay": {"n_sims": 10, "scenarios": ["evoked"], "seeds": [5, 0]}},
+      "network": {"seeds": [0, 1]}},
+     r"config key 'cells.replay.seeds': \[0\] also in network.seeds"),
+    ({"cells": {"replay": {"n_sims": 10, "scenarios": ["nope"], "seeds": [5]}}},
+     r"config key 'cells.replay.scenarios': 'nope' is not in network.scenarios"),
+    ({"cells": {"replay": {"n_sims": 10, "scenarios": ["evoked"], "conditions": ["x"],
+                           "seeds": [5]}}},
+     r"config key 'cells.replay.conditions': 'x' is not in network.conditions"),
+    ({"cells": {"replay": {"n_sims": 10, "scenarios": ["evoked"]}}},
+     r"config key 'cells.replay.seeds': empty, but n_sims is 10"),
+    ({"cells": {"tstop": 100.0, "replay": {"n_sims": 2, "scenarios": ["evoked"], "seeds": [9]}},
+      "benchmark": {"tstop": 50.0}},
+     r"config key 'cells.replay.scenarios': 'evoked' lasts 170.0 ms, longer than cells.tstop"),
+    ({"cells": {"regimes": {"replay": {}}}, "benchmark": {"regime": "replay"}},
+     r"config key 'cells.regimes.replay': the name is taken by the replay regime"),
 ]
 
 

@@ -308,13 +308,14 @@ def test_drive_sweep_writes_its_grid(repo, tmp_path):
     assert rates[1] >= rates[0]
 
 
-def test_a_cell_alone_fed_its_network_input_fires_as_in_the_network(repo, tmp_path):
-    """End to end check of the wiring: the events the surrogates' wiring says a cell
-    received in a NEURON network run, played to that cell alone in NEURON, make it
-    fire at the times it fired in the network."""
-    from hnn_surrogate.cells.simulate import simulate_cell
-    from hnn_surrogate.network.replay import cell_type_of, received_events
-    from hnn_surrogate.network.spec import build_network
+def test_replay_regime_cells_fire_alone_as_they_did_in_the_network(repo, tmp_path):
+    """End to end check of the wiring and of the cells stage's replay regime: the events
+    the surrogates' wiring says each cell received in a NEURON network run, replayed to
+    the lone cell by a replay shard, make it fire when it fired in the network (every
+    cell of every type; the shard runs 20 ms past the network's end, input-free)."""
+    from hnn_surrogate.cells.replay import ReplayInputs
+    from hnn_surrogate.cells.shard import simulate_shard
+    from hnn_surrogate.network.replay import write_received_events
 
     spec = tiny_spec(repo, tmp_path)
     subprocess.run(["mpiexec", "-n", "1", "hnn-surrogate", "network-neuron", "--spec",
@@ -322,19 +323,28 @@ def test_a_cell_alone_fed_its_network_input_fires_as_in_the_network(repo, tmp_pa
                     "default", "--seed", "0", "--out", str(tmp_path / "run.nc")],
                    check=True, capture_output=True)
     run = NETWORK_RUN.read(tmp_path / "run.nc")
-    tstop = spec["scenarios"]["rhythm"]["tstop"]
-    net = build_network(spec, scenario="rhythm", condition="default", seed=0)
-    prepare_drives(net, tstop)
-    wiring = build_wiring(net, tstop=tstop, bin_ms=spec["bin_ms"])
+    events = tmp_path / "events.nc"
+    write_received_events(spec, scenario="rhythm", condition="default", seed=0,
+                          run_path=tmp_path / "run.nc", out=events)
+    with pytest.raises(ValueError, match="condition"):
+        write_received_events(spec, scenario="rhythm", condition="l5_inhibition_up", seed=0,
+                              run_path=tmp_path / "run.nc", out=tmp_path / "x.nc")
+    net_tstop = spec["scenarios"]["rhythm"]["tstop"]
     st, sg = run["spike_time"].values, run["spike_gid"].values
-    checked = set()
-    for gid in np.unique(sg):
-        t = cell_type_of(wiring, int(gid))
-        if t in checked:
-            continue
-        checked.add(t)
-        channel, arrival, weight = received_events(wiring, int(gid), st, sg)
-        alone = simulate_cell(t, event_channel=channel, event_time=arrival - 0.1,
-                              event_weight=weight, tstop=tstop, dt=spec["dt"], delay=0.1)
-        np.testing.assert_allclose(alone.spike_times, st[sg == gid], atol=0.05, err_msg=t)
-    assert checked == set(CELL_TYPES)
+    for t in CELL_TYPES:
+        inputs = ReplayInputs([events], t, seed=3, delay=0.1)
+        n = inputs.capacity
+        ds = simulate_shard(cell_type=t, regime_name="replay", replay=[events], first=0,
+                            count=n, tstop=net_tstop + 20.0, dt=spec["dt"],
+                            bin_ms=spec["bin_ms"], delay=0.1, seed=3, store_fine=False)
+        gids = [inputs.source(k)[1] for k in range(n)]
+        assert len(set(gids)) == n == (run["n_cells"].sel(cell_type=t).item())
+        fired = 0
+        for k, gid in enumerate(gids):
+            alone = ds["spike_time"].values[ds["spike_sim"].values == k]
+            np.testing.assert_allclose(alone[alone < net_tstop], st[sg == gid], atol=0.05,
+                                       err_msg=f"{t} gid {gid}")
+            fired += bool(alone.size)
+        assert fired, f"no {t} cell fired: the check would be empty"
+        with pytest.raises(ValueError, match="lower cells.replay.n_sims"):
+            inputs.source(n)

@@ -1,8 +1,9 @@
 """The SLURM profile against a real single-node SLURM (tests/slurm/start-slurm.sh).
 
 Runs the cells stage of one cell type of the tiny config through Snakemake's
-SLURM executor: calibration, three MPI shard jobs (2 tasks, 1 CPU each) and
-the merge, each a real sbatch job.
+SLURM executor: calibration, three MPI shard jobs (2 tasks, 1 CPU each), two
+MPI NEURON network runs and their event lists for the replay regime, the
+replay shard and the merge, each a real sbatch job.
 """
 
 import shutil
@@ -38,16 +39,20 @@ def test_cells_stage_through_the_slurm_executor(repo, tmp_path, slurm):
            "mem_mb=1000", "runtime=10",
            # The PyPI mpich here has no SLURM PMI: launch ranks with its mpiexec
            # inside the allocation (a cluster profile keeps srun).
-           "--set-resources", "simulate_cells:mpi=mpiexec", "simulate_cells:cpus_per_task=1",
+           "--set-resources", *(f"{rule}:{key}" for rule in
+                                ("simulate_cells", "simulate_replay", "network_neuron")
+                                for key in ("mpi=mpiexec", "cpus_per_task=1")),
            "--jobs", "4", target]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
-    assert out.count("has been submitted with SLURM jobid") == 5  # calibrate, 3 shards, merge
+    # calibrate, 3 random-input shards, 2 NEURON network runs, their 2 event lists,
+    # the replay shard, merge
+    assert out.count("has been submitted with SLURM jobid") == 10
     ds = open_cell_dataset(tmp_path / target)
-    assert ds.sizes["sim"] == 14
+    assert ds.sizes["sim"] == 18
     assert set(ds["split"].values) == {"train", "val", "test"}
     # Every shard ran as 2 MPI ranks inside its SLURM job.
-    for regime in ("subthreshold", "suprathreshold", "network"):
+    for regime in ("subthreshold", "suprathreshold", "network", "replay"):
         log = (tmp_path / "logs" / "simulate_cells" / "L2_basket" / regime / "0000.log").read_text()
         assert "rank 0 of 2" in log

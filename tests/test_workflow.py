@@ -20,8 +20,12 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     for cell_type, n_channels in [("L2_pyramidal", 30), ("L5_pyramidal", 34),
                                   ("L2_basket", 3), ("L5_basket", 3)]:
         ds = open_cell_dataset(tmp_path / "results" / "cells" / f"{cell_type}.nc")
-        assert ds.sizes["sim"] == 14 and ds.sizes["channel"] == n_channels
-        assert set(ds["regime"].values) == {"subthreshold", "suprathreshold", "network"}
+        assert ds.sizes["sim"] == 18 and ds.sizes["channel"] == n_channels
+        assert set(ds["regime"].values) == {"subthreshold", "suprathreshold", "network",
+                                            "replay"}
+        # replayed network input: two tiny-network runs, events in every simulation
+        replay = ds.isel(sim=ds["regime"].values == "replay")
+        assert (replay["inputs"].values.sum(axis=(1, 2)) > 0).all()
         assert set(ds["split"].values) == {"train", "val", "test"}
         assert ("dipole" in ds) == cell_type.endswith("pyramidal")
         assert ds.attrs["seed"] == 7 and len(ds.attrs["config_hash"]) >= 16

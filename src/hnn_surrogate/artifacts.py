@@ -436,3 +436,22 @@ DRIVE_SWEEP = Schema(
         "rate": Var(("point", "cell_type"), "float64", "Hz", "spikes per cell per second"),
     },
 )
+
+REPLAY_EVENTS = Schema(
+    name="replay_events",
+    version=1,
+    attrs=("scenario", "condition", "seed", "tstop_ms", "run_file", "git_commit", "versions",
+           "created"),
+    variables={
+        "gid": Var(("cell",), "int64", "1", "hnn-core gid of each cell of the network"),
+        "cell_type": Var(("cell",), "str", "1", "HNN cell type of each cell"),
+        "n_events": Var(("cell",), "int64", "1", "events the cell received"),
+        "event_cell": Var(("event",), "int32", "1", "position of the receiving cell on 'cell'"),
+        "event_channel": Var(("event",), "int16", "1",
+                             "synapse channel (section, receptor) of the cell type, as in the "
+                             "cells stage"),
+        "event_arrival": Var(("event",), "float64", "ms",
+                             "arrival time at the synapse (presynaptic time + delay)"),
+        "event_weight": Var(("event",), "float32", "uS", "synaptic weight (A_weight x gain)"),
+    },
+)

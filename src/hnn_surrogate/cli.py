@@ -30,9 +30,17 @@ def _simulate_shard(args):
     from .cells.calibrate import read_reference
     from .cells.shard import simulate_shard
 
-    reference = read_reference(args.calibration, args.cell_type)
-    simulate_shard(cell_type=args.cell_type, regime_name=args.regime,
-                   regime=json.loads(args.regime_json), reference=reference,
+    if (args.replay_events is None) == (args.regime_json is None):
+        raise SystemExit("simulate-shard: give either --regime-json and --calibration (random "
+                         "input) or --replay-events (replayed network input)")
+    if args.replay_events is not None:
+        source = dict(replay=args.replay_events)
+    else:
+        if args.calibration is None:
+            raise SystemExit("simulate-shard: --regime-json needs --calibration")
+        source = dict(regime=json.loads(args.regime_json),
+                      reference=read_reference(args.calibration, args.cell_type))
+    simulate_shard(cell_type=args.cell_type, regime_name=args.regime, **source,
                    first=args.first, count=args.count, tstop=args.tstop, dt=args.dt,
                    bin_ms=args.bin_ms, delay=args.delay, seed=args.seed,
                    store_fine=args.store_fine, out=args.out)
@@ -119,6 +127,14 @@ def _network_neuron(args):
                        seed=args.seed, out=args.out)
 
 
+def _replay_events(args):
+    from .network.replay import write_received_events
+
+    write_received_events(_network_spec(args), scenario=args.scenario,
+                          condition=args.condition, seed=args.seed, run_path=args.run,
+                          out=args.out)
+
+
 def _network_surrogate(args):
     from .network.runs import run_surrogate_network
 
@@ -186,8 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate-shard", help="one shard of single-cell simulations (MPI)")
     p.add_argument("--cell-type", required=True)
     p.add_argument("--regime", required=True, help="regime name (seeds the input)")
-    p.add_argument("--regime-json", required=True, help="the regime's config section, JSON")
-    p.add_argument("--calibration", required=True, help="cell_calibration NetCDF")
+    p.add_argument("--regime-json", help="the regime's config section, JSON (random input)")
+    p.add_argument("--calibration", help="cell_calibration NetCDF (random input)")
+    p.add_argument("--replay-events", nargs="+",
+                   help="replay_events NetCDF files: replay network input instead")
     p.add_argument("--first", type=int, required=True, help="index of the first simulation")
     p.add_argument("--count", type=int, required=True, help="simulations in the shard")
     p.add_argument("--tstop", type=float, required=True, help="simulated time (ms)")
@@ -275,6 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_network_neuron)
+
+    p = sub.add_parser("replay-events",
+                       help="every cell's received events in a NEURON network run")
+    _add_network_args(p)
+    p.add_argument("--condition", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--run", required=True, help="the run's network_run NetCDF (NEURON)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_replay_events)
 
     p = sub.add_parser("network-surrogate", help="one hnn-core network run with the surrogates")
     _add_network_args(p)

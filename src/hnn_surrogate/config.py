@@ -121,6 +121,37 @@ def _semantic_errors(config: dict) -> list[str]:
                         f"the configured regimes ({', '.join(cells['regimes'])})")
     check_multiple("benchmark.tstop", bench["tstop"], "cells.bin_ms", cells["bin_ms"])
     messages += _network_errors(config["network"], cells, check_multiple)
+    messages += _replay_errors(cells, config["network"])
+    return messages
+
+
+def _replay_errors(cells: dict, net: dict) -> list[str]:
+    """The replay regime's runs exist, fit in a simulation, and are not the comparison's."""
+    rep, base = cells["replay"], "cells.replay"
+    messages = []
+    if "replay" in cells["regimes"]:
+        messages.append("config key 'cells.regimes.replay': the name is taken by the replay "
+                        "regime (cells.replay); rename this regime")
+    if rep["n_sims"] == 0:
+        return messages
+    for key, table in (("scenarios", net["scenarios"]), ("conditions", net["conditions"])):
+        if not rep[key]:
+            messages.append(f"config key '{base}.{key}': empty, but n_sims is {rep['n_sims']}")
+        for name in rep[key]:
+            if name not in table:
+                messages.append(f"config key '{base}.{key}': {name!r} is not in network.{key} "
+                                f"({', '.join(table)})")
+    if not rep["seeds"]:
+        messages.append(f"config key '{base}.seeds': empty, but n_sims is {rep['n_sims']}")
+    shared = sorted(set(rep["seeds"]) & set(net["seeds"]))
+    if shared:
+        messages.append(f"config key '{base}.seeds': {shared} also in network.seeds: the "
+                        f"comparison's runs would be training data")
+    for name in rep["scenarios"]:
+        if name in net["scenarios"] and net["scenarios"][name]["tstop"] > cells["tstop"]:
+            messages.append(f"config key '{base}.scenarios': {name!r} lasts "
+                            f"{net['scenarios'][name]['tstop']} ms, longer than cells.tstop "
+                            f"({cells['tstop']} ms)")
     return messages
 
 

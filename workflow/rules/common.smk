@@ -29,14 +29,27 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+REPLAY = CELLS["replay"]
+"""The replay regime (network input replayed to lone cells); off when n_sims is 0."""
+
+
+def regime_sims():
+    """Simulations per cell type of every regime, the replay regime included."""
+    sims = {name: r["n_sims"] for name, r in CELLS["regimes"].items()}
+    if REPLAY["n_sims"]:
+        sims["replay"] = REPLAY["n_sims"]
+    return sims
+
+
 def n_shards(regime):
     """Number of shard jobs of a regime."""
-    return math.ceil(CELLS["regimes"][regime]["n_sims"] / CELLS["shard_size"])
+    return math.ceil(regime_sims()[regime] / CELLS["shard_size"])
 
 
-def shard_range(wildcards):
-    """(first, count) of the simulations in shard ``wildcards.shard``."""
-    n = CELLS["regimes"][wildcards.regime]["n_sims"]
+def shard_range(wildcards, regime=None):
+    """(first, count) of the simulations in shard ``wildcards.shard`` of ``regime``
+    (default: ``wildcards.regime``)."""
+    n = regime_sims()[regime or wildcards.regime]
     first = int(wildcards.shard) * CELLS["shard_size"]
     return first, min(CELLS["shard_size"], n - first)
 
@@ -45,8 +58,18 @@ def shard_files(wildcards):
     """Every shard of one cell type, all regimes."""
     return [
         f"results/cells/shards/{wildcards.cell_type}/{regime}/{shard:04d}.nc"
-        for regime in CELLS["regimes"]
+        for regime in regime_sims()
         for shard in range(n_shards(regime))
+    ]
+
+
+def replay_event_files():
+    """The replay regime's NEURON network runs, as replay_events files, in config order."""
+    return [
+        f"results/cells/replay/{scenario}/{condition}/events_{seed}.nc"
+        for seed in REPLAY["seeds"]
+        for scenario in REPLAY["scenarios"]
+        for condition in REPLAY["conditions"]
     ]
 
 

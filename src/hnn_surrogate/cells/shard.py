@@ -17,16 +17,15 @@ from ..artifacts import CELL_SIMS
 from ..provenance import config_hash, provenance_attrs
 from .channels import channels
 from .inputs import Regime, bin_events, bin_spikes, bin_trace, draw_events, sim_rng
+from .replay import ReplayInputs
 from .simulate import simulate_cell
 
 log = logging.getLogger(__name__)
 
 
-def run_one(cell_type, regime_name, regime, reference, index, *, tstop, dt, bin_ms,
-            delay, seed, store_fine):
-    """Draw the input of simulation ``index`` and simulate it; return a dict of arrays."""
-    rng = sim_rng(seed, cell_type, regime_name, index)
-    ch, t, w = draw_events(cell_type, regime, reference, tstop=tstop, rng=rng)
+def run_one(cell_type, events, *, tstop, dt, bin_ms, delay, store_fine):
+    """Simulate one input ``events = (channel, presynaptic time, weight)``; a dict of arrays."""
+    ch, t, w = events
     run = simulate_cell(cell_type, event_channel=ch, event_time=t, event_weight=w,
                         tstop=tstop, dt=dt, delay=delay)
     n_bins = int(round(tstop / bin_ms))
@@ -95,16 +94,20 @@ def assemble(results, *, cell_type, regime_name, indices, tstop, dt, bin_ms, del
     return CELL_SIMS.build(data, coords, attrs)
 
 
-def simulate_shard(*, cell_type, regime_name, regime: dict, reference, first, count,
-                   tstop, dt, bin_ms, delay, seed, store_fine, out=None, comm=None):
+def simulate_shard(*, cell_type, regime_name, regime: dict | None = None, reference=None,
+                   replay=None, first, count, tstop, dt, bin_ms, delay, seed, store_fine,
+                   out=None, comm=None):
     """Simulate ``count`` simulations from ``first`` of one regime, MPI-parallel.
 
     Parameters
     ----------
-    regime : dict
-        The validated ``cells.regimes.<regime_name>`` config section.
+    regime : dict | None
+        The validated ``cells.regimes.<regime_name>`` config section (random input).
     reference : array, shape (n_channels,)
-        Reference weights (uS) from the cell type's calibration.
+        Reference weights (uS) from the cell type's calibration (random input).
+    replay : list of paths | None
+        Instead of ``regime``: the ``replay_events`` files of the replay regime
+        (``cells.replay``).
     tstop, dt, bin_ms, delay : float
         Simulated time, NEURON step, surrogate bin width, synaptic delay (ms).
     out : path | None
@@ -121,12 +124,27 @@ def simulate_shard(*, cell_type, regime_name, regime: dict, reference, first, co
 
         comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
-    reg = Regime.from_config(regime)
     indices = list(range(first, first + count))
     mine = indices[rank::size]
-    params = dict(cell_type=cell_type, regime=regime_name, regime_params=regime,
-                  tstop=tstop, dt=dt, bin_ms=bin_ms, delay=delay, seed=seed,
-                  reference=[float(x) for x in reference])
+    params = dict(cell_type=cell_type, regime=regime_name, tstop=tstop, dt=dt, bin_ms=bin_ms,
+                  delay=delay, seed=seed)
+    if replay is not None:
+        # Every rank opens the runs and checks the whole shard before simulating.
+        inputs = ReplayInputs(replay, cell_type, seed, delay)
+        for index in indices:
+            inputs.source(index)
+        params["replay"] = [str(p) for p in replay]
+
+        def events(index):
+            return inputs.events(index, tstop)
+    else:
+        reg = Regime.from_config(regime)
+        reference = np.asarray(reference)
+        params.update(regime_params=regime, reference=[float(x) for x in reference])
+
+        def events(index):
+            rng = sim_rng(seed, cell_type, regime_name, index)
+            return draw_events(cell_type, reg, reference, tstop=tstop, rng=rng)
     # Load NEURON and hnn-core's mechanisms and fill the channels' rate tables
     # with one short run outside the timed loop, so every rank starts warm.
     simulate_cell(cell_type, event_channel=[], event_time=[], event_weight=[],
@@ -135,9 +153,8 @@ def simulate_shard(*, cell_type, regime_name, regime: dict, reference, first, co
     t0 = time.perf_counter()
     results = []
     for k, index in enumerate(mine, 1):
-        results.append(run_one(cell_type, regime_name, reg, np.asarray(reference), index,
-                               tstop=tstop, dt=dt, bin_ms=bin_ms, delay=delay, seed=seed,
-                               store_fine=store_fine))
+        results.append(run_one(cell_type, events(index), tstop=tstop, dt=dt, bin_ms=bin_ms,
+                               delay=delay, store_fine=store_fine))
         if rank == 0:
             el = time.perf_counter() - t0
             log.info("%s/%s rank 0 of %d: %d/%d simulations, %.2f s each",

@@ -53,3 +53,55 @@ def received_events(wiring: Wiring, gid: int, spike_times, spike_gids, scale=Non
     keep = arrival < wiring.tstop
     order = np.argsort(arrival[keep], kind="stable")
     return channel[keep][order], arrival[keep][order], weight[keep][order]
+
+
+def write_received_events(spec: dict, *, scenario: str, condition: str, seed: int, run_path,
+                          out):
+    """Every cell's received events in the NEURON run ``run_path`` -> ``replay_events`` file.
+
+    The network is rebuilt from ``spec`` exactly as the run built it (same
+    connections, gid pairs and drive seeds), so the events are the ones NEURON
+    delivered. This is the input of the cells stage's ``replay`` regime.
+    """
+    import logging
+
+    from ..artifacts import NETWORK_RUN, REPLAY_EVENTS
+    from ..provenance import provenance_attrs
+    from .api import prepare_drives
+    from .spec import build_network, scenario_tstop
+    from .wiring import build_wiring
+
+    run = NETWORK_RUN.read(run_path)
+    for key, want in (("simulator", "neuron"), ("scenario", scenario),
+                      ("condition", condition), ("seed", seed)):
+        if str(run.attrs[key]) != str(want):
+            raise ValueError(f"{run_path}: {key} is {run.attrs[key]!r}, expected {want!r}")
+    tstop = scenario_tstop(spec, scenario)
+    if not np.isclose(float(run.attrs["tstop_ms"]), tstop):
+        raise ValueError(f"{run_path}: tstop {run.attrs['tstop_ms']} ms, the spec says {tstop}")
+    net = build_network(spec, scenario=scenario, condition=condition, seed=seed)
+    prepare_drives(net, tstop)
+    wiring = build_wiring(net, tstop=tstop, bin_ms=spec["bin_ms"])
+    st, sg = run["spike_time"].values, run["spike_gid"].values
+    gids = [g for t in wiring.cell_types for g in wiring.gid_ranges[t]]
+    parts = [received_events(wiring, g, st, sg) for g in gids]
+    n_events = np.array([p[0].size for p in parts], dtype=np.int64)
+    ds = REPLAY_EVENTS.build(
+        {
+            "gid": np.array(gids, dtype=np.int64),
+            "cell_type": np.array([cell_type_of(wiring, g) for g in gids], dtype=object),
+            "n_events": n_events,
+            "event_cell": np.repeat(np.arange(len(gids)), n_events).astype(np.int32),
+            "event_channel": np.concatenate([p[0] for p in parts]).astype(np.int16),
+            "event_arrival": np.concatenate([p[1] for p in parts]).astype(np.float64),
+            "event_weight": np.concatenate([p[2] for p in parts]).astype(np.float32),
+        },
+        {},
+        {**provenance_attrs(seed=seed), "scenario": scenario, "condition": condition,
+         "tstop_ms": tstop, "run_file": str(run_path)},
+    )
+    REPLAY_EVENTS.write(ds, out)
+    logging.getLogger(__name__).info(
+        "%s: %d cells, %d events (%.0f per cell)", out, len(gids), n_events.sum(),
+        n_events.mean())
+    return ds

@@ -40,6 +40,7 @@ class TrainConfig:
     steps_per_epoch: int = 100  # optimiser steps between validations
     batch_size: int = 16        # crops per optimiser step
     lr: float = 3e-3            # Adam learning rate (halved after 3 epochs without progress)
+    weight_decay: float = 0.0   # decoupled weight decay (AdamW); 0 = plain Adam
     v_clip: float = -55.0       # mV: voltage target clipped here (spikes go to the spike head)
     spike_kernel_ms: float = 20.0  # length of the spike-locked voltage/dipole kernels
     patience: int = 6           # epochs without validation improvement before stopping
@@ -146,7 +147,7 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     torch.manual_seed(cfg.seed)
     mconf = SurrogateConfig(n_channels=xt.shape[-1], n_targets=len(targets), **model_kwargs)
     model = Surrogate(mconf).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
     state = {"epoch": 0, "best_val": float("inf"), "best_state": None, "stale": 0,
              "history": []}

@@ -1,0 +1,84 @@
+"""The ``replay`` regime: lone cells fed the input cells received in NEURON networks.
+
+The random regimes never deliver what a network does: synchronous, recurrent
+bursts of excitation and inhibition locked to the population rhythm. Under that
+input the surrogates trained on them misfire (issue 4's open loop). This regime
+takes its input from NEURON runs of hnn-core networks (the config's network
+scenarios and conditions, at drive seeds kept apart from the comparison's):
+``network.replay.write_received_events`` lists every event each cell received,
+and simulation ``i`` replays to a lone cell the input of one network cell.
+
+Which cell: run ``i % n_runs`` (runs in the order given), and position
+``i // n_runs`` of a seeded permutation of that run's cells of the type,
+``default_rng([seed, crc32(cell type), crc32("replay"), run])``. So no cell's
+input is used twice, and simulation ``i`` is the same whatever shard or rank
+runs it. Replayed alone, a cell fires as it did in the network (within
+0.05 ms, tests/test_network.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..artifacts import REPLAY_EVENTS
+from .inputs import name_code
+
+REGIME = "replay"
+
+
+class ReplayInputs:
+    """Input of each simulation of the replay regime of one cell type.
+
+    Parameters
+    ----------
+    paths : list of paths
+        ``replay_events`` files, one per network run, in config order.
+    cell_type : str
+    seed : int
+        The global seed.
+    delay : float
+        The cells stage's synaptic delay (ms): presynaptic time = arrival - delay.
+    """
+
+    def __init__(self, paths, cell_type: str, seed: int, delay: float):
+        self.paths = [str(p) for p in paths]
+        if not self.paths:
+            raise ValueError("the replay regime needs at least one replay_events file")
+        self.cell_type, self.delay = cell_type, float(delay)
+        self.runs, self.order = [], []
+        for r, path in enumerate(self.paths):
+            ds = REPLAY_EVENTS.read(path)
+            cells = np.flatnonzero(ds["cell_type"].values.astype(str) == cell_type)
+            if not cells.size:
+                raise ValueError(f"{path}: the network has no {cell_type} cell")
+            rng = np.random.default_rng([seed, name_code(cell_type), name_code(REGIME), r])
+            self.runs.append(ds)
+            self.order.append(rng.permutation(cells))
+
+    @property
+    def capacity(self) -> int:
+        """Most simulations this set of runs can give without reusing a cell."""
+        return len(self.runs) * min(len(o) for o in self.order)
+
+    def source(self, index: int) -> tuple[str, int]:
+        """(run file, gid) whose input simulation ``index`` replays."""
+        r, k = index % len(self.runs), index // len(self.runs)
+        if k >= len(self.order[r]):
+            raise ValueError(
+                f"replay simulation {index} of {self.cell_type}: run {self.paths[r]} has only "
+                f"{len(self.order[r])} {self.cell_type} cells; lower cells.replay.n_sims or add "
+                f"network runs (cells.replay.seeds, scenarios or conditions)")
+        return self.paths[r], int(self.runs[r]["gid"].values[self.order[r][k]])
+
+    def events(self, index: int, tstop: float):
+        """(channel int32, presynaptic time float64, weight float32) of simulation ``index``."""
+        r, k = index % len(self.runs), index // len(self.runs)
+        self.source(index)  # range check with a clear message
+        ds, cell = self.runs[r], self.order[r][k]
+        mine = ds["event_cell"].values == cell
+        arrival = ds["event_arrival"].values[mine]
+        keep = arrival < tstop
+        time = np.maximum(arrival[keep] - self.delay, 0.0)
+        order = np.argsort(time, kind="stable")
+        return (ds["event_channel"].values[mine][keep][order].astype(np.int32), time[order],
+                ds["event_weight"].values[mine][keep][order].astype(np.float32))
