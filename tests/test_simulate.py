@@ -102,3 +102,43 @@ def test_bad_events_are_rejected():
     with pytest.raises(ValueError, match="cell_type must be one of"):
         simulate_cell("L4_pyramidal", event_channel=[], event_time=[], event_weight=[],
                       tstop=5.0)
+
+
+# The presynaptic times of one (channel, weight) group of a replayed L5 pyramidal
+# cell on which NEURON aborted ("net_send td-t = -1.13687e-13"): every event a
+# VecStim sends moves t by a rounded difference, and at the duplicated last time
+# t had passed it by one rounding.
+ABORTED_TIMES = [
+    6.387731777617499, 19.162731777617093, 19.362731777617082, 20.912731777616994,
+    22.41273177761691, 33.01273177761631, 33.2377317776163, 33.88773177761626,
+    34.21273177761624, 34.26273177761624, 35.18773177761626, 37.31273177761674,
+    38.18773177761694, 74.36273177762516, 82.11273177762692, 98.03773177763054,
+    129.33773177763766, 138.21273177763138, 140.46273177762933, 151.6127317776192,
+    156.93773177761435, 159.78773177761175, 172.46273177760023, 175.2377317775977,
+    175.26273177759768, 177.0127317775961, 209.61273177756644, 220.5377317775565,
+    235.91273177754252, 237.83773177754077, 248.38773177753117, 252.16273177752774,
+    252.48773177752744, 266.31273177751484, 276.96273177750516, 281.4127317775011,
+    281.56273177750097, 281.58773177750095, 283.23773177749945, 290.9627317774924,
+    294.8377317774889, 316.31273177746937, 322.7877317774635, 340.1377317774477,
+    365.16273177742494, 365.9877317774242, 386.1127317774059, 392.7127317773999,
+    392.7127317773999,
+]
+
+
+def test_coincident_events_on_one_synapse_add_up():
+    """Replayed network input holds one spike reaching a synapse through two connections
+    (equal channel, weight and time): a lone VecStim makes NEURON abort on those, so they
+    are split over NetCons. Both must arrive: hnn-core's synapses are linear in the
+    weight, so two events of weight w act as one of 2 w."""
+    idx = channel_index("L5_pyramidal")["apical_oblique_ampa"]
+    w = 3e-4
+    twice = simulate_cell("L5_pyramidal", event_channel=[idx] * len(ABORTED_TIMES),
+                          event_time=ABORTED_TIMES, event_weight=[w] * len(ABORTED_TIMES),
+                          tstop=420.0, dt=DT, delay=0.1)
+    once = simulate_cell("L5_pyramidal", event_channel=[idx] * (len(ABORTED_TIMES) - 1),
+                         event_time=ABORTED_TIMES[:-1],
+                         event_weight=[w] * (len(ABORTED_TIMES) - 2) + [2 * w],
+                         tstop=420.0, dt=DT, delay=0.1)
+    t = int(392.8 / DT)
+    assert once.v_soma[t:t + 200].max() > once.v_soma[t - 4] + 0.2
+    np.testing.assert_allclose(twice.v_soma, once.v_soma, atol=1e-6)

@@ -62,6 +62,21 @@ class CellRun:
     spike_times: np.ndarray
 
 
+COINCIDENT_MS = 1e-6
+"""Events of one (channel, weight) group closer than this share no VecStim."""
+
+
+def _coincidence_rank(channel, weight, time):
+    """Per event (sorted by channel, weight, time): how many events of its group lie
+    within COINCIDENT_MS before it in an unbroken run: 0 for most events."""
+    rank = np.zeros(time.size, dtype=np.int64)
+    same = ((np.diff(channel) == 0) & (np.diff(weight) == 0)
+            & (np.diff(time) < COINCIDENT_MS))
+    for k in np.flatnonzero(same):
+        rank[k + 1] = rank[k] + 1
+    return rank
+
+
 def simulate_cell(
     cell_type: str,
     *,
@@ -126,15 +141,25 @@ def simulate_cell(
     sec_apical = "apical_trunk" if cell_type in PYRAMIDAL_TYPES else None
     cell.build(sec_name_apical=sec_apical)
 
-    # One VecStim + NetCon per (channel, weight) group: NetCon weights are
-    # per connection, as in hnn-core where each source has its own NetCon.
+    # One VecStim + NetCon per (channel, weight, copy) group: NetCon weights are
+    # per connection, as in hnn-core where each source has its own NetCon. A
+    # VecStim aborts NEURON on two (near-)equal times (net_send with a negative
+    # delay after rounding), which replayed network input has: one spike reaching
+    # a synapse through two connections. Events within COINCIDENT_MS of the one
+    # before them in a (channel, weight) group go to copy 1, 2, ... of the group:
+    # the same events, delivered by more NetCons.
     keepalive = []
     order = np.lexsort((event_time, event_weight, event_channel))
     ch_sorted, w_sorted, t_sorted = (
         event_channel[order], event_weight[order], event_time[order]
     )
     if order.size:
-        breaks = np.flatnonzero((np.diff(ch_sorted) != 0) | (np.diff(w_sorted) != 0)) + 1
+        copy = _coincidence_rank(ch_sorted, w_sorted, t_sorted)
+        order = np.lexsort((t_sorted, copy, w_sorted, ch_sorted))
+        ch_sorted, w_sorted, t_sorted, copy = (a[order] for a in
+                                               (ch_sorted, w_sorted, t_sorted, copy))
+        breaks = np.flatnonzero((np.diff(ch_sorted) != 0) | (np.diff(w_sorted) != 0)
+                                | (np.diff(copy) != 0)) + 1
         for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, order.size]):
             syn = cell._nrn_synapses[chans[ch_sorted[lo]].key]
             times = h.Vector(t_sorted[lo:hi])
