@@ -45,37 +45,47 @@ class ReplayInputs:
         if not self.paths:
             raise ValueError("the replay regime needs at least one replay_events file")
         self.cell_type, self.delay = cell_type, float(delay)
-        self.runs, self.order = [], []
+        self.runs, self.order, self.offsets = [], [], []
         for r, path in enumerate(self.paths):
             ds = REPLAY_EVENTS.read(path)
             cells = np.flatnonzero(ds["cell_type"].values.astype(str) == cell_type)
             if not cells.size:
                 raise ValueError(f"{path}: the network has no {cell_type} cell")
+            # The writer lists each cell's events together, in cell order: a cell's
+            # events are one slice, found from the per-cell counts.
+            offsets = np.r_[0, np.cumsum(ds["n_events"].values)]
+            if not np.array_equal(ds["event_cell"].values,
+                                  np.repeat(np.arange(ds.sizes["cell"]), np.diff(offsets))):
+                raise ValueError(f"{path}: events are not grouped by cell as n_events says")
             rng = np.random.default_rng([seed, name_code(cell_type), name_code(REGIME), r])
             self.runs.append(ds)
             self.order.append(rng.permutation(cells))
+            self.offsets.append(offsets)
 
     @property
     def capacity(self) -> int:
         """Most simulations this set of runs can give without reusing a cell."""
         return len(self.runs) * min(len(o) for o in self.order)
 
-    def source(self, index: int) -> tuple[str, int]:
-        """(run file, gid) whose input simulation ``index`` replays."""
+    def _locate(self, index: int) -> tuple[int, int]:
+        """(run, position on the run's cell list) of simulation ``index``."""
         r, k = index % len(self.runs), index // len(self.runs)
         if k >= len(self.order[r]):
             raise ValueError(
                 f"replay simulation {index} of {self.cell_type}: run {self.paths[r]} has only "
                 f"{len(self.order[r])} {self.cell_type} cells; lower cells.replay.n_sims or add "
                 f"network runs (cells.replay.seeds, scenarios or conditions)")
-        return self.paths[r], int(self.runs[r]["gid"].values[self.order[r][k]])
+        return r, int(self.order[r][k])
+
+    def source(self, index: int) -> tuple[str, int]:
+        """(run file, gid) whose input simulation ``index`` replays."""
+        r, cell = self._locate(index)
+        return self.paths[r], int(self.runs[r]["gid"].values[cell])
 
     def events(self, index: int, tstop: float):
         """(channel int32, presynaptic time float64, weight float32) of simulation ``index``."""
-        r, k = index % len(self.runs), index // len(self.runs)
-        self.source(index)  # range check with a clear message
-        ds, cell = self.runs[r], self.order[r][k]
-        mine = ds["event_cell"].values == cell
+        r, cell = self._locate(index)
+        ds, mine = self.runs[r], slice(*self.offsets[r][cell:cell + 2])
         arrival = ds["event_arrival"].values[mine]
         keep = arrival < tstop
         time = np.maximum(arrival[keep] - self.delay, 0.0)
