@@ -77,6 +77,17 @@ BAD = [
      r"config key 'cells.replay.scenarios': 'evoked' lasts 170.0 ms, longer than cells.tstop"),
     ({"cells": {"regimes": {"replay": {}}}, "benchmark": {"regime": "replay"}},
      r"config key 'cells.regimes.replay': the name is taken by the replay regime"),
+    ({"train": {"per_cell_type": {"L3_basket": {"hidden": 8}}}},
+     r"config key 'train.per_cell_type.L3_basket' is not known \(one of: L2_pyramidal"),
+    ({"train": {"per_cell_type": {"L2_basket": {"hiden": 8}}}},
+     r"config key 'train.per_cell_type.L2_basket.hiden' is not known"),
+    ({"train": {"per_cell_type": {"L2_basket": {"threads": 1}}}},
+     r"config key 'train.per_cell_type.L2_basket.threads' is not known"),
+    ({"train": {"per_cell_type": {"L2_basket": {"lstm_hidden": 0}}}},
+     r"config key 'train.per_cell_type.L2_basket.lstm_hidden': 0 is less than the minimum"),
+    ({"cells": {"cell_types": ["L5_pyramidal"]},
+      "train": {"per_cell_type": {"L2_basket": {"hidden": 8}}}},
+     r"config key 'train.per_cell_type.L2_basket': L2_basket is not in cells.cell_types"),
 ]
 
 
@@ -84,6 +95,17 @@ BAD = [
 def test_bad_config_names_the_key(config, match):
     with pytest.raises(ConfigError, match=match):
         validate_config(config)
+
+
+def test_per_cell_type_train_settings_override_the_shared_ones():
+    from hnn_surrogate.config import train_config
+
+    cfg = validate_config({"train": {"hidden": 48, "epochs": 10, "per_cell_type": {
+        "L2_basket": {"hidden": 16, "lstm_hidden": 16, "epochs": 30}}}})
+    basket, pyr = train_config(cfg, "L2_basket"), train_config(cfg, "L5_pyramidal")
+    assert (basket["hidden"], basket["lstm_hidden"], basket["epochs"]) == (16, 16, 30)
+    assert (pyr["hidden"], pyr["lstm_hidden"], pyr["epochs"]) == (48, 64, 10)
+    assert basket["lr"] == pyr["lr"] and "per_cell_type" not in basket
 
 
 def test_missing_and_malformed_config_files(tmp_path):

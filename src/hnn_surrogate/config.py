@@ -77,6 +77,10 @@ def _schema_errors(config: dict, schema: dict) -> list[str]:
                 hint = f" (known keys: {', '.join(allowed)})" if allowed else ""
                 messages.append(f"config key '{key}' is not known{hint}")
             continue
+        if "propertyNames" in err.schema_path and "enum" in err.schema:
+            messages.append(f"config key '{_key([*err.path, err.instance])}' is not known "
+                            f"(one of: {', '.join(err.schema['enum'])})")
+            continue
         if "propertyNames" in err.schema_path:
             messages.append(f"config key '{_key(err.path)}': name {err.instance!r} must match "
                             f"{err.schema['pattern']!r} (lower case, digits, underscores)")
@@ -115,6 +119,10 @@ def _semantic_errors(config: dict) -> list[str]:
     if lc["fractions"] and lc["cell_type"] not in cells["cell_types"]:
         messages.append(f"config key 'evaluate.learning_curve.cell_type': {lc['cell_type']!r} "
                         f"is not in cells.cell_types")
+    for name in config["train"]["per_cell_type"]:
+        if name not in cells["cell_types"]:
+            messages.append(f"config key 'train.per_cell_type.{name}': {name} is not in "
+                            f"cells.cell_types ({', '.join(cells['cell_types'])})")
     bench = config["benchmark"]
     if bench["regime"] not in cells["regimes"]:
         messages.append(f"config key 'benchmark.regime': {bench['regime']!r} is not one of "
@@ -215,6 +223,14 @@ def validate_config(config: dict | None) -> dict:
     if messages:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(messages))
     return full
+
+
+def train_config(config: dict, cell_type: str) -> dict:
+    """The ``train`` section as one cell type's training sees it: its
+    ``per_cell_type`` sizes over the shared ones, without ``per_cell_type``."""
+    train = {k: v for k, v in config["train"].items() if k != "per_cell_type"}
+    train.update(config["train"]["per_cell_type"].get(cell_type, {}))
+    return train
 
 
 def load_config(path) -> dict:

@@ -6,7 +6,7 @@ import math
 from snakemake.exceptions import WorkflowError
 
 from hnn_surrogate import CELL_TYPES
-from hnn_surrogate.config import ConfigError, validate_config
+from hnn_surrogate.config import ConfigError, train_config, validate_config
 
 try:
     _validated = validate_config(config)

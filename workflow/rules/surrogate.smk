@@ -12,7 +12,7 @@ rule train_surrogate:
     benchmark:
         "benchmarks/train_surrogate/{cell_type}.tsv"
     params:
-        config_json=json.dumps(config["train"]),
+        config_json=lambda wc: json.dumps(train_config(config, wc.cell_type)),
         seed=config["seed"],
     resources:
         gpu=1,
@@ -80,7 +80,9 @@ use rule train_surrogate as train_surrogate_subset with:
     benchmark:
         "benchmarks/train_surrogate_subset/{cell_type}/{fraction}.tsv"
     params:
-        config_json=lambda wc: json.dumps({**config["train"], "train_fraction": float(wc.fraction)}),
+        config_json=lambda wc: json.dumps(
+            {**train_config(config, wc.cell_type), "train_fraction": float(wc.fraction)}
+        ),
         seed=config["seed"],
 
 
