@@ -21,8 +21,11 @@ BIN_MS = 0.5
 TSTOP = 60.0
 
 
-def untrained_surrogates(seed=0):
-    """Small random (untrained) surrogates: real models, real checkpoints' layout."""
+def untrained_surrogates(seed=0, sizes=None):
+    """Small random (untrained) surrogates: real models, real checkpoints' layout.
+
+    ``sizes``: {cell type: (hidden, lstm_hidden)} where it differs from (8, 8).
+    """
     from hnn_surrogate.surrogate.checkpoint import FORMAT, LoadedSurrogate
     from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
 
@@ -30,8 +33,9 @@ def untrained_surrogates(seed=0):
     for i, t in enumerate(CELL_TYPES):
         torch.manual_seed(seed + i)
         n_t = 2 if t in PYRAMIDAL_TYPES else 1
-        model = Surrogate(SurrogateConfig(n_channels=len(channels(t)), n_targets=n_t, hidden=8,
-                                          dilations=(1, 2), lstm_hidden=8))
+        hidden, lstm_hidden = (sizes or {}).get(t, (8, 8))
+        model = Surrogate(SurrogateConfig(n_channels=len(channels(t)), n_targets=n_t,
+                                          hidden=hidden, dilations=(1, 2), lstm_hidden=lstm_hidden))
         with torch.no_grad():
             model.head.bias[-1] = 0.0           # spikes now and then, driven by input
             model.head.weight[-1] *= 20.0
@@ -176,20 +180,27 @@ def test_delays_shift_spike_arrival(delay):
     prepare_drives(net, TSTOP)
     wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
     sim = SurrogateNetwork(wiring, untrained_surrogates())
-    pending = {t: {} for t in wiring.cell_types}
-    fired = torch.zeros(wiring.n_cells("L2_basket"))
-    fired[1] = 1.0
-    s_now = {t: torch.zeros(wiring.n_cells(t)) for t in wiring.cell_types}
-    s_now["L2_basket"] = fired
+    from hnn_surrogate.network.fused import network_groups
+
+    parts = network_groups([sim.surrogates[t].model for t in wiring.cell_types],
+                           [wiring.n_cells(t) for t in wiring.cell_types])
+    layout = sim._layout(parts)
+    pending = [{} for _ in parts]
     k = 10
-    sim._deliver(k, s_now, sim.scale, pending)
-    # the spike of bin k (at its centre) arrives `delay` later
+    gid = wiring.gid_ranges["L2_basket"][1]
+    sim._deliver(k, np.array([gid]), torch.ones(1, dtype=torch.float64), sim.scale, pending,
+                 sim._outgoing(layout, len(parts)))
+    # the spike of bin k (at its centre) arrives `delay` later, at the soma GABA-A
+    # input of every L2 pyramidal cell and nowhere else
     expected = int(np.floor((k + 0.5) + delay / BIN_MS))
-    assert list(pending["L2_pyramidal"]) == [expected]
-    rows, vals = pending["L2_pyramidal"][expected][0]
+    group, _, flat = layout["L2_pyramidal"]
+    assert list(pending[group]) == [expected]
+    assert not any(p for i, p in enumerate(pending) if i != group)
+    idx, vals = pending[group][expected][0]
     soma = channel_index("L2_pyramidal")["soma_gabaa"]
     n_ch = wiring.n_channels["L2_pyramidal"]
-    assert sorted(rows) == [c * n_ch + soma for c in range(wiring.n_cells("L2_pyramidal"))]
+    assert sorted(idx) == sorted(flat[[c * n_ch + soma
+                                       for c in range(wiring.n_cells("L2_pyramidal"))]])
     assert torch.allclose(vals, torch.full_like(vals, 0.05))
 
 
@@ -256,10 +267,21 @@ def test_neuron_network_gives_the_same_spikes_on_1_and_2_ranks(repo, tmp_path):
                                atol=1e-12)
 
 
-def test_fused_step_equals_each_models_own_step():
+@pytest.mark.parametrize("sizes, n_groups", [
+    (None, 2),                                               # pyramidal | basket cells
+    ({"L2_basket": (4, 4), "L5_basket": (4, 4)}, 2),         # smaller basket models
+    ({"L2_basket": (4, 4), "L5_pyramidal": (6, 8)}, 4),      # nothing left to fuse
+])
+def test_fused_step_equals_each_models_own_step(sizes, n_groups):
+    """Types are fused where they share layer sizes and cell counts; whatever the
+    grouping, the network runs as with every model stepping alone."""
+    from hnn_surrogate.network.fused import network_groups
+
     net = tiny_net(rate=80.0)
     wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
-    surrogates = untrained_surrogates()
+    surrogates = untrained_surrogates(sizes=sizes)
+    models = [surrogates[t].model for t in wiring.cell_types]
+    assert len(network_groups(models, [wiring.n_cells(t) for t in wiring.cell_types])) == n_groups
     with torch.no_grad():
         fused = SurrogateNetwork(wiring, surrogates, fuse=True).run(record_v=True)
         alone = SurrogateNetwork(wiring, surrogates, fuse=False).run(record_v=True)

@@ -1,12 +1,14 @@
-"""All cell types' surrogates stepped together: one batched matmul per layer, not one per type.
+"""Every cell type's surrogate stepped one bin at a time, types fused where they can be.
 
 A network bin steps four small models (one per cell type) on 35-100 cells
-each; at that size the cost is the number of operations, not their
-arithmetic. When the models share their layer sizes (hidden, kernel,
-dilations, LSTM size), their weights are stacked along a leading type axis
-and every layer becomes one ``bmm`` over (type, cell): cells padded to the
-largest type, input channels padded with zero weights. Same outputs as each
-model's own ``step`` (tests/test_network.py).
+each; at that size the cost is the number of operations as much as their
+arithmetic. Models that share their layer sizes (hidden, kernel, dilations,
+LSTM size) and their number of cells form a group: their weights are stacked
+along a leading type axis and every layer becomes one ``bmm`` over (type,
+cell), input channels padded with zero weights. A group's inputs and outputs
+are single tensors, (type, cell, channel), so the network simulator builds
+and reads them with a few operations per group, not per type. Same outputs
+as each model's own ``step`` (tests/test_network.py).
 """
 
 from __future__ import annotations
@@ -14,37 +16,71 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from ..surrogate.model import lstm_cell
+
+
+def layer_sizes(model) -> tuple:
+    """What two models must share to be fused: every layer size but inputs and heads."""
+    c = model.config
+    return (c.hidden, c.kernel_size, tuple(c.dilations), c.lstm_hidden, c.lstm_layers)
+
 
 def can_fuse(models) -> bool:
     """True when the models differ only in input channels and output heads."""
-    keys = {(m.config.hidden, m.config.kernel_size, tuple(m.config.dilations),
-             m.config.lstm_hidden, m.config.lstm_layers) for m in models}
+    keys = {layer_sizes(m) for m in models}
     return len(keys) == 1 and next(iter(keys))[-1] == 1
 
 
-class FusedStepper:
-    """``step`` of several ``Surrogate`` models at once.
+def network_groups(models, n_cells, dtype=torch.float32, fuse=True) -> list:
+    """Steppers for every model, as few as possible.
 
-    Parameters
-    ----------
-    models : list of Surrogate (``can_fuse``)
-    n_cells : list of int, cells per model
+    Returns a list of ``FusedStepper`` / ``AloneStepper``, each with ``types``:
+    the indices (into ``models``) of the models it steps, in order. Models are
+    fused when they share ``layer_sizes`` and their number of cells; with
+    ``fuse=False`` every model steps through its own ``step``.
+    """
+    groups = {}
+    for i, m in enumerate(models):
+        key = (layer_sizes(m), n_cells[i]) if fuse and can_fuse([m]) else i
+        groups.setdefault(key, []).append(i)
+    out = []
+    for idx in groups.values():
+        members = [models[i] for i in idx]
+        part = (FusedStepper(members, n_cells[idx[0]], dtype) if fuse and can_fuse(members)
+                else AloneStepper(members[0], n_cells[idx[0]], dtype))
+        part.types = idx
+        out.append(part)
+    return out
+
+
+class FusedStepper:
+    """``step`` of several ``Surrogate`` models with equal layer sizes, on equal numbers of cells.
+
+    Inputs are (T, B, C) with T models, B cells each and C the largest input
+    count (a model's extra channels are zero weights); outputs are (T, B, O)
+    with each model's targets first and its spike logit always in the last
+    column (``O - 1``).
     """
 
-    def __init__(self, models, n_cells, dtype=torch.float32):
-        self.n_cells = list(n_cells)
-        self.n_in = [m.config.n_channels for m in models]
-        self.n_out = [m.config.n_targets + 1 for m in models]
-        self.batch = max(self.n_cells)
-        c_max, o_max = max(self.n_in), max(self.n_out)
+    def __init__(self, models, n_cells: int, dtype=torch.float32):
+        self.n_types, self.batch = len(models), int(n_cells)
+        self.n_in = max(m.config.n_channels for m in models)
+        self.n_out = max(m.config.n_targets for m in models) + 1
         cfg = models[0].config
         self.hidden, self.lstm_hidden = cfg.hidden, cfg.lstm_hidden
         self.pads = [b.pad for b in models[0].blocks]
         self.dilations = [b.dilation for b in models[0].blocks]
         self.dtype = dtype
+
+        def head(m, p):
+            # targets, zero rows up to the widest model, then the spike logit
+            gap = self.n_out - 1 - m.config.n_targets
+            return torch.cat([p[:-1], p.new_zeros((gap, *p.shape[1:])), p[-1:]])
+
         with torch.no_grad():
             # weights as (type, in, out) for bmm(x (type, cell, in), w)
-            self.w_in = torch.stack([F.pad(m.inp.weight.squeeze(-1), (0, c_max - m.config.n_channels)).T
+            self.w_in = torch.stack([F.pad(m.inp.weight.squeeze(-1),
+                                           (0, self.n_in - m.config.n_channels)).T
                                      for m in models]).to(dtype)
             self.b_in = torch.stack([m.inp.bias for m in models]).unsqueeze(1).to(dtype)
             self.w_blocks, self.b_blocks = [], []
@@ -57,29 +93,23 @@ class FusedStepper:
                     bs.append(conv.bias)
                 self.w_blocks.append(torch.stack(ws).to(dtype))
                 self.b_blocks.append(torch.stack(bs).unsqueeze(1).to(dtype))
-            self.w_ih = torch.stack([m.lstm.weight_ih_l0.T for m in models]).to(dtype)
-            self.w_hh = torch.stack([m.lstm.weight_hh_l0.T for m in models]).to(dtype)
-            self.b_lstm = torch.stack([m.lstm.bias_ih_l0 + m.lstm.bias_hh_l0
+            # LSTM gate rows i, f, g, o; the g rows doubled for ``lstm_cell(g_doubled=True)``
+            g = torch.ones(4 * self.lstm_hidden, 1)
+            g[2 * self.lstm_hidden:3 * self.lstm_hidden] = 2.0
+            self.w_ih = torch.stack([(m.lstm.weight_ih_l0 * g).T for m in models]).to(dtype)
+            self.w_hh = torch.stack([(m.lstm.weight_hh_l0 * g).T for m in models]).to(dtype)
+            self.b_lstm = torch.stack([(m.lstm.bias_ih_l0 + m.lstm.bias_hh_l0) * g[:, 0]
                                        for m in models]).unsqueeze(1).to(dtype)
-            self.w_head = torch.stack([F.pad(m.head.weight, (0, 0, 0, o_max - n)).T
-                                       for m, n in zip(models, self.n_out)]).to(dtype)
-            self.b_head = torch.stack([F.pad(m.head.bias, (0, o_max - n))
-                                       for m, n in zip(models, self.n_out)]).unsqueeze(1).to(dtype)
-        self.c_max = c_max
+            self.w_head = torch.stack([head(m, m.head.weight).T for m in models]).to(dtype)
+            self.b_head = torch.stack([head(m, m.head.bias) for m in models]).unsqueeze(1).to(dtype)
 
     def init_state(self) -> dict:
-        t = len(self.n_cells)
-        zero = torch.zeros(t, self.batch, self.hidden, dtype=self.dtype)
-        zero_l = torch.zeros(t, self.batch, self.lstm_hidden, dtype=self.dtype)
+        zero = torch.zeros(self.n_types, self.batch, self.hidden, dtype=self.dtype)
+        zero_l = torch.zeros(self.n_types, self.batch, self.lstm_hidden, dtype=self.dtype)
         return {"bufs": [(zero,) * p for p in self.pads], "h": zero_l, "c": zero_l}
 
-    def step(self, xs, state):
-        """xs: list of (n_cells_i, n_in_i) normalised inputs.
-
-        Returns a list of (y (n_cells_i, n_targets_i), logit (n_cells_i,)) and the new state.
-        """
-        x = torch.stack([F.pad(x.to(self.dtype), (0, self.c_max - x.shape[1],
-                                                  0, self.batch - x.shape[0])) for x in xs])
+    def step(self, x, state):
+        """x: (T, B, C) normalised inputs. Returns z (T, B, O) and the new state."""
         h = torch.baddbmm(self.b_in, x, self.w_in)                     # (T, B, H)
         bufs = []
         for w, b, buf, dil in zip(self.w_blocks, self.b_blocks, state["bufs"], self.dilations):
@@ -88,10 +118,22 @@ class FusedStepper:
             h = h + F.gelu(torch.baddbmm(b, taps, w))
             bufs.append(window[1:])
         gates = torch.baddbmm(self.b_lstm, h, self.w_ih) + torch.bmm(state["h"], self.w_hh)
-        i, f, g, o = gates.chunk(4, dim=2)
-        c_new = torch.sigmoid(f) * state["c"] + torch.sigmoid(i) * torch.tanh(g)
-        h_new = torch.sigmoid(o) * torch.tanh(c_new)                   # (T, B, H_lstm)
-        z = torch.baddbmm(self.b_head, h_new, self.w_head)             # (T, B, O_max)
-        outs = [(z[k, :n, :o - 1], z[k, :n, o - 1])
-                for k, (n, o) in enumerate(zip(self.n_cells, self.n_out))]
-        return outs, {"bufs": bufs, "h": h_new, "c": c_new}
+        h_new, c_new = lstm_cell(gates, state["c"], g_doubled=True)    # (T, B, H_lstm) each
+        z = torch.baddbmm(self.b_head, h_new, self.w_head)             # (T, B, O)
+        return z, {"bufs": bufs, "h": h_new, "c": c_new}
+
+
+class AloneStepper:
+    """One model's own ``step`` behind ``FusedStepper``'s interface (T = 1)."""
+
+    def __init__(self, model, n_cells: int, dtype=torch.float32):
+        self.model, self.batch, self.dtype = model, int(n_cells), dtype
+        self.n_types, self.n_in = 1, model.config.n_channels
+        self.n_out = model.config.n_targets + 1
+
+    def init_state(self):
+        return self.model.init_state(self.batch, dtype=self.dtype)
+
+    def step(self, x, state):
+        y, logit, state = self.model.step(x[0], state)                 # (B, n_targets), (B,)
+        return torch.cat([y, logit.unsqueeze(1)], dim=1).unsqueeze(0), state

@@ -32,7 +32,7 @@ import torch
 
 from .. import DIPOLE_LAYER, PYRAMIDAL_TYPES
 from ..surrogate.kernels import apply_kernels
-from .fused import FusedStepper, can_fuse
+from .fused import network_groups
 from .wiring import Wiring
 
 log = logging.getLogger(__name__)
@@ -92,17 +92,6 @@ class SurrogateNetwork:
         self.surrogates = {t: surrogates[t] for t in wiring.cell_types}
         self.scale = torch.tensor([c.scale for c in wiring.connections], dtype=torch.float64)
 
-    def _drive_input(self, t: str, scale: torch.Tensor) -> torch.Tensor:
-        """(n_bins, n_cells * n_channels) uS of drive events onto type ``t``."""
-        w = self.wiring
-        d = w.drives[t]
-        n_rows = w.n_cells(t) * w.n_channels[t]
-        flat = torch.zeros(w.n_bins * n_rows, dtype=torch.float64)
-        if d.bin.size:
-            vals = scale[torch.from_numpy(d.conn)] * torch.from_numpy(d.unit_weight)
-            flat = flat.index_add(0, torch.from_numpy(d.bin * n_rows + d.row), vals)
-        return flat.view(w.n_bins, n_rows)
-
     def run(self, scale: torch.Tensor | None = None, *, record_v: bool = False,
             progress_every: int = 0, replay=None) -> NetworkOutput:
         """Simulate ``wiring.tstop`` ms.
@@ -130,130 +119,172 @@ class SurrogateNetwork:
             return self._run(scale, record_v, progress_every, start, replay)
 
     def _replay_spikes(self, replay):
-        """bin -> {cell type: spike vector} of replayed spikes."""
+        """bin -> sorted unique gids (of modelled cells) of the replayed spikes in it."""
         w = self.wiring
         times, gids = (np.asarray(a) for a in replay)
+        cells = np.concatenate([np.asarray(w.gid_ranges[t]) for t in w.cell_types])
+        bins = np.floor(times / w.bin_ms).astype(np.int64)
+        keep = np.isin(gids, cells) & (bins >= 0) & (bins < w.n_bins)
         out = {}
-        for t_ms, g in zip(times, gids):
-            t = next((t for t in w.cell_types if g in w.gid_ranges[t]), None)
-            if t is None:
-                continue
-            k = int(np.floor(t_ms / w.bin_ms))
-            if 0 <= k < w.n_bins:
-                vec = out.setdefault(k, {c: torch.zeros(w.n_cells(c), dtype=self.dtype)
-                                         for c in w.cell_types})[t]
-                vec[g - w.gid_ranges[t][0]] = 1.0
+        for k, g in zip(bins[keep], gids[keep]):
+            out.setdefault(int(k), set()).add(int(g))
+        return {k: np.array(sorted(g), dtype=np.int64) for k, g in out.items()}
+
+    def _layout(self, parts):
+        """Where each type sits in its group's flat input (type, cell, channel).
+
+        Returns {type: (group, slot, flat index of each of its input rows
+        ``cell * n_channels + channel``)}.
+        """
+        w = self.wiring
+        out = {}
+        for gi, part in enumerate(parts):
+            for slot, ti in enumerate(part.types):
+                t = w.cell_types[ti]
+                cells = np.arange(w.n_cells(t))[:, None]
+                chans = np.arange(w.n_channels[t])[None, :]
+                flat = ((slot * part.batch + cells) * part.n_in + chans).ravel()
+                out[t] = (gi, slot, flat)
         return out
 
     def _run(self, scale, record_v, progress_every, start, replay=None):
         w = self.wiring
         types = w.cell_types
         n_bins = w.n_bins
-        offs = {t: w.gid_ranges[t][0] for t in types}
-        drive = {t: self._drive_input(t, scale) for t in types}
-        inv_scale = {t: torch.from_numpy(1.0 / self.surrogates[t].norm.input_scale)
-                     .to(self.dtype).repeat(w.n_cells(t)) for t in types}
-        logit_thr = {t: float(np.log(s.spike_threshold / (1 - s.spike_threshold)))
-                     for t, s in self.surrogates.items()}
-        pending = {t: {} for t in types}       # arrival bin -> list of (rows, values)
-        prev_above = {t: torch.zeros(w.n_cells(t), dtype=torch.bool) for t in types}
-        heads = {t: [] for t in types}
-        spikes = {t: [] for t in types}
+        parts = network_groups([self.surrogates[t].model for t in types],
+                               [w.n_cells(t) for t in types], dtype=self.dtype, fuse=self.fuse)
+        layout = self._layout(parts)
+        sizes = [p.n_types * p.batch * p.n_in for p in parts]
+        # per group: drive events (uS, float64, (n_bins, size)), the input
+        # normalisation (zero on padded channels), spike-logit thresholds
+        # (type, 1) and the gid of each (type, cell)
+        drive = [torch.zeros(n_bins * n, dtype=torch.float64) for n in sizes]
+        inv_scale = [torch.zeros(n, dtype=self.dtype) for n in sizes]
+        logit_thr = [torch.zeros(p.n_types, 1, dtype=self.dtype) for p in parts]
+        gid_of = [np.zeros((p.n_types, p.batch), np.int64) for p in parts]
+        for t in types:
+            gi, slot, flat = layout[t]
+            s = self.surrogates[t]
+            d = w.drives[t]
+            if d.bin.size:
+                vals = scale[torch.from_numpy(d.conn)] * torch.from_numpy(d.unit_weight)
+                drive[gi] = drive[gi].index_add(
+                    0, torch.from_numpy(d.bin * sizes[gi] + flat[d.row]), vals)
+            inv_scale[gi][flat] = torch.from_numpy(
+                np.tile(1.0 / s.norm.input_scale, w.n_cells(t))).to(self.dtype)
+            logit_thr[gi][slot] = float(np.log(s.spike_threshold / (1 - s.spike_threshold)))
+            gid_of[gi][slot] = np.arange(w.n_cells(t)) + w.gid_ranges[t][0]
+        drive = [d.view(n_bins, n) for d, n in zip(drive, sizes)]
+        state = [p.init_state() for p in parts]
+        pending = [{} for _ in parts]           # arrival bin -> list of (flat index, uS)
+        prev_above = [torch.zeros(p.n_types, p.batch, dtype=torch.bool) for p in parts]
+        outs = [[] for _ in parts]              # per bin: (T, B, O) model outputs
+        spikes = [[] for _ in parts]            # per bin: (T, B) spikes (with gradient)
         fired_bins, fired_gids = [], []
-        models = [self.surrogates[t].model for t in types]
-        fused = (FusedStepper(models, [w.n_cells(t) for t in types], dtype=self.dtype)
-                 if self.fuse and can_fuse(models) else None)
-        fstate = fused.init_state() if fused else None
-        state = {} if fused else {
-            t: self.surrogates[t].model.init_state(w.n_cells(t), dtype=self.dtype) for t in types}
         replay_bins = self._replay_spikes(replay) if replay is not None else None
+        outgoing = self._outgoing(layout, len(parts))
         for k in range(n_bins):
-            xs = []
-            for t in types:
-                x = drive[t][k]
-                chunks = pending[t].pop(k, None)
+            now_gids, now_vals = [], []
+            for gi, part in enumerate(parts):
+                x = drive[gi][k]
+                chunks = pending[gi].pop(k, None)
                 if chunks:
-                    rows = torch.from_numpy(np.concatenate([c[0] for c in chunks]))
-                    vals = torch.cat([c[1] for c in chunks])
-                    x = x.index_add(0, rows, vals)
-                xs.append((x.to(self.dtype) * inv_scale[t]).view(w.n_cells(t), w.n_channels[t]))
-            if fused:
-                outs, fstate = fused.step(xs, fstate)
-            else:
-                outs = []
-                for t, x in zip(types, xs):
-                    y, logit, state[t] = self.surrogates[t].model.step(x, state[t])
-                    outs.append((y, logit))
-            s_now = {}
-            for t, (y, logit) in zip(types, outs):
-                z = logit - logit_thr[t]
-                above = z > 0
-                fire = above & ~prev_above[t]
-                prev_above[t] = above
-                s = fire.to(self.dtype)
-                if s.requires_grad or z.requires_grad:
-                    sg = torch.sigmoid(SURROGATE_GRADIENT_SLOPE * z) * fire
-                    s = s + (sg - sg.detach())       # value: exactly the spike; gradient: sg'
-                heads[t].append(y)
-                spikes[t].append(s)
-                s_now[t] = s
-                idx = torch.nonzero(fire).flatten().numpy()
-                if idx.size:
-                    fired_bins.append(np.full(idx.size, k))
-                    fired_gids.append(idx + offs[t])
+                    idx = torch.from_numpy(np.concatenate([c[0] for c in chunks]))
+                    x = x.index_add(0, idx, torch.cat([c[1] for c in chunks]))
+                x = (x.to(self.dtype) * inv_scale[gi]).view(part.n_types, part.batch, part.n_in)
+                z, state[gi] = part.step(x, state[gi])
+                # a cell fires when its spike probability rises through the threshold
+                zs = z[..., -1] - logit_thr[gi]                        # (T, B)
+                above = zs > 0
+                fire = above & ~prev_above[gi]
+                prev_above[gi] = above
+                sp = fire.to(self.dtype)
+                if zs.requires_grad:
+                    sg = torch.sigmoid(SURROGATE_GRADIENT_SLOPE * zs) * fire
+                    sp = sp + (sg - sg.detach())     # value: exactly the spike; gradient: sg'
+                outs[gi].append(z)
+                spikes[gi].append(sp)
+                nz = torch.nonzero(fire).numpy()
+                if nz.size:
+                    now_gids.append(gid_of[gi][nz[:, 0], nz[:, 1]])
+                    now_vals.append(sp[fire])
+            if now_gids:
+                g = np.concatenate(now_gids)
+                fired_bins.append(np.full(g.size, k))
+                fired_gids.append(g)
             if replay_bins is not None:
                 if k in replay_bins:
-                    self._deliver(k, replay_bins[k], scale, pending)
-            elif fired_gids and fired_bins[-1][0] == k:
-                self._deliver(k, s_now, scale, pending)
+                    g = replay_bins[k]
+                    self._deliver(k, g, torch.ones(g.size, dtype=torch.float64), scale,
+                                  pending, outgoing)
+            elif now_gids:
+                vals = torch.cat(now_vals).to(torch.float64)
+                order = np.argsort(g, kind="stable")
+                self._deliver(k, g[order], vals[torch.from_numpy(order)], scale, pending,
+                              outgoing)
             if progress_every and (k + 1) % progress_every == 0:
                 n_sp = sum(a.size for a in fired_gids)
                 log.info("bin %d/%d (%.0f ms simulated), %d spikes, %.1f s", k + 1, n_bins,
                          (k + 1) * w.bin_ms, n_sp, time.perf_counter() - start)
-        return self._collect(heads, spikes, fired_bins, fired_gids, record_v, start)
+        return self._collect(parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start)
 
-    def _deliver(self, k, s_now, scale, pending):
-        """Schedule the synaptic events of the spikes of bin ``k``."""
+    def _outgoing(self, layout, n_groups):
+        """Every synapse, onto any type, by presynaptic gid (CSR): where it lands
+        (group and flat input index), its connection, unit weight and delay (bins)."""
         w = self.wiring
-        gids, vals_src = [], []
-        for t, s in s_now.items():
-            idx = torch.nonzero(s.detach()).flatten()
-            if idx.numel():
-                gids.append(idx.numpy() + w.gid_ranges[t][0])
-                vals_src.append(s[idx])
-        if not gids:
-            return
-        gids = np.concatenate(gids)
-        s_val = torch.cat(vals_src).to(torch.float64)
+        n_gids = w.n_gids
+        pre, parts = [], []
         for t in w.cell_types:
             syn = w.synapses[t]
-            starts, stops = syn.ptr[gids], syn.ptr[gids + 1]
-            counts = stops - starts
-            if not counts.sum():
-                continue
-            entry = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])
-            which = np.repeat(np.arange(gids.size), counts)
-            arrival = k + syn.delay_bins[entry]
-            keep = arrival < w.n_bins
-            entry, which, arrival = entry[keep], which[keep], arrival[keep]
-            order = np.argsort(arrival, kind="stable")
-            entry, which, arrival = entry[order], which[order], arrival[order]
-            vals = (scale[torch.from_numpy(syn.conn[entry])]
-                    * torch.from_numpy(syn.unit_weight[entry])
-                    * s_val[torch.from_numpy(which)])
-            bins, first = np.unique(arrival, return_index=True)
-            bounds = list(first[1:]) + [arrival.size]
-            rows = syn.row[entry]
-            for b, lo, hi in zip(bins, first, bounds):
-                pending[t].setdefault(int(b), []).append((rows[lo:hi], vals[lo:hi]))
+            gi, _, flat = layout[t]
+            pre.append(np.repeat(np.arange(n_gids), np.diff(syn.ptr)))
+            parts.append((np.full(syn.row.size, gi), flat[syn.row], syn.conn, syn.unit_weight,
+                          syn.delay_bins))
+        pre = np.concatenate(pre)
+        order = np.argsort(pre, kind="stable")      # by gid; within a gid, type then entry
+        group, idx, conn, unit, delay = (np.concatenate(a)[order] for a in zip(*parts))
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(pre, minlength=n_gids))])
+        return {"ptr": ptr, "key_group": group, "idx": idx, "conn": torch.from_numpy(conn),
+                "unit": torch.from_numpy(unit), "delay": delay, "n_groups": n_groups}
 
-    def _collect(self, heads, spikes, fired_bins, fired_gids, record_v, start):
+    def _deliver(self, k, gids, s_val, scale, pending, out):
+        """Schedule the synaptic events of spikes of bin ``k``: presynaptic ``gids``
+        (ascending), ``s_val`` the spikes (1, with their surrogate gradient);
+        ``out`` from ``_outgoing``."""
+        starts = out["ptr"][gids]
+        counts = out["ptr"][gids + 1] - starts
+        total = int(counts.sum())
+        if not total:
+            return
+        # the CSR entries of every gid, in order, without a Python loop
+        entry = np.arange(total) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
+        which = np.repeat(np.arange(gids.size), counts)
+        arrival = k + out["delay"][entry]
+        keep = arrival < self.wiring.n_bins
+        entry, which, arrival = entry[keep], which[keep], arrival[keep]
+        key = arrival * out["n_groups"] + out["key_group"][entry]
+        order = np.argsort(key, kind="stable")
+        entry, which, key = entry[order], which[order], key[order]
+        e = torch.from_numpy(entry)
+        vals = scale[out["conn"][e]] * out["unit"][e] * s_val[torch.from_numpy(which)]
+        keys, first = np.unique(key, return_index=True)
+        bounds = list(first[1:]) + [key.size]
+        idx = out["idx"][entry]
+        for kk, lo, hi in zip(keys.tolist(), first, bounds):
+            gi, b = kk % out["n_groups"], kk // out["n_groups"]
+            pending[gi].setdefault(b, []).append((idx[lo:hi], vals[lo:hi]))
+
+    def _collect(self, parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start):
         w = self.wiring
+        z_all = [torch.stack(o) for o in outs]             # (n_bins, T, B, O) per group
+        s_all = [torch.stack(s) for s in spikes]           # (n_bins, T, B) per group
         dipole, v_soma = {}, {}
         for t in w.cell_types:
             s = self.surrogates[t]
-            y = torch.stack(heads[t])                     # (n_bins, n_cells, n_targets)
-            sp = torch.stack(spikes[t]).to(torch.float64)  # (n_bins, n_cells)
+            gi, slot, _ = layout[t]
+            n = w.n_cells(t)
+            y = z_all[gi][:, slot, :n, :s.model.config.n_targets]   # (n_bins, n_cells, n_targets)
+            sp = s_all[gi][:, slot, :n].to(torch.float64)           # (n_bins, n_cells)
             mean = torch.from_numpy(s.norm.target_mean)
             std = torch.from_numpy(s.norm.target_std)
             phys = y.to(torch.float64) * std + mean
