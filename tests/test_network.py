@@ -267,14 +267,24 @@ def test_neuron_network_gives_the_same_spikes_on_1_and_2_ranks(repo, tmp_path):
                                atol=1e-12)
 
 
+def test_cells_are_cut_into_slots_that_pad_little():
+    from hnn_surrogate.network.fused import sub_batch
+
+    assert sub_batch([35, 100, 35, 100]) == 35      # HNN's default: 8 slots, 280 rows
+    assert sub_batch([2, 4, 2, 4]) == 2             # the tiny network: no padding
+    assert sub_batch([100, 35, 100]) == 35          # 7 slots, 245 rows (10 padded)
+    assert sub_batch([7]) == 7
+
+
 @pytest.mark.parametrize("sizes, n_groups", [
-    (None, 2),                                               # pyramidal | basket cells
+    (None, 1),                                               # all four types, 2-cell slots
     ({"L2_basket": (4, 4), "L5_basket": (4, 4)}, 2),         # smaller basket models
-    ({"L2_basket": (4, 4), "L5_pyramidal": (6, 8)}, 4),      # nothing left to fuse
+    ({"L2_basket": (4, 4), "L5_pyramidal": (6, 8)}, 3),
 ])
 def test_fused_step_equals_each_models_own_step(sizes, n_groups):
-    """Types are fused where they share layer sizes and cell counts; whatever the
-    grouping, the network runs as with every model stepping alone."""
+    """Types are fused where they share layer sizes, their cells cut into equal
+    slots; whatever the grouping, the network runs (spikes, voltages,
+    gradients) as with every model stepping alone."""
     from hnn_surrogate.network.fused import network_groups
 
     net = tiny_net(rate=80.0)
@@ -290,6 +300,16 @@ def test_fused_step_equals_each_models_own_step(sizes, n_groups):
     for t in wiring.cell_types:
         np.testing.assert_allclose(fused.v_soma[t], alone.v_soma[t], atol=1e-4)
     assert fused.spike_times.size > 0
+    grads = []
+    for fuse in (True, False):
+        sim = SurrogateNetwork(wiring, surrogates, fuse=fuse)
+        scale = sim.scale.clone().requires_grad_(True)
+        sim.run(scale).dipole["L5"].sum().backward()
+        grads.append(scale.grad)
+    # gradients span 12 orders of magnitude: float32 rounding, relative to the largest
+    big = float(grads[1].abs().max())
+    assert big > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-6 * big)
 
 
 def test_two_neuron_network_jobs_on_one_machine_do_not_interfere(repo, tmp_path):

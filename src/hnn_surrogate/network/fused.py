@@ -3,12 +3,13 @@
 A network bin steps four small models (one per cell type) on 35-100 cells
 each; at that size the cost is the number of operations as much as their
 arithmetic. Models that share their layer sizes (hidden, kernel, dilations,
-LSTM size) and their number of cells form a group: their weights are stacked
-along a leading type axis and every layer becomes one ``bmm`` over (type,
-cell), input channels padded with zero weights. A group's inputs and outputs
-are single tensors, (type, cell, channel), so the network simulator builds
-and reads them with a few operations per group, not per type. Same outputs
-as each model's own ``step`` (tests/test_network.py).
+LSTM size) form a group: each type's cells are cut into slots of one size
+(35 for HNN's 35 + 100 + 35 + 100 cells), the weights stacked per slot, and
+every layer becomes one ``bmm`` over (slot, cell), input channels padded with
+zero weights. A group's inputs and outputs are single tensors, (slot, cell,
+channel), so the network simulator builds and reads them with a few
+operations per bin, not per type. Same outputs as each model's own ``step``
+(tests/test_network.py).
 """
 
 from __future__ import annotations
@@ -31,39 +32,60 @@ def can_fuse(models) -> bool:
     return len(keys) == 1 and next(iter(keys))[-1] == 1
 
 
+def sub_batch(n_cells) -> int:
+    """Cells per slot that pads the fewest, no fewer than the smallest type's
+    (small slots make small, slow matrix products): types of 35 and 100
+    cells -> 35 (1 + 3 slots of 35: 5 padded cells, not 65 as with slots of 100)."""
+    best = None
+    for b in range(min(n_cells), max(n_cells) + 1):
+        rows = b * sum(-(-n // b) for n in n_cells)
+        if best is None or rows <= best[0]:
+            best = (rows, b)
+    return best[1]
+
+
 def network_groups(models, n_cells, dtype=torch.float32, fuse=True) -> list:
     """Steppers for every model, as few as possible.
 
-    Returns a list of ``FusedStepper`` / ``AloneStepper``, each with ``types``:
-    the indices (into ``models``) of the models it steps, in order. Models are
-    fused when they share ``layer_sizes`` and their number of cells; with
-    ``fuse=False`` every model steps through its own ``step``.
+    Models that share ``layer_sizes`` are fused into one ``FusedStepper``:
+    each type's cells are cut into slots of one size (``sub_batch``), so types
+    of different sizes fill one (slot, cell) batch with few padded cells. With
+    ``fuse=False`` every model steps through its own ``step`` (``AloneStepper``).
+
+    Every stepper has ``slots``: (type index into ``models``, first cell,
+    cells) per slot, a type's slots consecutive and in cell order.
     """
     groups = {}
     for i, m in enumerate(models):
-        key = (layer_sizes(m), n_cells[i]) if fuse and can_fuse([m]) else i
+        key = layer_sizes(m) if fuse and can_fuse([m]) else i
         groups.setdefault(key, []).append(i)
     out = []
     for idx in groups.values():
-        members = [models[i] for i in idx]
-        part = (FusedStepper(members, n_cells[idx[0]], dtype) if fuse and can_fuse(members)
-                else AloneStepper(members[0], n_cells[idx[0]], dtype))
-        part.types = idx
+        if not (fuse and can_fuse([models[idx[0]]])):
+            part = AloneStepper(models[idx[0]], n_cells[idx[0]], dtype)
+            part.slots = [(idx[0], 0, n_cells[idx[0]])]
+            out.append(part)
+            continue
+        b = sub_batch([n_cells[i] for i in idx])
+        slots = [(i, first, min(b, n_cells[i] - first))
+                 for i in idx for first in range(0, n_cells[i], b)]
+        part = FusedStepper([models[i] for i, _, _ in slots], b, dtype)
+        part.slots = slots
         out.append(part)
     return out
 
 
 class FusedStepper:
-    """``step`` of several ``Surrogate`` models with equal layer sizes, on equal numbers of cells.
+    """``step`` of several ``Surrogate`` models with equal layer sizes, B cells each.
 
-    Inputs are (T, B, C) with T models, B cells each and C the largest input
-    count (a model's extra channels are zero weights); outputs are (T, B, O)
-    with each model's targets first and its spike logit always in the last
-    column (``O - 1``).
+    ``models`` may repeat a model (one entry per slot of cells). Inputs are
+    (T, B, C) with T slots and C the largest input count (a model's extra
+    channels are zero weights); outputs are (T, B, O) with each model's
+    targets first and its spike logit always in the last column (``O - 1``).
     """
 
     def __init__(self, models, n_cells: int, dtype=torch.float32):
-        self.n_types, self.batch = len(models), int(n_cells)
+        self.n_slots, self.batch = len(models), int(n_cells)
         self.n_in = max(m.config.n_channels for m in models)
         self.n_out = max(m.config.n_targets for m in models) + 1
         cfg = models[0].config
@@ -104,8 +126,8 @@ class FusedStepper:
             self.b_head = torch.stack([head(m, m.head.bias) for m in models]).unsqueeze(1).to(dtype)
 
     def init_state(self) -> dict:
-        zero = torch.zeros(self.n_types, self.batch, self.hidden, dtype=self.dtype)
-        zero_l = torch.zeros(self.n_types, self.batch, self.lstm_hidden, dtype=self.dtype)
+        zero = torch.zeros(self.n_slots, self.batch, self.hidden, dtype=self.dtype)
+        zero_l = torch.zeros(self.n_slots, self.batch, self.lstm_hidden, dtype=self.dtype)
         return {"bufs": [(zero,) * p for p in self.pads], "h": zero_l, "c": zero_l}
 
     def step(self, x, state):
@@ -128,7 +150,7 @@ class AloneStepper:
 
     def __init__(self, model, n_cells: int, dtype=torch.float32):
         self.model, self.batch, self.dtype = model, int(n_cells), dtype
-        self.n_types, self.n_in = 1, model.config.n_channels
+        self.n_slots, self.n_in = 1, model.config.n_channels
         self.n_out = model.config.n_targets + 1
 
     def init_state(self):

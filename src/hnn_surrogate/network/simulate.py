@@ -131,21 +131,23 @@ class SurrogateNetwork:
         return {k: np.array(sorted(g), dtype=np.int64) for k, g in out.items()}
 
     def _layout(self, parts):
-        """Where each type sits in its group's flat input (type, cell, channel).
+        """Where each type sits in its group's flat input (slot, cell, channel).
 
-        Returns {type: (group, slot, flat index of each of its input rows
-        ``cell * n_channels + channel``)}.
+        Returns {type: (group, the type's slots, flat index of each of its
+        input rows ``cell * n_channels + channel``)}.
         """
         w = self.wiring
         out = {}
         for gi, part in enumerate(parts):
-            for slot, ti in enumerate(part.types):
+            for si, (ti, first, count) in enumerate(part.slots):
                 t = w.cell_types[ti]
-                cells = np.arange(w.n_cells(t))[:, None]
+                cells = np.arange(count)[:, None]
                 chans = np.arange(w.n_channels[t])[None, :]
-                flat = ((slot * part.batch + cells) * part.n_in + chans).ravel()
-                out[t] = (gi, slot, flat)
-        return out
+                flat = ((si * part.batch + cells) * part.n_in + chans).ravel()
+                _, slots, flats = out.setdefault(t, (gi, [], []))
+                slots.append(si)
+                flats.append(flat)
+        return {t: (gi, slots, np.concatenate(flats)) for t, (gi, slots, flats) in out.items()}
 
     def _run(self, scale, record_v, progress_every, start, replay=None):
         w = self.wiring
@@ -154,16 +156,16 @@ class SurrogateNetwork:
         parts = network_groups([self.surrogates[t].model for t in types],
                                [w.n_cells(t) for t in types], dtype=self.dtype, fuse=self.fuse)
         layout = self._layout(parts)
-        sizes = [p.n_types * p.batch * p.n_in for p in parts]
+        sizes = [p.n_slots * p.batch * p.n_in for p in parts]
         # per group: drive events (uS, float64, (n_bins, size)), the input
         # normalisation (zero on padded channels), spike-logit thresholds
-        # (type, 1) and the gid of each (type, cell)
+        # (slot, 1) and the gid of each (slot, cell), -1 for padding
         drive = [torch.zeros(n_bins * n, dtype=torch.float64) for n in sizes]
         inv_scale = [torch.zeros(n, dtype=self.dtype) for n in sizes]
-        logit_thr = [torch.zeros(p.n_types, 1, dtype=self.dtype) for p in parts]
-        gid_of = [np.zeros((p.n_types, p.batch), np.int64) for p in parts]
+        logit_thr = [torch.zeros(p.n_slots, 1, dtype=self.dtype) for p in parts]
+        gid_of = [np.full((p.n_slots, p.batch), -1, np.int64) for p in parts]
         for t in types:
-            gi, slot, flat = layout[t]
+            gi, slots, flat = layout[t]
             s = self.surrogates[t]
             d = w.drives[t]
             if d.bin.size:
@@ -172,14 +174,17 @@ class SurrogateNetwork:
                     0, torch.from_numpy(d.bin * sizes[gi] + flat[d.row]), vals)
             inv_scale[gi][flat] = torch.from_numpy(
                 np.tile(1.0 / s.norm.input_scale, w.n_cells(t))).to(self.dtype)
-            logit_thr[gi][slot] = float(np.log(s.spike_threshold / (1 - s.spike_threshold)))
-            gid_of[gi][slot] = np.arange(w.n_cells(t)) + w.gid_ranges[t][0]
+            logit_thr[gi][slots] = float(np.log(s.spike_threshold / (1 - s.spike_threshold)))
+            gid_of[gi].reshape(-1)[flat[::w.n_channels[t]] // parts[gi].n_in] = (
+                np.arange(w.n_cells(t)) + w.gid_ranges[t][0])
+        # padded cells (zero input) must never fire
+        padded = [torch.from_numpy(g < 0) if (g < 0).any() else None for g in gid_of]
         drive = [d.view(n_bins, n) for d, n in zip(drive, sizes)]
         state = [p.init_state() for p in parts]
         pending = [{} for _ in parts]           # arrival bin -> list of (flat index, uS)
-        prev_above = [torch.zeros(p.n_types, p.batch, dtype=torch.bool) for p in parts]
+        prev_above = [torch.zeros(p.n_slots, p.batch, dtype=torch.bool) for p in parts]
         outs = [[] for _ in parts]              # per bin: (T, B, O) model outputs
-        spikes = [[] for _ in parts]            # per bin: (T, B) spikes (with gradient)
+        spikes = [[] for _ in parts]            # per bin: (slot, cell) spikes (with gradient)
         fired_bins, fired_gids = [], []
         replay_bins = self._replay_spikes(replay) if replay is not None else None
         outgoing = self._outgoing(layout, len(parts))
@@ -191,11 +196,13 @@ class SurrogateNetwork:
                 if chunks:
                     idx = torch.from_numpy(np.concatenate([c[0] for c in chunks]))
                     x = x.index_add(0, idx, torch.cat([c[1] for c in chunks]))
-                x = (x.to(self.dtype) * inv_scale[gi]).view(part.n_types, part.batch, part.n_in)
+                x = (x.to(self.dtype) * inv_scale[gi]).view(part.n_slots, part.batch, part.n_in)
                 z, state[gi] = part.step(x, state[gi])
                 # a cell fires when its spike probability rises through the threshold
-                zs = z[..., -1] - logit_thr[gi]                        # (T, B)
+                zs = z[..., -1] - logit_thr[gi]                        # (slot, cell)
                 above = zs > 0
+                if padded[gi] is not None:
+                    above = above & ~padded[gi]
                 fire = above & ~prev_above[gi]
                 prev_above[gi] = above
                 sp = fire.to(self.dtype)
@@ -281,10 +288,12 @@ class SurrogateNetwork:
         dipole, v_soma = {}, {}
         for t in w.cell_types:
             s = self.surrogates[t]
-            gi, slot, _ = layout[t]
+            gi, slots, _ = layout[t]
             n = w.n_cells(t)
-            y = z_all[gi][:, slot, :n, :s.model.config.n_targets]   # (n_bins, n_cells, n_targets)
-            sp = s_all[gi][:, slot, :n].to(torch.float64)           # (n_bins, n_cells)
+            # the type's slots, consecutive and in cell order: (n_bins, slots * B, ...)[:, :n]
+            z = z_all[gi][:, slots[0]:slots[-1] + 1].flatten(1, 2)[:, :n]
+            y = z[..., :s.model.config.n_targets]                   # (n_bins, n_cells, n_targets)
+            sp = s_all[gi][:, slots[0]:slots[-1] + 1].flatten(1, 2)[:, :n].to(torch.float64)
             mean = torch.from_numpy(s.norm.target_mean)
             std = torch.from_numpy(s.norm.target_std)
             phys = y.to(torch.float64) * std + mean
