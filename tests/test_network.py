@@ -61,10 +61,10 @@ def tiny_spec(repo, tmp_path) -> dict:
     return spec
 
 
-def tiny_net(seed=1, rate=40.0):
+def tiny_net(seed=1, rate=40.0, mesh=(2, 2)):
     from hnn_core import neymotin_2020_model
 
-    net = neymotin_2020_model(mesh_shape=(2, 2))
+    net = neymotin_2020_model(mesh_shape=mesh)
     weights = {"L2_pyramidal": 4e-3, "L5_pyramidal": 4e-3, "L2_basket": 2e-3, "L5_basket": 2e-3}
     net.add_poisson_drive("noise", rate_constant=rate, location="proximal",
                           weights_ampa=weights, synaptic_delays=0.1, event_seed=seed)
@@ -276,18 +276,19 @@ def test_cells_are_cut_into_slots_that_pad_little():
     assert sub_batch([7]) == 7
 
 
-@pytest.mark.parametrize("sizes, n_groups", [
-    (None, 1),                                               # all four types, 2-cell slots
-    ({"L2_basket": (4, 4), "L5_basket": (4, 4)}, 2),         # smaller basket models
-    ({"L2_basket": (4, 4), "L5_pyramidal": (6, 8)}, 3),
+@pytest.mark.parametrize("sizes, n_groups, mesh", [
+    (None, 1, (2, 2)),                                       # all four types, 2-cell slots
+    ({"L2_basket": (4, 4), "L5_basket": (4, 4)}, 2, (2, 2)), # smaller basket models
+    ({"L2_basket": (4, 4), "L5_pyramidal": (6, 8)}, 3, (2, 2)),
+    (None, 1, (10, 10)),     # HNN's 270 cells: 35-cell slots, the last of each pyramidal type padded
 ])
-def test_fused_step_equals_each_models_own_step(sizes, n_groups):
+def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh):
     """Types are fused where they share layer sizes, their cells cut into equal
     slots; whatever the grouping, the network runs (spikes, voltages,
     gradients) as with every model stepping alone."""
     from hnn_surrogate.network.fused import network_groups
 
-    net = tiny_net(rate=80.0)
+    net = tiny_net(rate=80.0, mesh=mesh)
     wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
     surrogates = untrained_surrogates(sizes=sizes)
     models = [surrogates[t].model for t in wiring.cell_types]

@@ -159,13 +159,15 @@ class SurrogateNetwork:
         sizes = [p.n_slots * p.batch * p.n_in for p in parts]
         # per group: drive events (uS, float64, (n_bins, size)), the input
         # normalisation (zero on padded channels), spike-logit thresholds
-        # (slot, 1) and the gid of each (slot, cell), -1 for padding
+        # (slot, cell; +inf on padded cells: they never fire) and the gid of
+        # each (slot, cell), -1 for padding
         drive = [torch.zeros(n_bins * n, dtype=torch.float64) for n in sizes]
         inv_scale = [torch.zeros(n, dtype=self.dtype) for n in sizes]
-        logit_thr = [torch.zeros(p.n_slots, 1, dtype=self.dtype) for p in parts]
+        logit_thr = [torch.full((p.n_slots, p.batch), float("inf"), dtype=self.dtype)
+                     for p in parts]
         gid_of = [np.full((p.n_slots, p.batch), -1, np.int64) for p in parts]
         for t in types:
-            gi, slots, flat = layout[t]
+            gi, _, flat = layout[t]
             s = self.surrogates[t]
             d = w.drives[t]
             if d.bin.size:
@@ -174,11 +176,9 @@ class SurrogateNetwork:
                     0, torch.from_numpy(d.bin * sizes[gi] + flat[d.row]), vals)
             inv_scale[gi][flat] = torch.from_numpy(
                 np.tile(1.0 / s.norm.input_scale, w.n_cells(t))).to(self.dtype)
-            logit_thr[gi][slots] = float(np.log(s.spike_threshold / (1 - s.spike_threshold)))
-            gid_of[gi].reshape(-1)[flat[::w.n_channels[t]] // parts[gi].n_in] = (
-                np.arange(w.n_cells(t)) + w.gid_ranges[t][0])
-        # padded cells (zero input) must never fire
-        padded = [torch.from_numpy(g < 0) if (g < 0).any() else None for g in gid_of]
+            rows = flat[::w.n_channels[t]] // parts[gi].n_in    # (slot, cell) of each cell, flat
+            logit_thr[gi].view(-1)[rows] = float(np.log(s.spike_threshold / (1 - s.spike_threshold)))
+            gid_of[gi].reshape(-1)[rows] = np.arange(w.n_cells(t)) + w.gid_ranges[t][0]
         drive = [d.view(n_bins, n) for d, n in zip(drive, sizes)]
         state = [p.init_state() for p in parts]
         pending = [{} for _ in parts]           # arrival bin -> list of (flat index, uS)
@@ -201,8 +201,6 @@ class SurrogateNetwork:
                 # a cell fires when its spike probability rises through the threshold
                 zs = z[..., -1] - logit_thr[gi]                        # (slot, cell)
                 above = zs > 0
-                if padded[gi] is not None:
-                    above = above & ~padded[gi]
                 fire = above & ~prev_above[gi]
                 prev_above[gi] = above
                 sp = fire.to(self.dtype)
