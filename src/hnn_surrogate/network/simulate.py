@@ -1,7 +1,8 @@
 """Simulate an hnn-core network with the cell surrogates, one time bin at a time.
 
-All cells of a type are one batch of the type's surrogate (``Surrogate.step``),
-so a bin costs the same whatever happened before. Per bin and cell type:
+All cells whose surrogates share layer sizes step as one batch
+(``fused.network_groups``: every type's cells in slots of one size), so a bin
+costs the same whatever happened before. Per bin:
 
 1. input = drive events arriving in the bin + synaptic events scheduled for it;
 2. the surrogate steps; a cell fires when its spike probability rises through
@@ -183,7 +184,7 @@ class SurrogateNetwork:
         state = [p.init_state() for p in parts]
         pending = [{} for _ in parts]           # arrival bin -> list of (flat index, uS)
         prev_above = [torch.zeros(p.n_slots, p.batch, dtype=torch.bool) for p in parts]
-        outs = [[] for _ in parts]              # per bin: (T, B, O) model outputs
+        outs = [[] for _ in parts]              # per bin: (slot, cell, O) model outputs
         spikes = [[] for _ in parts]            # per bin: (slot, cell) spikes (with gradient)
         fired_bins, fired_gids = [], []
         replay_bins = self._replay_spikes(replay) if replay is not None else None
