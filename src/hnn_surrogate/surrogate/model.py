@@ -28,7 +28,7 @@ class SurrogateConfig:
 
     n_channels: int                       # input channels: (section, receptor) synapses
     n_targets: int = 1                    # 1: soma voltage; 2: soma voltage and dipole
-    hidden: int = 64                      # TCN channels
+    hidden: int = 32                      # TCN channels
     kernel_size: int = 3                  # taps per causal convolution
     dilations: tuple[int, ...] = field(default=(1, 2, 4, 8, 16, 32))  # receptive field 127 bins
     lstm_hidden: int = 64                 # LSTM state size
