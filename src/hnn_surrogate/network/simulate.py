@@ -158,11 +158,12 @@ class SurrogateNetwork:
                                [w.n_cells(t) for t in types], dtype=self.dtype, fuse=self.fuse)
         layout = self._layout(parts)
         sizes = [p.n_slots * p.batch * p.n_in for p in parts]
-        # per group: drive events (uS, float64, (n_bins, size)), the input
-        # normalisation (zero on padded channels), spike-logit thresholds
+        # per group: events by arrival bin (drive events scheduled now,
+        # synaptic ones as cells fire: bin -> list of (flat index, uS)), the
+        # input normalisation (zero on padded channels), spike-logit thresholds
         # (slot, cell; +inf on padded cells: they never fire) and the gid of
         # each (slot, cell), -1 for padding
-        drive = [torch.zeros(n_bins * n, dtype=torch.float64) for n in sizes]
+        pending = [{} for _ in parts]
         inv_scale = [torch.zeros(n, dtype=self.dtype) for n in sizes]
         logit_thr = [torch.full((p.n_slots, p.batch), float("inf"), dtype=self.dtype)
                      for p in parts]
@@ -172,17 +173,17 @@ class SurrogateNetwork:
             s = self.surrogates[t]
             d = w.drives[t]
             if d.bin.size:
-                vals = scale[torch.from_numpy(d.conn)] * torch.from_numpy(d.unit_weight)
-                drive[gi] = drive[gi].index_add(
-                    0, torch.from_numpy(d.bin * sizes[gi] + flat[d.row]), vals)
+                order = np.argsort(d.bin, kind="stable")
+                vals = scale[torch.from_numpy(d.conn[order])] * torch.from_numpy(
+                    d.unit_weight[order])
+                self._schedule(pending[gi], d.bin[order], flat[d.row[order]], vals)
             inv_scale[gi][flat] = torch.from_numpy(
                 np.tile(1.0 / s.norm.input_scale, w.n_cells(t))).to(self.dtype)
             rows = flat[::w.n_channels[t]] // parts[gi].n_in    # (slot, cell) of each cell, flat
             logit_thr[gi].view(-1)[rows] = float(np.log(s.spike_threshold / (1 - s.spike_threshold)))
             gid_of[gi].reshape(-1)[rows] = np.arange(w.n_cells(t)) + w.gid_ranges[t][0]
-        drive = [d.view(n_bins, n) for d, n in zip(drive, sizes)]
+        zero = [torch.zeros(n, dtype=torch.float64) for n in sizes]
         state = [p.init_state() for p in parts]
-        pending = [{} for _ in parts]           # arrival bin -> list of (flat index, uS)
         prev_above = [torch.zeros(p.n_slots, p.batch, dtype=torch.bool) for p in parts]
         outs = [[] for _ in parts]              # per bin: (slot, cell, O) model outputs
         spikes = [[] for _ in parts]            # per bin: (slot, cell) spikes (with gradient)
@@ -192,11 +193,14 @@ class SurrogateNetwork:
         for k in range(n_bins):
             now_gids, now_vals = [], []
             for gi, part in enumerate(parts):
-                x = drive[gi][k]
+                x = zero[gi]
                 chunks = pending[gi].pop(k, None)
                 if chunks:
                     idx = torch.from_numpy(np.concatenate([c[0] for c in chunks]))
-                    x = x.index_add(0, idx, torch.cat([c[1] for c in chunks]))
+                    vals = [c[1] for c in chunks]
+                    vals = (torch.from_numpy(np.concatenate(vals))
+                            if isinstance(vals[0], np.ndarray) else torch.cat(vals))
+                    x = x.index_add(0, idx, vals)
                 x = (x.to(self.dtype) * inv_scale[gi]).view(part.n_slots, part.batch, part.n_in)
                 z, state[gi] = part.step(x, state[gi])
                 # a cell fires when its spike probability rises through the threshold
@@ -273,12 +277,28 @@ class SurrogateNetwork:
         entry, which, key = entry[order], which[order], key[order]
         e = torch.from_numpy(entry)
         vals = scale[out["conn"][e]] * out["unit"][e] * s_val[torch.from_numpy(which)]
-        keys, first = np.unique(key, return_index=True)
-        bounds = list(first[1:]) + [key.size]
-        idx = out["idx"][entry]
-        for kk, lo, hi in zip(keys.tolist(), first, bounds):
-            gi, b = kk % out["n_groups"], kk // out["n_groups"]
-            pending[gi].setdefault(b, []).append((idx[lo:hi], vals[lo:hi]))
+        n_groups = out["n_groups"]
+        if n_groups == 1:
+            self._schedule(pending[0], key, out["idx"][entry], vals)
+            return
+        group = key % n_groups
+        for gi in np.unique(group):
+            sel = group == gi
+            self._schedule(pending[gi], key[sel] // n_groups, out["idx"][entry[sel]],
+                           vals[torch.from_numpy(np.flatnonzero(sel))])
+
+    @staticmethod
+    def _schedule(pending, bins, idx, vals):
+        """Add events (sorted by arrival ``bins``; flat input ``idx``, ``vals`` uS)
+        to ``pending``: arrival bin -> list of (flat index, uS). Without
+        gradients the values are kept as numpy arrays (slicing one costs a
+        tenth of slicing a tensor)."""
+        if not vals.requires_grad:
+            vals = vals.numpy()
+        keys, first = np.unique(bins, return_index=True)
+        bounds = list(first[1:]) + [bins.size]
+        for b, lo, hi in zip(keys.tolist(), first, bounds):
+            pending.setdefault(b, []).append((idx[lo:hi], vals[lo:hi]))
 
     def _collect(self, parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start):
         w = self.wiring
