@@ -153,7 +153,7 @@ def build_wiring(net, *, tstop: float, bin_ms: float, trial_idx: int = 0) -> Wir
         drive_events[name] = events[trial_idx]
 
     connections = []
-    syn_parts = {t: [] for t in cell_types}     # (src_gid, row, delay_bins, g, conn, delay)
+    syn_parts = {t: [] for t in cell_types}     # arrays of (src_gid, row, delay_bins, g, conn, delay)
     drv_parts = {t: [] for t in cell_types}     # (bin, row, g, conn, arrival)
     clamped = 0
     for c, conn in enumerate(net.connectivity):
@@ -176,39 +176,50 @@ def build_wiring(net, *, tstop: float, bin_ms: float, trial_idx: int = 0) -> Wir
         tgt_pos = net.pos_dict[tgt_type]
         src0, tgt0 = net.gid_ranges[src_type][0], net.gid_ranges[tgt_type][0]
         is_drive = src_type in net.external_drives
-        for src_gid, tgt_gids in conn["gid_pairs"].items():
-            for tgt_gid in tgt_gids:
-                g, delay = _get_gaussian_connection(src_pos[src_gid - src0],
-                                                    tgt_pos[tgt_gid - tgt0], unit,
-                                                    inplane_distance=net._inplane_distance)
-                cell = tgt_gid - tgt0
-                rows = [cell * n_ch + ch for ch in channels_here]
-                if is_drive:
-                    times = np.asarray(drive_events[src_type][src_gid - src0], dtype=float)
-                    arrival = times + delay
-                    b = np.floor(arrival / bin_ms).astype(np.int64)
-                    ok = (b >= 0) & (b < n_bins)
-                    b, arrival = b[ok], arrival[ok]
-                    for row in rows:
-                        drv_parts[tgt_type].append((b, np.full(b.size, row), g, c, arrival))
-                else:
-                    # a spike in bin k is placed at the bin's centre: it arrives in
-                    # bin floor(k + 0.5 + delay / bin_ms)
-                    d = int(np.floor(0.5 + delay / bin_ms))
-                    if d >= n_bins:
-                        continue              # arrives after tstop: never delivered
-                    if d < 1:
-                        clamped += len(rows)  # cannot act within the bin that fired
-                        d = 1
-                    for row in rows:
-                        syn_parts[tgt_type].append((src_gid, row, d, g, c, delay))
+        pairs = np.array([(s, t) for s, tgts in conn["gid_pairs"].items() for t in tgts],
+                         dtype=np.int64).reshape(-1, 2)
+        if not pairs.size:
+            continue
+        # hnn-core's own distance rule, on every pair at once (it is elementwise)
+        sp = np.asarray(src_pos, dtype=float)[pairs[:, 0] - src0]
+        tp = np.asarray(tgt_pos, dtype=float)[pairs[:, 1] - tgt0]
+        g_all, delay_all = _get_gaussian_connection((sp[:, 0], sp[:, 1]), (tp[:, 0], tp[:, 1]),
+                                                    unit, inplane_distance=net._inplane_distance)
+        g_all = np.broadcast_to(np.asarray(g_all, dtype=float), (len(pairs),))
+        delay_all = np.broadcast_to(np.asarray(delay_all, dtype=float), (len(pairs),))
+        cells = pairs[:, 1] - tgt0
+        if is_drive:
+            for (src_gid, _), cell, g, delay in zip(pairs, cells, g_all, delay_all):
+                times = np.asarray(drive_events[src_type][src_gid - src0], dtype=float)
+                arrival = times + delay
+                b = np.floor(arrival / bin_ms).astype(np.int64)
+                ok = (b >= 0) & (b < n_bins)
+                b, arrival = b[ok], arrival[ok]
+                for ch in channels_here:
+                    drv_parts[tgt_type].append((b, np.full(b.size, cell * n_ch + ch), g, c,
+                                                arrival))
+        else:
+            # a spike in bin k is placed at the bin's centre: it arrives in
+            # bin floor(k + 0.5 + delay / bin_ms); later than tstop: never delivered
+            d = np.floor(0.5 + delay_all / bin_ms).astype(np.int64)
+            keep = d < n_bins
+            pairs, cells, d = pairs[keep], cells[keep], d[keep]
+            g_all, delay_all = g_all[keep], delay_all[keep]
+            k = len(channels_here)
+            clamped += int((d < 1).sum()) * k     # cannot act within the bin that fired
+            d = np.maximum(d, 1)
+            # one row per (pair, synapse), pairs in hnn-core's order, synapses within
+            rows = (cells[:, None] * n_ch + np.asarray(channels_here)[None, :]).ravel()
+            syn_parts[tgt_type].append(np.column_stack([
+                np.repeat(pairs[:, 0], k), rows, np.repeat(d, k), np.repeat(g_all, k),
+                np.full(rows.size, c), np.repeat(delay_all, k)]).astype(np.float64))
 
     n_gids = max(r.stop for r in net.gid_ranges.values())
     synapses, drives, n_events = {}, {}, {}
     for t in cell_types:
         parts = syn_parts[t]
         if parts:
-            arr = np.array(parts, dtype=np.float64)
+            arr = np.concatenate(parts)
             order = np.lexsort((arr[:, 2], arr[:, 0]))
             arr = arr[order]
             src = arr[:, 0].astype(np.int64)
