@@ -9,6 +9,7 @@ dipole is hnn-core's ``Dipole.smooth(window)`` then ``Dipole.scale(factor)``.
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 
@@ -68,6 +69,9 @@ def run_surrogate_network(spec, *, scenario, condition, seed, checkpoints, out, 
     net = build_network(spec, scenario=scenario, condition=condition, seed=seed)
     tstop = scenario_tstop(spec, scenario)
     prepare_drives(net, tstop)
+    # timed like NEURON's run (hnn-core's NetworkBuilder + simulation): the
+    # wiring (every connection and drive event) + simulation
+    start = time.perf_counter()
     wiring = build_wiring(net, tstop=tstop, bin_ms=spec["bin_ms"])
     spikes = None
     if replay is not None:
@@ -78,16 +82,18 @@ def run_surrogate_network(spec, *, scenario, condition, seed, checkpoints, out, 
         spikes = (ref["spike_time"].values, ref["spike_gid"].values)
     res = SurrogateNetwork(wiring, loaded).run(progress_every=int(round(100 / spec["bin_ms"])),
                                                replay=spikes)
+    wall = time.perf_counter() - start
     l2, l5 = res.layer_dipoles()
     ds = run_dataset(net, spec=spec,
                      simulator="surrogate" if replay is None else "open_loop", scenario=scenario,
                      condition=condition, seed=seed, times=bin_centres(res.n_bins, res.bin_ms),
                      l2=l2, l5=l5,
                      spike_times=res.spike_times, spike_gids=res.spike_gids,
-                     wall_s=res.wall_s, n_ranks=1)
+                     wall_s=wall, n_ranks=1)
     NETWORK_RUN.write(ds, out)
-    log.info("%s %s/%s seed %d: %d spikes in %.1f s -> %s", ds.attrs["simulator"], scenario,
-             condition, seed, res.spike_times.size, res.wall_s, out)
+    log.info("%s %s/%s seed %d: %d spikes in %.1f s (wiring %.2f s, simulation %.1f s) -> %s",
+             ds.attrs["simulator"], scenario, condition, seed, res.spike_times.size, wall,
+             wall - res.wall_s, res.wall_s, out)
     return ds
 
 
