@@ -62,16 +62,13 @@ def network_groups(models, n_cells, dtype=torch.float32, fuse=True) -> list:
     out = []
     for idx in groups.values():
         if not (fuse and can_fuse([models[idx[0]]])):
-            part = AloneStepper(models[idx[0]], n_cells[idx[0]], dtype)
-            part.slots = [(idx[0], 0, n_cells[idx[0]])]
-            out.append(part)
+            i = idx[0]
+            out.append(AloneStepper(models[i], n_cells[i], dtype, slots=[(i, 0, n_cells[i])]))
             continue
         b = sub_batch([n_cells[i] for i in idx])
         slots = [(i, first, min(b, n_cells[i] - first))
                  for i in idx for first in range(0, n_cells[i], b)]
-        part = FusedStepper([models[i] for i, _, _ in slots], b, dtype)
-        part.slots = slots
-        out.append(part)
+        out.append(FusedStepper([models[i] for i, _, _ in slots], b, dtype, slots=slots))
     return out
 
 
@@ -82,10 +79,11 @@ class FusedStepper:
     (T, B, C) with T slots and C the largest input count (a model's extra
     channels are zero weights); outputs are (T, B, O) with each model's
     targets first and its spike logit always in the last column (``O - 1``).
+    ``slots``: what each slot holds, (type, first cell, cells) (``network_groups``).
     """
 
-    def __init__(self, models, n_cells: int, dtype=torch.float32):
-        self.n_slots, self.batch = len(models), int(n_cells)
+    def __init__(self, models, n_cells: int, dtype=torch.float32, slots=None):
+        self.n_slots, self.batch, self.slots = len(models), int(n_cells), slots
         self.n_in = max(m.config.n_channels for m in models)
         self.n_out = max(m.config.n_targets for m in models) + 1
         cfg = models[0].config
@@ -100,7 +98,7 @@ class FusedStepper:
             return torch.cat([p[:-1], p.new_zeros((gap, *p.shape[1:])), p[-1:]])
 
         with torch.no_grad():
-            # weights as (type, in, out) for bmm(x (type, cell, in), w)
+            # weights as (slot, in, out) for bmm(x (slot, cell, in), w)
             self.w_in = torch.stack([F.pad(m.inp.weight.squeeze(-1),
                                            (0, self.n_in - m.config.n_channels)).T
                                      for m in models]).to(dtype)
@@ -148,8 +146,8 @@ class FusedStepper:
 class AloneStepper:
     """One model's own ``step`` behind ``FusedStepper``'s interface (T = 1)."""
 
-    def __init__(self, model, n_cells: int, dtype=torch.float32):
-        self.model, self.batch, self.dtype = model, int(n_cells), dtype
+    def __init__(self, model, n_cells: int, dtype=torch.float32, slots=None):
+        self.model, self.batch, self.dtype, self.slots = model, int(n_cells), dtype, slots
         self.n_slots, self.n_in = 1, model.config.n_channels
         self.n_out = model.config.n_targets + 1
 
