@@ -278,9 +278,6 @@ class SurrogateNetwork:
         e = torch.from_numpy(entry)
         vals = scale[out["conn"][e]] * out["unit"][e] * s_val[torch.from_numpy(which)]
         n_groups = out["n_groups"]
-        if n_groups == 1:
-            self._schedule(pending[0], key, out["idx"][entry], vals)
-            return
         group = key % n_groups
         for gi in np.unique(group):
             sel = group == gi
