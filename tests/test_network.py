@@ -14,7 +14,7 @@ from hnn_surrogate import CELL_TYPES, PYRAMIDAL_TYPES
 from hnn_surrogate.artifacts import NETWORK_RUN
 from hnn_surrogate.cells.channels import channel_index, channels
 from hnn_surrogate.network.api import prepare_drives
-from hnn_surrogate.network.simulate import SurrogateNetwork
+from hnn_surrogate.network.simulate import MAX_BINS_PER_STEP, SurrogateNetwork
 from hnn_surrogate.network.wiring import NetworkError, build_wiring
 
 BIN_MS = 0.5
@@ -182,25 +182,29 @@ def test_delays_shift_spike_arrival(delay):
     sim = SurrogateNetwork(wiring, untrained_surrogates())
     from hnn_surrogate.network.fused import network_groups
 
+    kb = sim.bins_per_step                  # the shortest delay, at most MAX_BINS_PER_STEP
+    assert kb == min(int(round(delay / BIN_MS)), MAX_BINS_PER_STEP)
     parts = network_groups([sim.surrogates[t].model for t in wiring.cell_types],
-                           [wiring.n_cells(t) for t in wiring.cell_types])
+                           [wiring.n_cells(t) for t in wiring.cell_types], bins=kb)
     layout = sim._layout(parts)
     pending = [{} for _ in parts]
     k = 10
     gid = wiring.gid_ranges["L2_basket"][1]
-    sim._deliver(k, np.array([gid]), torch.ones(1, dtype=torch.float64), sim.scale, pending,
-                 sim._outgoing(layout, len(parts)))
+    sim._deliver(np.array([k]), np.array([gid]), torch.ones(1, dtype=torch.float64), pending,
+                 sim._outgoing(layout, [p.n_in for p in parts], sim.scale), kb)
     # the spike of bin k (at its centre) arrives `delay` later, at the soma GABA-A
-    # input of every L2 pyramidal cell and nowhere else
+    # input of every L2 pyramidal cell and nowhere else; pending holds it in the
+    # step of that bin, at the bin's place in the step's (slot, cell, bin, channel) input
     expected = int(np.floor((k + 0.5) + delay / BIN_MS))
     group, _, flat = layout["L2_pyramidal"]
-    assert list(pending[group]) == [expected]
+    assert list(pending[group]) == [expected // kb]
     assert not any(p for i, p in enumerate(pending) if i != group)
-    idx, vals = pending[group][expected][0]
+    idx, vals = pending[group][expected // kb][0]
     soma = channel_index("L2_pyramidal")["soma_gabaa"]
-    n_ch = wiring.n_channels["L2_pyramidal"]
-    assert sorted(idx) == sorted(flat[[c * n_ch + soma
-                                       for c in range(wiring.n_cells("L2_pyramidal"))]])
+    n_ch, n_in = wiring.n_channels["L2_pyramidal"], parts[group].n_in
+    cells = flat[[c * n_ch + soma for c in range(wiring.n_cells("L2_pyramidal"))]]
+    want = (cells // n_in * kb + expected % kb) * n_in + cells % n_in
+    assert sorted(idx) == sorted(want)
     np.testing.assert_allclose(vals, 0.05)          # uS (numpy without gradients)
 
 
@@ -308,6 +312,63 @@ def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh):
         sim.run(scale).dipole["L5"].sum().backward()
         grads.append(scale.grad)
     # gradients span 12 orders of magnitude: float32 rounding, relative to the largest
+    big = float(grads[1].abs().max())
+    assert big > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-6 * big)
+
+
+@pytest.mark.parametrize("bins", [1, 2, 3, 4])
+def test_fused_stepper_takes_k_bins_as_each_model_takes_one(bins):
+    """K bins per step (taps of one step, or spanning two, whatever the dilation)
+    give each model's own bin-by-bin outputs."""
+    from hnn_surrogate.network.fused import FusedStepper
+    from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
+
+    torch.manual_seed(0)
+    models = [Surrogate(SurrogateConfig(n_channels=c, n_targets=n, hidden=6, kernel_size=k,
+                                        dilations=(1, 2, 3), lstm_hidden=5))
+              for c, n, k in ((4, 1, 3), (7, 2, 3))]
+    n_cells, n_bins = 3, 12
+    stepper = FusedStepper(models, n_cells, bins=bins)
+    x = torch.randn(len(models), n_cells, n_bins, stepper.n_in)
+    with torch.no_grad():
+        state, z = stepper.init_state(), []
+        for k0 in range(0, n_bins, bins):
+            out, state = stepper.step(x[:, :, k0:k0 + bins], state)
+            z.append(out)
+        z = torch.cat(z, dim=2)                                      # (T, B, n_bins, O)
+        for i, m in enumerate(models):
+            st = m.init_state(n_cells)
+            for k in range(n_bins):
+                y, logit, st = m.step(x[i, :, k, :m.config.n_channels], st)
+                torch.testing.assert_close(z[i, :, k, :m.config.n_targets], y,
+                                           rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(z[i, :, k, -1], logit, rtol=1e-5, atol=1e-5)
+
+
+def test_steps_of_several_bins_give_the_network_of_single_bins():
+    """The simulator steps as many bins at once as the shortest delay allows;
+    spikes, voltages and gradients are those of stepping bin by bin."""
+    net = tiny_net(rate=80.0)
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    surrogates = untrained_surrogates()
+    auto = SurrogateNetwork(wiring, surrogates)
+    assert auto.bins_per_step == 2                  # HNN's shortest delay: 1 ms, 2 bins
+    with pytest.raises(ValueError, match="bins_per_step=3: must be from 1 to the shortest"):
+        SurrogateNetwork(wiring, surrogates, bins_per_step=3)
+    runs, grads = [], []
+    for kb in (2, 1):
+        sim = SurrogateNetwork(wiring, surrogates, bins_per_step=kb)
+        scale = sim.scale.clone().requires_grad_(True)
+        out = sim.run(scale, record_v=True)
+        (out.dipole["L5"].sum() + out.dipole["L2"].sum()).backward()
+        runs.append(out)
+        grads.append(scale.grad)
+    assert runs[0].spike_times.size > 0
+    np.testing.assert_array_equal(runs[0].spike_gids, runs[1].spike_gids)
+    np.testing.assert_array_equal(runs[0].spike_times, runs[1].spike_times)
+    for t in wiring.cell_types:
+        np.testing.assert_allclose(runs[0].v_soma[t], runs[1].v_soma[t], atol=1e-4)
     big = float(grads[1].abs().max())
     assert big > 0
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-6 * big)

@@ -44,7 +44,7 @@ def sub_batch(n_cells) -> int:
     return best[1]
 
 
-def network_groups(models, n_cells, dtype=torch.float32, fuse=True) -> list:
+def network_groups(models, n_cells, dtype=torch.float32, fuse=True, bins=1) -> list:
     """Steppers for every model, as few as possible.
 
     Models that share ``layer_sizes`` are fused into one ``FusedStepper``:
@@ -53,7 +53,8 @@ def network_groups(models, n_cells, dtype=torch.float32, fuse=True) -> list:
     ``fuse=False`` every model steps through its own ``step`` (``AloneStepper``).
 
     Every stepper has ``slots``: (type index into ``models``, first cell,
-    cells) per slot, a type's slots consecutive and in cell order.
+    cells) per slot, a type's slots consecutive and in cell order, and steps
+    ``bins`` bins at a time.
     """
     groups = {}
     for i, m in enumerate(models):
@@ -63,12 +64,14 @@ def network_groups(models, n_cells, dtype=torch.float32, fuse=True) -> list:
     for idx in groups.values():
         if not (fuse and can_fuse([models[idx[0]]])):
             i = idx[0]
-            out.append(AloneStepper(models[i], n_cells[i], dtype, slots=[(i, 0, n_cells[i])]))
+            out.append(AloneStepper(models[i], n_cells[i], dtype, slots=[(i, 0, n_cells[i])],
+                                    bins=bins))
             continue
         b = sub_batch([n_cells[i] for i in idx])
         slots = [(i, first, min(b, n_cells[i] - first))
                  for i in idx for first in range(0, n_cells[i], b)]
-        out.append(FusedStepper([models[i] for i, _, _ in slots], b, dtype, slots=slots))
+        out.append(FusedStepper([models[i] for i, _, _ in slots], b, dtype, slots=slots,
+                                bins=bins))
     return out
 
 
@@ -76,18 +79,19 @@ class FusedStepper:
     """``step`` of several ``Surrogate`` models with equal layer sizes, B cells each.
 
     ``models`` may repeat a model (one entry per slot of cells). Inputs are
-    (T, B, C) with T slots and C the largest input count (a model's extra
-    channels are zero weights); outputs are (T, B, O) with each model's
-    targets first and its spike logit always in the last column (``O - 1``).
-    ``slots``: what each slot holds, (type, first cell, cells) (``network_groups``).
+    (T, B, K, C) with T slots, K bins and C the largest input count (a model's
+    extra channels are zero weights); outputs are (T, B, K, O) with each
+    model's targets first and its spike logit always in the last column (``O - 1``).
+    ``slots``: what each slot holds, (type, first cell, cells) (``network_groups``);
+    ``bins``: K, bins per ``step``.
     """
 
-    def __init__(self, models, n_cells: int, dtype=torch.float32, slots=None):
-        self.n_slots, self.batch, self.slots = len(models), int(n_cells), slots
+    def __init__(self, models, n_cells: int, dtype=torch.float32, slots=None, bins: int = 1):
+        self.n_slots, self.batch, self.slots, self.bins = len(models), int(n_cells), slots, bins
         self.n_in = max(m.config.n_channels for m in models)
         self.n_out = max(m.config.n_targets for m in models) + 1
         cfg = models[0].config
-        self.hidden, self.lstm_hidden = cfg.hidden, cfg.lstm_hidden
+        self.hidden, self.lstm_hidden, self.kernel = cfg.hidden, cfg.lstm_hidden, cfg.kernel_size
         self.pads = [b.pad for b in models[0].blocks]
         self.dilations = [b.dilation for b in models[0].blocks]
         self.dtype = dtype
@@ -124,30 +128,63 @@ class FusedStepper:
             self.b_head = torch.stack([head(m, m.head.bias) for m in models]).unsqueeze(1).to(dtype)
 
     def init_state(self) -> dict:
-        zero = torch.zeros(self.n_slots, self.batch, self.hidden, dtype=self.dtype)
+        zero = torch.zeros(self.n_slots, self.batch, self.bins, self.hidden, dtype=self.dtype)
         zero_l = torch.zeros(self.n_slots, self.batch, self.lstm_hidden, dtype=self.dtype)
-        return {"bufs": [(zero,) * p for p in self.pads], "h": zero_l, "c": zero_l}
+        # per block: the last -(-pad // K) steps of its input, oldest first
+        return {"bufs": [(zero,) * -(-p // self.bins) for p in self.pads], "h": zero_l,
+                "c": zero_l}
+
+    def _taps(self, steps, dil):
+        """Each bin's convolution taps, oldest first: (T, B, K, kernel * H).
+
+        ``steps``: the block's inputs of the last steps and this one, oldest
+        first, (T, B, K, H) each. A tap's K bins are one step's tensor where
+        the dilation is a multiple of K, else they span two steps."""
+        k_bins = self.bins
+        skip = len(steps) * k_bins - (self.kernel - 1) * dil - k_bins   # bins before tap 0
+        pieces = []
+        for i in range(self.kernel):
+            first, r = divmod(skip + i * dil, k_bins)
+            pieces.append(steps[first] if r == 0 else torch.cat(
+                [steps[first][:, :, r:], steps[first + 1][:, :, :r]], dim=2))
+        return torch.cat(pieces, dim=3)
 
     def step(self, x, state):
-        """x: (T, B, C) normalised inputs. Returns z (T, B, O) and the new state."""
-        h = torch.baddbmm(self.b_in, x, self.w_in)                     # (T, B, H)
+        """K consecutive bins. x: (T, B, K, C) normalised inputs.
+
+        Returns z (T, B, K, O) and the new state. The TCN, the LSTM's input
+        products and the heads take the K bins in one operation each (a bin's
+        inputs must not depend on the outputs of the others: the network
+        simulator steps K bins at once only where every synaptic delay is at
+        least K bins); the LSTM's recurrence goes bin by bin.
+        """
+        n_slots, batch, k_bins = x.shape[:3]
+        rows = (n_slots, batch * k_bins, -1)             # (T, B, K, .) as bmm rows (T, B * K, .)
+        h = torch.baddbmm(self.b_in, x.reshape(rows), self.w_in).view(x.shape[:3] + (-1,))
         bufs = []
         for w, b, buf, dil in zip(self.w_blocks, self.b_blocks, state["bufs"], self.dilations):
-            window = buf + (h,)
-            taps = torch.cat(window[::dil], dim=2)                     # (T, B, k * H)
-            h = h + F.gelu(torch.baddbmm(b, taps, w))
-            bufs.append(window[1:])
-        gates = torch.baddbmm(self.b_lstm, h, self.w_ih) + torch.bmm(state["h"], self.w_hh)
-        h_new, c_new = lstm_cell(gates, state["c"], g_doubled=True)    # (T, B, H_lstm) each
-        z = torch.baddbmm(self.b_head, h_new, self.w_head)             # (T, B, O)
-        return z, {"bufs": bufs, "h": h_new, "c": c_new}
+            steps = buf + (h,)
+            y = torch.baddbmm(b, self._taps(steps, dil).view(rows), w)   # (T, B * K, H)
+            h = h + F.gelu(y).view(h.shape)                              # (T, B, K, H)
+            bufs.append(steps[1:])
+        gates_x = torch.baddbmm(self.b_lstm, h.view(rows), self.w_ih)
+        gates_x = gates_x.view(n_slots, batch, k_bins, -1)            # (T, B, K, 4 H_lstm)
+        h_l, c_l, hs = state["h"], state["c"], []
+        for j in range(k_bins):
+            h_l, c_l = lstm_cell(torch.baddbmm(gates_x[:, :, j], h_l, self.w_hh), c_l,
+                                 g_doubled=True)                      # (T, B, H_lstm) each
+            hs.append(h_l)
+        h_all = torch.stack(hs, dim=2).view(rows)                     # (T, B * K, H_lstm)
+        z = torch.baddbmm(self.b_head, h_all, self.w_head)            # (T, B * K, O)
+        return z.view(n_slots, batch, k_bins, -1), {"bufs": bufs, "h": h_l, "c": c_l}
 
 
 class AloneStepper:
-    """One model's own ``step`` behind ``FusedStepper``'s interface (T = 1)."""
+    """One model's own ``step``, bin by bin, behind ``FusedStepper``'s interface (T = 1)."""
 
-    def __init__(self, model, n_cells: int, dtype=torch.float32, slots=None):
+    def __init__(self, model, n_cells: int, dtype=torch.float32, slots=None, bins: int = 1):
         self.model, self.batch, self.dtype, self.slots = model, int(n_cells), dtype, slots
+        self.bins = bins
         self.n_slots, self.n_in = 1, model.config.n_channels
         self.n_out = model.config.n_targets + 1
 
@@ -155,5 +192,8 @@ class AloneStepper:
         return self.model.init_state(self.batch, dtype=self.dtype)
 
     def step(self, x, state):
-        y, logit, state = self.model.step(x[0], state)                 # (B, n_targets), (B,)
-        return torch.cat([y, logit.unsqueeze(1)], dim=1).unsqueeze(0), state
+        zs = []
+        for j in range(x.shape[2]):                                     # x: (1, B, K, C)
+            y, logit, state = self.model.step(x[0, :, j], state)       # (B, n_targets), (B,)
+            zs.append(torch.cat([y, logit.unsqueeze(1)], dim=1))
+        return torch.stack(zs, dim=1).unsqueeze(0), state              # (1, B, K, O)

@@ -1,12 +1,16 @@
-"""Simulate an hnn-core network with the cell surrogates, one time bin at a time.
+"""Simulate an hnn-core network with the cell surrogates, a few time bins at a time.
 
 All cells whose surrogates share layer sizes step as one batch
 (``fused.network_groups``: every type's cells in slots of one size), so a bin
-costs the same whatever happened before. Per bin:
+costs the same whatever happened before. A step spans K bins, K the shortest
+synaptic delay in bins (at most ``MAX_BINS_PER_STEP``): a spike cannot reach
+any cell within the step it fired in, so every input of the step is known
+when it starts, and the surrogates take its K bins in one pass (the LSTM's
+recurrence still bin by bin). Per step:
 
-1. input = drive events arriving in the bin + synaptic events scheduled for it;
-2. the surrogate steps; a cell fires when its spike probability rises through
-   the checkpoint's threshold (the rule the evaluation uses);
+1. input = drive events arriving in its bins + synaptic events scheduled for them;
+2. the surrogates step; a cell fires in a bin when its spike probability
+   rises through the checkpoint's threshold (the rule the evaluation uses);
 3. each spike is delivered, through the connection's synapses (section,
    receptor), to the bin it arrives in (``delay`` after the centre of the bin
    that fired), scaled by ``A_weight * gain`` of its connection.
@@ -37,6 +41,10 @@ from .fused import network_groups
 from .wiring import Wiring
 
 log = logging.getLogger(__name__)
+
+MAX_BINS_PER_STEP = 4
+"""Most bins stepped at once (where the shortest synaptic delay allows):
+beyond a few, the LSTM's bin-by-bin recurrence dominates and nothing is gained."""
 
 SURROGATE_GRADIENT_SLOPE = 1.0
 """Slope of the sigmoid whose derivative stands in for the spike's (per logit unit)."""
@@ -75,10 +83,21 @@ class SurrogateNetwork:
     """An hnn-core network's wiring bound to one loaded surrogate per cell type."""
 
     def __init__(self, wiring: Wiring, surrogates: dict, *, dtype=torch.float32,
-                 fuse: bool = True):
+                 fuse: bool = True, bins_per_step: int | None = None):
         self.wiring = wiring
         self.fuse = fuse
         self.dtype = dtype
+        # a spike cannot reach a cell within the step it fired in: a step may
+        # span as many bins as the shortest synaptic delay
+        delays = [int(wiring.synapses[t].delay_bins.min()) for t in wiring.cell_types
+                  if wiring.synapses[t].delay_bins.size]
+        longest = max(1, min([MAX_BINS_PER_STEP, *delays]))
+        if bins_per_step is None:
+            bins_per_step = longest
+        if not 1 <= bins_per_step <= min(delays, default=bins_per_step):
+            raise ValueError(f"bins_per_step={bins_per_step}: must be from 1 to the shortest "
+                             f"synaptic delay, {min(delays, default='any')} bins")
+        self.bins_per_step = int(bins_per_step)
         for t in wiring.cell_types:
             if t not in surrogates:
                 raise KeyError(f"no surrogate for cell type {t!r}")
@@ -153,61 +172,68 @@ class SurrogateNetwork:
     def _run(self, scale, record_v, progress_every, start, replay=None):
         w = self.wiring
         types = w.cell_types
-        n_bins = w.n_bins
+        kb = self.bins_per_step
+        n_steps = -(-w.n_bins // kb)
         parts = network_groups([self.surrogates[t].model for t in types],
-                               [w.n_cells(t) for t in types], dtype=self.dtype, fuse=self.fuse)
+                               [w.n_cells(t) for t in types], dtype=self.dtype, fuse=self.fuse,
+                               bins=kb)
         layout = self._layout(parts)
-        sizes = [p.n_slots * p.batch * p.n_in for p in parts]
-        # per group: events by arrival bin (drive events scheduled now,
-        # synaptic ones as cells fire: bin -> list of (flat index, uS)), the
-        # input normalisation (zero on padded channels), spike-logit thresholds
-        # (slot, cell; +inf on padded cells: they never fire) and the gid of
-        # each (slot, cell), -1 for padding
+        sizes = [p.n_slots * p.batch * kb * p.n_in for p in parts]
+        # per group: events by step (drive events scheduled now, synaptic ones
+        # as cells fire: step -> list of (index into the step's (slot, cell,
+        # bin, channel) input, uS)), the input normalisation (zero on padded
+        # channels), spike-logit thresholds (slot, cell, 1; +inf on padded
+        # cells: they never fire) and the gid of each (slot, cell), -1 for padding
         pending = [{} for _ in parts]
-        inv_scale = [torch.zeros(n, dtype=self.dtype) for n in sizes]
-        logit_thr = [torch.full((p.n_slots, p.batch), float("inf"), dtype=self.dtype)
+        inv_scale = [torch.zeros(p.n_slots * p.batch, kb, p.n_in, dtype=self.dtype)
+                     for p in parts]
+        logit_thr = [torch.full((p.n_slots, p.batch, 1), float("inf"), dtype=self.dtype)
                      for p in parts]
         gid_of = [np.full((p.n_slots, p.batch), -1, np.int64) for p in parts]
         for t in types:
             gi, _, flat = layout[t]
             s = self.surrogates[t]
             d = w.drives[t]
+            n_in = parts[gi].n_in
             if d.bin.size:
                 order = np.argsort(d.bin, kind="stable")
                 vals = scale[torch.from_numpy(d.conn[order])] * torch.from_numpy(
                     d.unit_weight[order])
-                self._schedule(pending[gi], d.bin[order], flat[d.row[order]], vals)
-            inv_scale[gi][flat] = torch.from_numpy(
-                np.tile(1.0 / s.norm.input_scale, w.n_cells(t))).to(self.dtype)
-            rows = flat[::w.n_channels[t]] // parts[gi].n_in    # (slot, cell) of each cell, flat
+                self._schedule(pending[gi], d.bin[order], flat[d.row[order]], vals, kb, n_in)
+            rows = flat[::w.n_channels[t]] // n_in              # (slot, cell) of each cell, flat
+            inv_scale[gi][rows, :, :w.n_channels[t]] = torch.from_numpy(
+                1.0 / s.norm.input_scale).to(self.dtype)
             logit_thr[gi].view(-1)[rows] = float(np.log(s.spike_threshold / (1 - s.spike_threshold)))
             gid_of[gi].reshape(-1)[rows] = np.arange(w.n_cells(t)) + w.gid_ranges[t][0]
+        inv_scale = [v.view(-1) for v in inv_scale]
         zero = [torch.zeros(n, dtype=torch.float64) for n in sizes]
         state = [p.init_state() for p in parts]
-        prev_above = [torch.zeros(p.n_slots, p.batch, dtype=torch.bool) for p in parts]
-        outs = [[] for _ in parts]              # per bin: (slot, cell, O) model outputs
-        spikes = [[] for _ in parts]            # per bin: (slot, cell) spikes (with gradient)
+        prev_above = [torch.zeros(p.n_slots, p.batch, 1, dtype=torch.bool) for p in parts]
+        outs = [[] for _ in parts]              # per step: (slot, cell, bin, O) model outputs
+        spikes = [[] for _ in parts]            # per step: (slot, cell, bin) spikes (with gradient)
         fired_bins, fired_gids = [], []
         replay_bins = self._replay_spikes(replay) if replay is not None else None
-        outgoing = self._outgoing(layout, len(parts))
-        for k in range(n_bins):
-            now_gids, now_vals = [], []
+        outgoing = self._outgoing(layout, [p.n_in for p in parts], scale)
+        for step in range(n_steps):
+            k0 = step * kb
+            now_bins, now_gids, now_vals = [], [], []
             for gi, part in enumerate(parts):
                 x = zero[gi]
-                chunks = pending[gi].pop(k, None)
+                chunks = pending[gi].pop(step, None)
                 if chunks:
                     idx = torch.from_numpy(np.concatenate([c[0] for c in chunks]))
                     vals = [c[1] for c in chunks]
                     vals = (torch.from_numpy(np.concatenate(vals))
                             if isinstance(vals[0], np.ndarray) else torch.cat(vals))
                     x = x.index_add(0, idx, vals)
-                x = (x.to(self.dtype) * inv_scale[gi]).view(part.n_slots, part.batch, part.n_in)
-                z, state[gi] = part.step(x, state[gi])
+                x = (x.to(self.dtype) * inv_scale[gi]).view(part.n_slots, part.batch, kb,
+                                                            part.n_in)
+                z, state[gi] = part.step(x, state[gi])                 # (slot, cell, bin, O)
                 # a cell fires when its spike probability rises through the threshold
-                zs = z[..., -1] - logit_thr[gi]                        # (slot, cell)
+                zs = z[..., -1] - logit_thr[gi]                        # (slot, cell, bin)
                 above = zs > 0
-                fire = above & ~prev_above[gi]
-                prev_above[gi] = above
+                fire = above & ~torch.cat([prev_above[gi], above[..., :-1]], dim=2)
+                prev_above[gi] = above[..., -1:]
                 sp = fire.to(self.dtype)
                 if zs.requires_grad:
                     sg = torch.sigmoid(SURROGATE_GRADIENT_SLOPE * zs) * fire
@@ -217,32 +243,39 @@ class SurrogateNetwork:
                 nz = torch.nonzero(fire).numpy()
                 if nz.size:
                     now_gids.append(gid_of[gi][nz[:, 0], nz[:, 1]])
+                    now_bins.append(k0 + nz[:, 2])
                     now_vals.append(sp[fire])
             if now_gids:
-                g = np.concatenate(now_gids)
-                fired_bins.append(np.full(g.size, k))
-                fired_gids.append(g)
+                g, b = np.concatenate(now_gids), np.concatenate(now_bins)
+                keep = b < w.n_bins                 # the last step may run past tstop
+                fired_bins.append(b[keep])
+                fired_gids.append(g[keep])
             if replay_bins is not None:
-                if k in replay_bins:
-                    g = replay_bins[k]
-                    self._deliver(k, g, torch.ones(g.size, dtype=torch.float64), scale,
-                                  pending, outgoing)
+                g = [replay_bins[k] for k in range(k0, k0 + kb) if k in replay_bins]
+                if g:
+                    b = np.concatenate([np.full(replay_bins[k].size, k)
+                                        for k in range(k0, k0 + kb) if k in replay_bins])
+                    g = np.concatenate(g)
+                    self._deliver(b, g, torch.ones(g.size, dtype=torch.float64), pending,
+                                  outgoing, kb)
             elif now_gids:
                 vals = torch.cat(now_vals).to(torch.float64)
-                order = np.argsort(g, kind="stable")
-                self._deliver(k, g[order], vals[torch.from_numpy(order)], scale, pending,
-                              outgoing)
-            if progress_every and (k + 1) % progress_every == 0:
+                order = np.lexsort((g, b))
+                self._deliver(b[order], g[order], vals[torch.from_numpy(order)], pending,
+                              outgoing, kb)
+            if progress_every and (k0 + kb) // progress_every > k0 // progress_every:
                 n_sp = sum(a.size for a in fired_gids)
-                log.info("bin %d/%d (%.0f ms simulated), %d spikes, %.1f s", k + 1, n_bins,
-                         (k + 1) * w.bin_ms, n_sp, time.perf_counter() - start)
+                log.info("bin %d/%d (%.0f ms simulated), %d spikes, %.1f s", k0 + kb,
+                         w.n_bins, (k0 + kb) * w.bin_ms, n_sp, time.perf_counter() - start)
         return self._collect(parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start)
 
-    def _outgoing(self, layout, n_groups):
+    def _outgoing(self, layout, n_in, scale):
         """Every synapse, onto any type, by presynaptic gid (CSR): where it lands
-        (group and flat input index), its connection, unit weight and delay (bins)."""
+        (group and flat input index), its weight (uS: ``scale`` of its
+        connection times its unit weight) and delay (bins). ``n_in``: input
+        channels of each group."""
         w = self.wiring
-        n_gids = w.n_gids
+        n_gids, n_groups = w.n_gids, len(n_in)
         pre, parts = [], []
         for t in w.cell_types:
             syn = w.synapses[t]
@@ -254,13 +287,16 @@ class SurrogateNetwork:
         order = np.argsort(pre, kind="stable")      # by gid; within a gid, type then entry
         group, idx, conn, unit, delay = (np.concatenate(a)[order] for a in zip(*parts))
         ptr = np.concatenate([[0], np.cumsum(np.bincount(pre, minlength=n_gids))])
-        return {"ptr": ptr, "key_group": group, "idx": idx, "conn": torch.from_numpy(conn),
-                "unit": torch.from_numpy(unit), "delay": delay, "n_groups": n_groups}
+        weight = scale[torch.from_numpy(conn)] * torch.from_numpy(unit)
+        return {"ptr": ptr, "key_group": group, "idx": idx, "weight": weight,
+                # without gradients, numpy (indexing it costs a fraction of a tensor's)
+                "weight_np": None if weight.requires_grad else weight.numpy(),
+                "delay": delay, "n_groups": n_groups, "n_in": n_in}
 
-    def _deliver(self, k, gids, s_val, scale, pending, out):
-        """Schedule the synaptic events of spikes of bin ``k``: presynaptic ``gids``
-        (ascending), ``s_val`` the spikes (1, with their surrogate gradient);
-        ``out`` from ``_outgoing``."""
+    def _deliver(self, bins, gids, s_val, pending, out, bins_per_step):
+        """Schedule the synaptic events of spikes: the bins they fired in and
+        their presynaptic ``gids`` (sorted by bin, then gid), ``s_val`` the
+        spikes (1, with their surrogate gradient); ``out`` from ``_outgoing``."""
         starts = out["ptr"][gids]
         counts = out["ptr"][gids + 1] - starts
         total = int(counts.sum())
@@ -269,38 +305,45 @@ class SurrogateNetwork:
         # the CSR entries of every gid, in order, without a Python loop
         entry = np.arange(total) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
         which = np.repeat(np.arange(gids.size), counts)
-        arrival = k + out["delay"][entry]
+        arrival = bins[which] + out["delay"][entry]
         keep = arrival < self.wiring.n_bins
         entry, which, arrival = entry[keep], which[keep], arrival[keep]
-        key = arrival * out["n_groups"] + out["key_group"][entry]
+        n_groups = out["n_groups"]
+        key = arrival * n_groups + out["key_group"][entry]
         order = np.argsort(key, kind="stable")
         entry, which, key = entry[order], which[order], key[order]
-        e = torch.from_numpy(entry)
-        vals = scale[out["conn"][e]] * out["unit"][e] * s_val[torch.from_numpy(which)]
-        n_groups = out["n_groups"]
+        if out["weight_np"] is not None and not s_val.requires_grad:
+            vals = out["weight_np"][entry] * s_val.numpy()[which]
+        else:
+            vals = out["weight"][torch.from_numpy(entry)] * s_val[torch.from_numpy(which)]
         group = key % n_groups
-        for gi in np.unique(group):
-            sel = group == gi
+        for gi in np.flatnonzero(np.bincount(group, minlength=n_groups)):
+            sel = np.flatnonzero(group == gi)
             self._schedule(pending[gi], key[sel] // n_groups, out["idx"][entry[sel]],
-                           vals[torch.from_numpy(np.flatnonzero(sel))])
+                           vals[sel if isinstance(vals, np.ndarray) else torch.from_numpy(sel)],
+                           bins_per_step, out["n_in"][gi])
 
     @staticmethod
-    def _schedule(pending, bins, idx, vals):
-        """Add events (sorted by arrival ``bins``; flat input ``idx``, ``vals`` uS)
-        to ``pending``: arrival bin -> list of (flat index, uS). Without
-        gradients the values are kept as numpy arrays (slicing one costs a
-        tenth of slicing a tensor)."""
-        if not vals.requires_grad:
+    def _schedule(pending, bins, idx, vals, bins_per_step, n_in):
+        """Add events (sorted by arrival ``bins``; ``idx`` into the (slot, cell,
+        channel) input of a group of ``n_in`` channels, ``vals`` uS) to
+        ``pending``: step -> list of (index into the step's (slot, cell, bin,
+        channel) input, uS). Without gradients the values are kept as numpy
+        arrays (slicing one costs a tenth of slicing a tensor)."""
+        if isinstance(vals, torch.Tensor) and not vals.requires_grad:
             vals = vals.numpy()
-        keys, first = np.unique(bins, return_index=True)
-        bounds = list(first[1:]) + [bins.size]
-        for b, lo, hi in zip(keys.tolist(), first, bounds):
-            pending.setdefault(b, []).append((idx[lo:hi], vals[lo:hi]))
+        steps, offset = np.divmod(bins, bins_per_step)
+        idx = (idx // n_in * bins_per_step + offset) * n_in + idx % n_in
+        cuts = np.flatnonzero(steps[1:] != steps[:-1]) + 1          # steps are sorted
+        for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), steps.size]):
+            pending.setdefault(int(steps[lo]), []).append((idx[lo:hi], vals[lo:hi]))
 
     def _collect(self, parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start):
         w = self.wiring
-        z_all = [torch.stack(o) for o in outs]             # (n_bins, T, B, O) per group
-        s_all = [torch.stack(s) for s in spikes]           # (n_bins, T, B) per group
+        n_bins = w.n_bins
+        # per step (T, B, K, ...) -> (steps, K, T, B, ...) -> (n_bins, T, B, ...) per group
+        z_all = [torch.stack(o).permute(0, 3, 1, 2, 4).flatten(0, 1)[:n_bins] for o in outs]
+        s_all = [torch.stack(s).permute(0, 3, 1, 2).flatten(0, 1)[:n_bins] for s in spikes]
         dipole, v_soma = {}, {}
         for t in w.cell_types:
             s = self.surrogates[t]
@@ -309,7 +352,7 @@ class SurrogateNetwork:
             # the type's slots, consecutive and in cell order: (n_bins, slots * B, ...)[:, :n]
             z = z_all[gi][:, slots[0]:slots[-1] + 1].flatten(1, 2)[:, :n]
             y = z[..., :s.model.config.n_targets]                   # (n_bins, n_cells, n_targets)
-            sp = s_all[gi][:, slots[0]:slots[-1] + 1].flatten(1, 2)[:, :n].to(torch.float64)
+            sp = s_all[gi][:, slots[0]:slots[-1] + 1].flatten(1, 2)[:, :n]
             mean = torch.from_numpy(s.norm.target_mean)
             std = torch.from_numpy(s.norm.target_std)
             phys = y.to(torch.float64) * std + mean
@@ -317,8 +360,10 @@ class SurrogateNetwork:
                 v_soma[t] = phys[..., 0].detach().numpy()
             if t in PYRAMIDAL_TYPES:
                 k = torch.from_numpy(s.norm.spike_kernels[1:2])
-                dip = phys[..., 1] + apply_kernels(sp.T, k)[..., 0].T   # (n_bins, n_cells)
-                dipole[DIPOLE_LAYER[t]] = dip.sum(dim=1)
+                # the kernel is linear: convolve the type's summed spike train once
+                n_spikes = sp.sum(dim=1, dtype=torch.float64)[None]          # (1, n_bins)
+                dipole[DIPOLE_LAYER[t]] = (phys[..., 1].sum(dim=1)
+                                           + apply_kernels(n_spikes, k)[0, :, 0])  # (n_bins,)
         if fired_bins:
             b = np.concatenate(fired_bins)
             g = np.concatenate(fired_gids)
