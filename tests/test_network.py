@@ -374,6 +374,24 @@ def test_steps_of_several_bins_give_the_network_of_single_bins():
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-6 * big)
 
 
+def test_open_loop_replaying_the_networks_own_spikes_is_the_closed_loop():
+    """Replayed spikes are delivered as the network's own would be: replaying a
+    run's own spikes gives that run back (spikes and dipoles)."""
+    net = tiny_net(rate=80.0)
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    sim = SurrogateNetwork(wiring, untrained_surrogates())
+    with torch.no_grad():
+        closed = sim.run()
+        opened = sim.run(replay=(closed.spike_times, closed.spike_gids))
+        silent = sim.run(replay=(np.zeros(0), np.zeros(0, np.int64)))
+    assert closed.spike_times.size > 0
+    np.testing.assert_array_equal(opened.spike_gids, closed.spike_gids)
+    np.testing.assert_array_equal(opened.spike_times, closed.spike_times)
+    for layer in ("L2", "L5"):
+        torch.testing.assert_close(opened.dipole[layer], closed.dipole[layer])
+    assert not np.array_equal(silent.spike_times, closed.spike_times)   # the replay matters
+
+
 def test_two_neuron_network_jobs_on_one_machine_do_not_interfere(repo, tmp_path):
     """hnn-core's MPIBackend kills every nrniv on the machine when it ends; ours are
     plain MPI programs: two at once both finish, with the numbers of a lone run."""

@@ -251,11 +251,10 @@ class SurrogateNetwork:
                 fired_bins.append(b[keep])
                 fired_gids.append(g[keep])
             if replay_bins is not None:
-                g = [replay_bins[k] for k in range(k0, k0 + kb) if k in replay_bins]
-                if g:
-                    b = np.concatenate([np.full(replay_bins[k].size, k)
-                                        for k in range(k0, k0 + kb) if k in replay_bins])
-                    g = np.concatenate(g)
+                ks = [k for k in range(k0, k0 + kb) if k in replay_bins]
+                if ks:
+                    g = np.concatenate([replay_bins[k] for k in ks])
+                    b = np.repeat(ks, [replay_bins[k].size for k in ks])
                     self._deliver(b, g, torch.ones(g.size, dtype=torch.float64), pending,
                                   outgoing, kb)
             elif now_gids:
