@@ -237,6 +237,14 @@ def test_surrogate_network_is_differentiable_in_the_weights():
     assert torch.isfinite(scale.grad).all()
     drive_conns = [i for i, c in enumerate(wiring.connections) if c.src_type == "noise"]
     assert (scale.grad[drive_conns] != 0).any()
+    # the surrogate slope shapes the gradient, never the run
+    scale2 = sim.scale.clone().requires_grad_(True)
+    steep = sim.run(scale2, surrogate_slope=3.0)
+    np.testing.assert_array_equal(steep.spike_times, out.spike_times)
+    for layer in ("L2", "L5"):
+        torch.testing.assert_close(steep.dipole[layer], out.dipole[layer])
+    ((steep.dipole["L5"] ** 2).sum() + (steep.dipole["L2"] ** 2).sum()).backward()
+    assert not torch.allclose(scale2.grad, scale.grad)
 
 
 def test_simulate_dipole_is_hnn_cores_signature(tmp_path):
