@@ -400,6 +400,28 @@ def test_open_loop_replaying_the_networks_own_spikes_is_the_closed_loop():
     assert not np.array_equal(silent.spike_times, closed.spike_times)   # the replay matters
 
 
+def test_gradient_horizon_measures_every_connection_per_slope_and_time(repo, tmp_path):
+    from hnn_surrogate.artifacts import GRADIENT_HORIZON
+    from hnn_surrogate.network.gradients import gradient_horizon
+
+    spec = tiny_spec(repo, tmp_path)
+    surrogates = untrained_surrogates()
+    with pytest.raises(ValueError, match="slopes must be >= 0"):
+        gradient_horizon(spec, scenario="rhythm", checkpoints=surrogates, tstops=[10.0],
+                         slopes=[-1.0], out=tmp_path / "bad.nc")
+    gradient_horizon(spec, scenario="rhythm", checkpoints=surrogates, tstops=[10.0, 30.0],
+                     slopes=[0.0, 3.0], out=tmp_path / "g.nc", table=tmp_path / "g.md")
+    ds = GRADIENT_HORIZON.read(tmp_path / "g.nc")
+    assert dict(ds.sizes) == {"slope": 2, "tstop": 2, "connection": ds.sizes["connection"]}
+    assert ds.sizes["connection"] > 10                  # every connection, drives included
+    sens = ds["sensitivity"].values
+    assert np.isfinite(sens).all() and (sens >= 0).all() and sens.max() > 0
+    assert ds["n_spikes"].values[-1] > 0
+    # spikes carry gradient only with a slope: the two differ once cells fire
+    assert not np.allclose(sens[0, -1], sens[1, -1])
+    assert "| 3 |" in (tmp_path / "g.md").read_text()
+
+
 def test_two_neuron_network_jobs_on_one_machine_do_not_interfere(repo, tmp_path):
     """hnn-core's MPIBackend kills every nrniv on the machine when it ends; ours are
     plain MPI programs: two at once both finish, with the numbers of a lone run."""

@@ -5,7 +5,7 @@ import subprocess
 import numpy as np
 
 from hnn_surrogate.artifacts import (
-    CELLS_BENCHMARK, LEARNING_CURVE, NETWORK_BENCHMARK, NETWORK_COMPARISON, NETWORK_RUN,
+    CELLS_BENCHMARK, GRADIENT_HORIZON, LEARNING_CURVE, NETWORK_BENCHMARK, NETWORK_COMPARISON, NETWORK_RUN,
     SURROGATE_BENCHMARK, SURROGATE_METRICS, SURROGATE_PANELS,
 )
 from hnn_surrogate.datasets import open_cell_dataset
@@ -66,6 +66,9 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     net_bench = NETWORK_BENCHMARK.read(tmp_path / "results" / "benchmarks" / "network.nc")
     assert list(net_bench["run"].values) == ["neuron_1rank", "neuron_2ranks", "surrogate"]
     assert np.all(net_bench["wall_s"].values > 0)
+    grad = GRADIENT_HORIZON.read(tmp_path / "results" / "network" / "gradient_horizon.nc")
+    assert list(grad["tstop"].values) == [20.0, 50.0] and list(grad["slope"].values) == [0.0, 0.3]
+    assert np.isfinite(grad["sensitivity"].values).all()
     # Nothing left to do on a second call.
     again = subprocess.run(cmd + ["-n"], capture_output=True, text=True, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr

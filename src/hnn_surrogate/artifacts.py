@@ -437,6 +437,23 @@ DRIVE_SWEEP = Schema(
     },
 )
 
+GRADIENT_HORIZON = Schema(
+    name="gradient_horizon",
+    version=1,
+    attrs=("scenario", "condition", "seed", "loss", "config_hash", "git_commit", "versions",
+           "created"),
+    variables={
+        "slope": Var(("slope",), "float64", "1/logit", "slope of the spike's surrogate gradient"),
+        "tstop": Var(("tstop",), "float64", "ms", "simulated time"),
+        "connection": Var(("connection",), "str", "1",
+                          "net.connectivity entry: src->target loc receptor"),
+        "sensitivity": Var(("slope", "tstop", "connection"), "float64", "1",
+                           "|d log loss / d log (A_weight * gain)|"),
+        "loss": Var(("tstop",), "float64", "nAm^2", "summed squared aggregate dipole"),
+        "n_spikes": Var(("tstop",), "int64", "1", "spikes of the run"),
+    },
+)
+
 REPLAY_EVENTS = Schema(
     name="replay_events",
     version=1,

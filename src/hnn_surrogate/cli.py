@@ -169,6 +169,14 @@ def _bench_network(args):
                           mpiexec=args.mpiexec)
 
 
+def _gradient_horizon(args):
+    from .network.gradients import gradient_horizon
+
+    gradient_horizon(_network_spec(args), scenario=args.scenario, checkpoints=args.checkpoints,
+                     tstops=args.tstops, slopes=args.slopes, seed=args.seed, out=args.out,
+                     table=args.table, threads=args.threads)
+
+
 def _sweep_drive(args):
     from .network.drive_sweep import sweep_drive
 
@@ -332,6 +340,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_sweep_drive)
+
+    p = sub.add_parser("gradient-horizon",
+                       help="network: the gradient's size against simulated time and slope")
+    _add_network_args(p)
+    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--tstops", nargs="+", type=float, required=True, help="ms")
+    p.add_argument("--slopes", nargs="+", type=float, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", required=True)
+    p.add_argument("--table")
+    p.set_defaults(func=_gradient_horizon)
 
     p = sub.add_parser("bench-network", help="network: surrogate vs hnn-core in NEURON")
     _add_network_args(p)

@@ -94,6 +94,7 @@ def network_spec_json(scenario, condition=None, benchmark=False):
     with only its scenario (and condition), plus the surrogates' bin. Editing another
     scenario or condition leaves this job's parameters, and so its output, alone."""
     spec = json.loads(json.dumps(NET))
+    spec.pop("gradient_check")      # read by one rule, from the config; no run depends on it
     spec["scenarios"] = {scenario: spec["scenarios"][scenario]}
     if condition is not None:
         spec["conditions"] = {condition: spec["conditions"][condition]}
@@ -132,6 +133,7 @@ def all_targets():
             [
                 *expand("results/network/{scenario}/comparison.nc", scenario=NET["scenarios"]),
                 "results/benchmarks/network.nc",
+                "results/network/gradient_horizon.nc",
             ]
             if NETWORK_ON
             else []

@@ -114,3 +114,28 @@ rule benchmark_network:
         "hnn-surrogate bench-network --spec '{params.spec}' --scenario {params.scenario}"
         " --checkpoints {input.checkpoints} --mpiexec '{resources.mpi}'"
         " --out {output.nc} --table {output.table} > {log} 2>&1"
+
+
+rule gradient_horizon:
+    input:
+        checkpoints=expand("results/train/{cell_type}.pt", cell_type=CELL_TYPES),
+    output:
+        nc="results/network/gradient_horizon.nc",
+        table=report("results/network/gradient_horizon.md", category="network"),
+    log:
+        "logs/gradient_horizon/gradient_horizon.log",
+    params:
+        spec=lambda wc: network_spec_json(NET["benchmark_scenario"], "default"),
+        scenario=NET["benchmark_scenario"],
+        tstops=" ".join(str(t) for t in NET["gradient_check"]["tstops"]),
+        slopes=" ".join(str(s) for s in NET["gradient_check"]["slopes"]),
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=60,
+    threads: 1
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    shell:
+        "hnn-surrogate gradient-horizon --spec '{params.spec}' --scenario {params.scenario}"
+        " --checkpoints {input.checkpoints} --tstops {params.tstops} --slopes {params.slopes}"
+        " --threads {threads} --out {output.nc} --table {output.table} > {log} 2>&1"

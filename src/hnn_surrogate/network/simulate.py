@@ -51,11 +51,12 @@ SURROGATE_GRADIENT_SLOPE = 0.3
 
 A spike's gradient reaches the cells it drives, whose spikes carry it on: each
 hop multiplies it by about the slope times the synapse's effect on the
-target's logit. On the default 270-cell network with the trained surrogates
-(rhythm, loss = sum of the squared L5 dipole), the largest d loss / d log
-weight over 100 / 200 / 400 / 1000 ms was, with slope 1.0: 0.17 / 2.0e3 /
-3.3e8 / 3.0e20 (exploding); 0.5: 0.04 / 0.39 / 24 / 611; 0.3: 0.02 / 0.035 /
-0.08 / 0.16; 0 (no gradient through spikes): 0.02 / 0.034 / 0.07 / 0.13."""
+target's logit. Measured by ``network.gradients.gradient_horizon`` on the
+default 270-cell network with the trained surrogates (rhythm; largest
+|d log loss / d log weight|, loss the summed squared aggregate dipole) over
+100 / 200 / 400 / 1000 ms: slope 1: 20 / 9.6e4 / 1.2e10 / 1.3e21 (exploding);
+0.5: 5.1 / 41 / 2.6e3 / 1.1e4; 0.3: 2.3 / 2.4 / 1.6 / 1.9; 0 (no gradient
+through spikes): 1.7 / 1.9 / 1.2 / 1.2."""
 
 
 @dataclass
