@@ -159,6 +159,8 @@ class FusedStepper:
         least K bins); the LSTM's recurrence goes bin by bin.
         """
         n_slots, batch, k_bins = x.shape[:3]
+        if k_bins != self.bins:             # the history is kept in steps of self.bins bins
+            raise ValueError(f"this stepper takes {self.bins} bins per step, got {k_bins}")
         rows = (n_slots, batch * k_bins, -1)             # (T, B, K, .) as bmm rows (T, B * K, .)
         h = torch.baddbmm(self.b_in, x.reshape(rows), self.w_in).view(x.shape[:3] + (-1,))
         bufs = []
