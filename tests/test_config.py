@@ -57,6 +57,8 @@ BAD = [
      r"config key 'network.scenarios.r.drives\[0\].type': 'tonic' is not one of"),
     ({"network": {"benchmark_scenario": "nope"}},
      r"config key 'network.benchmark_scenario': 'nope' is not one of the scenarios"),
+    ({"network": {"gradient_check": {"slopes": [0.3, -1.0]}}},
+     r"config key 'network.gradient_check.slopes\[1\]': -1.0 is less than the minimum of 0"),
     ({"network": {"conditions": {"c": [{"src": "L5_basket", "target": "L6", "gain": 2}]}}},
      r"config key 'network.conditions.c\[0\].target': 'L6' is not a cell type"),
     ({"network": {"scenarios": {"r": {"tstop": 100.2, "drives": [{"type": "erp"}]}},
