@@ -191,7 +191,7 @@ def test_delays_shift_spike_arrival(delay):
     k = 10
     gid = wiring.gid_ranges["L2_basket"][1]
     sim._deliver(np.array([k]), np.array([gid]), torch.ones(1, dtype=torch.float64), pending,
-                 sim._outgoing(layout, [p.n_in for p in parts], sim.scale), kb)
+                 sim._outgoing(layout, [p.n_in for p in parts], sim.scale))
     # the spike of bin k (at its centre) arrives `delay` later, at the soma GABA-A
     # input of every L2 pyramidal cell and nowhere else; pending holds it in the
     # step of that bin, at the bin's place in the step's (slot, cell, bin, channel) input

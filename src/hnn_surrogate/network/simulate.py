@@ -98,14 +98,14 @@ class SurrogateNetwork:
         self.dtype = dtype
         # a spike cannot reach a cell within the step it fired in: a step may
         # span as many bins as the shortest synaptic delay
-        delays = [int(wiring.synapses[t].delay_bins.min()) for t in wiring.cell_types
-                  if wiring.synapses[t].delay_bins.size]
-        longest = max(1, min([MAX_BINS_PER_STEP, *delays]))
+        shortest = min((int(wiring.synapses[t].delay_bins.min()) for t in wiring.cell_types
+                        if wiring.synapses[t].delay_bins.size), default=None)
         if bins_per_step is None:
-            bins_per_step = longest
-        if not 1 <= bins_per_step <= min(delays, default=bins_per_step):
+            bins_per_step = max(1, min(MAX_BINS_PER_STEP,
+                                       MAX_BINS_PER_STEP if shortest is None else shortest))
+        if bins_per_step < 1 or (shortest is not None and bins_per_step > shortest):
             raise ValueError(f"bins_per_step={bins_per_step}: must be from 1 to the shortest "
-                             f"synaptic delay, {min(delays, default='any')} bins")
+                             f"synaptic delay, {shortest} bins")
         self.bins_per_step = int(bins_per_step)
         for t in wiring.cell_types:
             if t not in surrogates:
@@ -269,12 +269,12 @@ class SurrogateNetwork:
                     g = np.concatenate([replay_bins[k] for k in ks])
                     b = np.repeat(ks, [replay_bins[k].size for k in ks])
                     self._deliver(b, g, torch.ones(g.size, dtype=torch.float64), pending,
-                                  outgoing, kb)
+                                  outgoing)
             elif now_gids:
                 vals = torch.cat(now_vals).to(torch.float64)
                 order = np.lexsort((g, b))
                 self._deliver(b[order], g[order], vals[torch.from_numpy(order)], pending,
-                              outgoing, kb)
+                              outgoing)
             if progress_every and (k0 + kb) // progress_every > k0 // progress_every:
                 n_sp = sum(a.size for a in fired_gids)
                 log.info("bin %d/%d (%.0f ms simulated), %d spikes, %.1f s", k0 + kb,
@@ -305,7 +305,7 @@ class SurrogateNetwork:
                 "weight_np": None if weight.requires_grad else weight.numpy(),
                 "delay": delay, "n_groups": n_groups, "n_in": n_in}
 
-    def _deliver(self, bins, gids, s_val, pending, out, bins_per_step):
+    def _deliver(self, bins, gids, s_val, pending, out):
         """Schedule the synaptic events of spikes: the bins they fired in and
         their presynaptic ``gids`` (sorted by bin, then gid), ``s_val`` the
         spikes (1, with their surrogate gradient); ``out`` from ``_outgoing``."""
@@ -333,7 +333,7 @@ class SurrogateNetwork:
             sel = np.flatnonzero(group == gi)
             self._schedule(pending[gi], key[sel] // n_groups, out["idx"][entry[sel]],
                            vals[sel if isinstance(vals, np.ndarray) else torch.from_numpy(sel)],
-                           bins_per_step, out["n_in"][gi])
+                           self.bins_per_step, out["n_in"][gi])
 
     @staticmethod
     def _schedule(pending, bins, idx, vals, bins_per_step, n_in):
