@@ -14,6 +14,7 @@ from hnn_surrogate import CELL_TYPES, PYRAMIDAL_TYPES
 from hnn_surrogate.artifacts import NETWORK_RUN
 from hnn_surrogate.cells.channels import channel_index, channels
 from hnn_surrogate.network.api import prepare_drives
+from hnn_surrogate.network.events import RingQueue
 from hnn_surrogate.network.simulate import MAX_BINS_PER_STEP, SurrogateNetwork
 from hnn_surrogate.network.wiring import NetworkError, build_wiring
 
@@ -187,25 +188,33 @@ def test_delays_shift_spike_arrival(delay):
     parts = network_groups([sim.surrogates[t].model for t in wiring.cell_types],
                            [wiring.n_cells(t) for t in wiring.cell_types], bins=kb)
     layout = sim._layout(parts)
-    pending = [{} for _ in parts]
+    # a queue of each kind per group, the normalisation 1 so inputs read in uS
+    queues = {kind: [sim._queue(p, torch.ones(p.n_slots * p.batch * kb * p.n_in), grad)
+                     for p in parts] for kind, grad in (("tensors", True), ("numpy", False))}
+    assert all(isinstance(q, RingQueue) for q in queues["numpy"])
     k = 10
     gid = wiring.gid_ranges["L2_basket"][1]
-    sim._deliver(np.array([k]), np.array([gid]), torch.ones(1, dtype=torch.float64), pending,
-                 sim._outgoing(layout, [p.n_in for p in parts], sim.scale))
+    outgoing = sim._outgoing(layout, [p.n_in for p in parts], sim.scale)
+    for qs in queues.values():
+        sim._deliver(np.array([k]), np.array([gid]), None, qs, outgoing)
     # the spike of bin k (at its centre) arrives `delay` later, at the soma GABA-A
-    # input of every L2 pyramidal cell and nowhere else; pending holds it in the
-    # step of that bin, at the bin's place in the step's (slot, cell, bin, channel) input
+    # input of every L2 pyramidal cell and nowhere else: in the step of that bin,
+    # at the bin's place in the step's (slot, cell, bin, channel) input
     expected = int(np.floor((k + 0.5) + delay / BIN_MS))
     group, _, flat = layout["L2_pyramidal"]
-    assert list(pending[group]) == [expected // kb]
-    assert not any(p for i, p in enumerate(pending) if i != group)
-    idx, vals = pending[group][expected // kb][0]
     soma = channel_index("L2_pyramidal")["soma_gabaa"]
     n_ch, n_in = wiring.n_channels["L2_pyramidal"], parts[group].n_in
     cells = flat[[c * n_ch + soma for c in range(wiring.n_cells("L2_pyramidal"))]]
     want = (cells // n_in * kb + expected % kb) * n_in + cells % n_in
-    assert sorted(idx) == sorted(want)
-    np.testing.assert_allclose(vals, 0.05)          # uS (numpy without gradients)
+    for kind, qs in queues.items():
+        for step in range(expected // kb + 2):
+            for gi, q in enumerate(qs):
+                x = q.take(step).numpy()
+                if step == expected // kb and gi == group:
+                    np.testing.assert_array_equal(np.flatnonzero(x), np.sort(want), err_msg=kind)
+                    np.testing.assert_allclose(x[want], 0.05, err_msg=kind)        # uS
+                else:
+                    assert not x.any(), (kind, step, gi)
 
 
 def test_network_with_unmodelled_parts_is_refused():

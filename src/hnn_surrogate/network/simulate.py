@@ -37,6 +37,7 @@ import torch
 
 from .. import DIPOLE_LAYER, PYRAMIDAL_TYPES
 from ..surrogate.kernels import apply_kernels
+from .events import NUMPY_DTYPES, EventQueue, RingQueue
 from .fused import network_groups
 from .wiring import Wiring
 
@@ -191,13 +192,10 @@ class SurrogateNetwork:
                                [w.n_cells(t) for t in types], dtype=self.dtype, fuse=self.fuse,
                                bins=kb)
         layout = self._layout(parts)
-        sizes = [p.n_slots * p.batch * kb * p.n_in for p in parts]
-        # per group: events by step (drive events scheduled now, synaptic ones
-        # as cells fire: step -> list of (index into the step's (slot, cell,
-        # bin, channel) input, uS)), the input normalisation (zero on padded
-        # channels), spike-logit thresholds (slot, cell, 1; +inf on padded
-        # cells: they never fire) and the gid of each (slot, cell), -1 for padding
-        pending = [{} for _ in parts]
+        # per group: the input normalisation (zero on padded channels),
+        # spike-logit thresholds (slot, cell, 1; +inf on padded cells: they
+        # never fire), the gid of each (slot, cell) (-1 for padding), and the
+        # queue of input events (drive events added now, synaptic ones as cells fire)
         inv_scale = [torch.zeros(p.n_slots * p.batch, kb, p.n_in, dtype=self.dtype)
                      for p in parts]
         logit_thr = [torch.full((p.n_slots, p.batch, 1), float("inf"), dtype=self.dtype)
@@ -206,22 +204,22 @@ class SurrogateNetwork:
         for t in types:
             gi, _, flat = layout[t]
             s = self.surrogates[t]
-            d = w.drives[t]
-            n_in = parts[gi].n_in
-            if d.bin.size:
-                order = np.argsort(d.bin, kind="stable")
-                vals = scale[torch.from_numpy(d.conn[order])] * torch.from_numpy(
-                    d.unit_weight[order])
-                self._schedule(pending[gi], d.bin[order], flat[d.row[order]], vals, kb, n_in)
-            rows = flat[::w.n_channels[t]] // n_in              # (slot, cell) of each cell, flat
+            rows = flat[::w.n_channels[t]] // parts[gi].n_in     # (slot, cell) of each cell, flat
             inv_scale[gi][rows, :, :w.n_channels[t]] = torch.from_numpy(
                 1.0 / s.norm.input_scale).to(self.dtype)
             logit_thr[gi].view(-1)[rows] = float(np.log(s.spike_threshold / (1 - s.spike_threshold)))
             gid_of[gi].reshape(-1)[rows] = np.arange(w.n_cells(t)) + w.gid_ranges[t][0]
-        inv_scale = [v.view(-1) for v in inv_scale]
-        zero = [torch.zeros(n, dtype=torch.float64) for n in sizes]
+        grad = torch.is_grad_enabled()
+        queues = [self._queue(p, inv.view(-1), grad) for p, inv in zip(parts, inv_scale)]
+        for t in types:
+            gi, _, flat = layout[t]
+            d = w.drives[t]
+            if d.bin.size:
+                queues[gi].add(d.bin, flat[d.row],
+                               scale[torch.from_numpy(d.conn)] * torch.from_numpy(d.unit_weight))
+        thr = [v.float().numpy() for v in logit_thr]        # exact for every float dtype
         state = [p.init_state() for p in parts]
-        prev_above = [torch.zeros(p.n_slots, p.batch, 1, dtype=torch.bool) for p in parts]
+        prev_above = [np.zeros((p.n_slots, p.batch, 1), dtype=bool) for p in parts]
         outs = [[] for _ in parts]              # per step: (slot, cell, bin, O) model outputs
         spikes = [[] for _ in parts]            # per step: (slot, cell, bin) spikes (with gradient)
         fired_bins, fired_gids = [], []
@@ -231,33 +229,32 @@ class SurrogateNetwork:
             k0 = step * kb
             now_bins, now_gids, now_vals = [], [], []
             for gi, part in enumerate(parts):
-                x = zero[gi]
-                chunks = pending[gi].pop(step, None)
-                if chunks:
-                    idx = torch.from_numpy(np.concatenate([c[0] for c in chunks]))
-                    vals = [c[1] for c in chunks]
-                    vals = (torch.from_numpy(np.concatenate(vals))
-                            if isinstance(vals[0], np.ndarray) else torch.cat(vals))
-                    x = x.index_add(0, idx, vals)
-                x = (x.to(self.dtype) * inv_scale[gi]).view(part.n_slots, part.batch, kb,
-                                                            part.n_in)
-                z, state[gi] = part.step(x, state[gi])                 # (slot, cell, bin, O)
-                # a cell fires when its spike probability rises through the threshold
-                zs = z[..., -1] - logit_thr[gi]                        # (slot, cell, bin)
-                above = zs > 0
-                fire = above & ~torch.cat([prev_above[gi], above[..., :-1]], dim=2)
+                x = queues[gi].take(step)
+                z, state[gi] = part.step(x.view(part.n_slots, part.batch, kb, part.n_in),
+                                         state[gi])                    # (slot, cell, bin, O)
+                # a cell fires when its spike probability rises through the
+                # threshold: logit > threshold, the same as (logit - threshold) > 0
+                above = z[..., -1].detach().float().numpy() > thr[gi]  # (slot, cell, bin)
+                fire = above.copy()
+                fire[..., :1] &= ~prev_above[gi]
+                fire[..., 1:] &= ~above[..., :-1]
                 prev_above[gi] = above[..., -1:]
-                sp = fire.to(self.dtype)
-                if zs.requires_grad:
-                    sg = torch.sigmoid(slope * zs) * fire
-                    sp = sp + (sg - sg.detach())     # value: exactly the spike; gradient: sg'
                 outs[gi].append(z)
-                spikes[gi].append(sp)
-                nz = torch.nonzero(fire).numpy()
-                if nz.size:
-                    now_gids.append(gid_of[gi][nz[:, 0], nz[:, 1]])
-                    now_bins.append(k0 + nz[:, 2])
-                    now_vals.append(sp[fire])
+                nz = np.nonzero(fire)
+                if grad:
+                    fire_t = torch.from_numpy(fire)
+                    zs = z[..., -1] - logit_thr[gi]
+                    sg = torch.sigmoid(slope * zs) * fire_t
+                    # value: exactly the spike; gradient: the sigmoid's
+                    sp = fire_t.to(self.dtype) + (sg - sg.detach())
+                    spikes[gi].append(sp)
+                    if nz[0].size:
+                        now_vals.append(sp[fire_t])
+                else:
+                    spikes[gi].append(fire)
+                if nz[0].size:
+                    now_gids.append(gid_of[gi][nz[0], nz[1]])
+                    now_bins.append(k0 + nz[2])
             if now_gids:
                 g, b = np.concatenate(now_gids), np.concatenate(now_bins)
                 keep = b < w.n_bins                 # the last step may run past tstop
@@ -268,18 +265,30 @@ class SurrogateNetwork:
                 if ks:
                     g = np.concatenate([replay_bins[k] for k in ks])
                     b = np.repeat(ks, [replay_bins[k].size for k in ks])
-                    self._deliver(b, g, torch.ones(g.size, dtype=torch.float64), pending,
-                                  outgoing)
+                    self._deliver(b, g, None, queues, outgoing)
             elif now_gids:
-                vals = torch.cat(now_vals).to(torch.float64)
                 order = np.lexsort((g, b))
-                self._deliver(b[order], g[order], vals[torch.from_numpy(order)], pending,
-                              outgoing)
+                vals = (torch.cat(now_vals).to(torch.float64)[torch.from_numpy(order)]
+                        if grad else None)
+                self._deliver(b[order], g[order], vals, queues, outgoing)
             if progress_every and (k0 + kb) // progress_every > k0 // progress_every:
                 n_sp = sum(a.size for a in fired_gids)
                 log.info("bin %d/%d (%.0f ms simulated), %d spikes, %.1f s", k0 + kb,
                          w.n_bins, (k0 + kb) * w.bin_ms, n_sp, time.perf_counter() - start)
         return self._collect(parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start)
+
+    def _queue(self, part, inv_scale, grad):
+        """The input event queue of a group: numpy where no gradient is wanted
+        and numpy has the model's dtype (the same numbers, less time per step)."""
+        size = part.n_slots * part.batch * part.bins * part.n_in
+        if grad or self.dtype not in NUMPY_DTYPES:
+            return EventQueue(size, part.bins, part.n_in, inv_scale, self.dtype)
+        # the latest arrival of a synaptic event, in steps after the step that fired it
+        longest = max((int(self.wiring.synapses[t].delay_bins.max())
+                       for t in self.wiring.cell_types if self.wiring.synapses[t].delay_bins.size),
+                      default=0)
+        depth = (part.bins - 1 + longest) // part.bins + 2
+        return RingQueue(size, part.bins, part.n_in, inv_scale, self.dtype, depth)
 
     def _outgoing(self, layout, n_in, scale):
         """Every synapse, onto any type, by presynaptic gid (CSR): where it lands
@@ -305,10 +314,11 @@ class SurrogateNetwork:
                 "weight_np": None if weight.requires_grad else weight.numpy(),
                 "delay": delay, "n_groups": n_groups, "n_in": n_in}
 
-    def _deliver(self, bins, gids, s_val, pending, out):
-        """Schedule the synaptic events of spikes: the bins they fired in and
-        their presynaptic ``gids`` (sorted by bin, then gid), ``s_val`` the
-        spikes (1, with their surrogate gradient); ``out`` from ``_outgoing``."""
+    def _deliver(self, bins, gids, s_val, queues, out):
+        """Add the synaptic events of spikes to the groups' ``queues``: the bins
+        they fired in and their presynaptic ``gids`` (sorted by bin, then gid),
+        ``s_val`` the spikes (1, with their surrogate gradient; None: 1 without
+        one); ``out`` from ``_outgoing``."""
         starts = out["ptr"][gids]
         counts = out["ptr"][gids + 1] - starts
         total = int(counts.sum())
@@ -320,42 +330,26 @@ class SurrogateNetwork:
         arrival = bins[which] + out["delay"][entry]
         keep = arrival < self.wiring.n_bins
         entry, which, arrival = entry[keep], which[keep], arrival[keep]
-        n_groups = out["n_groups"]
-        key = arrival * n_groups + out["key_group"][entry]
-        order = np.argsort(key, kind="stable")
-        entry, which, key = entry[order], which[order], key[order]
-        if out["weight_np"] is not None and not s_val.requires_grad:
-            vals = out["weight_np"][entry] * s_val.numpy()[which]
+        if s_val is None and out["weight_np"] is not None:
+            vals = out["weight_np"][entry]
+        elif s_val is None:
+            vals = out["weight"][torch.from_numpy(entry)]
         else:
             vals = out["weight"][torch.from_numpy(entry)] * s_val[torch.from_numpy(which)]
-        group = key % n_groups
-        for gi in np.flatnonzero(np.bincount(group, minlength=n_groups)):
+        group = out["key_group"][entry]
+        for gi in np.flatnonzero(np.bincount(group, minlength=out["n_groups"])):
             sel = np.flatnonzero(group == gi)
-            self._schedule(pending[gi], key[sel] // n_groups, out["idx"][entry[sel]],
-                           vals[sel if isinstance(vals, np.ndarray) else torch.from_numpy(sel)],
-                           self.bins_per_step, out["n_in"][gi])
-
-    @staticmethod
-    def _schedule(pending, bins, idx, vals, bins_per_step, n_in):
-        """Add events (sorted by arrival ``bins``; ``idx`` into the (slot, cell,
-        channel) input of a group of ``n_in`` channels, ``vals`` uS) to
-        ``pending``: step -> list of (index into the step's (slot, cell, bin,
-        channel) input, uS). Without gradients the values are kept as numpy
-        arrays (slicing one costs a tenth of slicing a tensor)."""
-        if isinstance(vals, torch.Tensor) and not vals.requires_grad:
-            vals = vals.numpy()
-        steps, offset = np.divmod(bins, bins_per_step)
-        idx = (idx // n_in * bins_per_step + offset) * n_in + idx % n_in
-        cuts = np.flatnonzero(steps[1:] != steps[:-1]) + 1          # steps are sorted
-        for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), steps.size]):
-            pending.setdefault(int(steps[lo]), []).append((idx[lo:hi], vals[lo:hi]))
+            queues[gi].add(arrival[sel], out["idx"][entry[sel]],
+                           vals[sel if isinstance(vals, np.ndarray) else torch.from_numpy(sel)])
 
     def _collect(self, parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start):
         w = self.wiring
         n_bins = w.n_bins
         # per step (T, B, K, ...) -> (steps, K, T, B, ...) -> (n_bins, T, B, ...) per group
         z_all = [torch.stack(o).permute(0, 3, 1, 2, 4).flatten(0, 1)[:n_bins] for o in outs]
-        s_all = [torch.stack(s).permute(0, 3, 1, 2).flatten(0, 1)[:n_bins] for s in spikes]
+        s_all = [(torch.stack(s) if isinstance(s[0], torch.Tensor)
+                  else torch.from_numpy(np.stack(s)).to(self.dtype))
+                 .permute(0, 3, 1, 2).flatten(0, 1)[:n_bins] for s in spikes]
         dipole, v_soma = {}, {}
         for t in w.cell_types:
             s = self.surrogates[t]
