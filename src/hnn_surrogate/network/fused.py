@@ -17,7 +17,6 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from ..surrogate.model import lstm_cell
 
 
 def layer_sizes(model) -> tuple:
@@ -75,6 +74,22 @@ def network_groups(models, n_cells, dtype=torch.float32, fuse=True, bins=1) -> l
     return out
 
 
+def _lstm_cell_doubled(gates, c2):
+    """One step of PyTorch's LSTM cell, in few operations, with the g gate's
+    pre-activation and the cell state doubled: ``gates`` (..., 4 H) in the
+    order i, f, g, o holding (i, f, 2 g, o); ``c2`` = 2 c. Returns (h, 2 c_new).
+
+    With tanh(x) = 2 sigmoid(2 x) - 1, one sigmoid over all gates gives
+    i, f, o and g2 = sigmoid(2 g); then 2 c_new = f 2c + 4 i g2 - 2 i and
+    h = o tanh(c_new) = 2 o sigmoid(2 c_new) - o: five elementwise operations
+    after the sigmoid instead of nine (equal to PyTorch's LSTM within float32
+    rounding; tests/test_network.py).
+    """
+    i, f, g2, o = torch.sigmoid(gates).chunk(4, dim=-1)
+    c2 = torch.add(torch.addcmul(f * c2, i, g2, value=4.0), i, alpha=-2.0)
+    return torch.addcmul(-o, o, torch.sigmoid(c2), value=2.0), c2
+
+
 class FusedStepper:
     """``step`` of several ``Surrogate`` models with equal layer sizes, B cells each.
 
@@ -94,6 +109,7 @@ class FusedStepper:
         self.hidden, self.lstm_hidden, self.kernel = cfg.hidden, cfg.lstm_hidden, cfg.kernel_size
         self.pads = [b.pad for b in models[0].blocks]
         self.dilations = [b.dilation for b in models[0].blocks]
+        self.tap_plans = [self._tap_plan(p, d) for p, d in zip(self.pads, self.dilations)]
         self.dtype = dtype
 
         def head(m, p):
@@ -107,17 +123,13 @@ class FusedStepper:
                                            (0, self.n_in - m.config.n_channels)).T
                                      for m in models]).to(dtype)
             self.b_in = torch.stack([m.inp.bias for m in models]).unsqueeze(1).to(dtype)
-            self.w_blocks, self.b_blocks = [], []
-            for i in range(len(self.pads)):
-                ws, bs = [], []
-                for m in models:
-                    conv = m.blocks[i].conv
-                    # (C_out, C, k) -> (C_out, k, C) -> (C_out, k * C): taps oldest first
-                    ws.append(conv.weight.permute(0, 2, 1).reshape(conv.out_channels, -1).T)
-                    bs.append(conv.bias)
-                self.w_blocks.append(torch.stack(ws).to(dtype))
-                self.b_blocks.append(torch.stack(bs).unsqueeze(1).to(dtype))
-            # LSTM gate rows i, f, g, o; the g rows doubled for ``lstm_cell(g_doubled=True)``
+            # per block: one (slot, C, C_out) weight per tap, oldest first
+            self.w_blocks = [[torch.stack([m.blocks[i].conv.weight[:, :, j].T for m in models])
+                              .to(dtype).contiguous() for j in range(self.kernel)]
+                             for i in range(len(self.pads))]
+            self.b_blocks = [torch.stack([m.blocks[i].conv.bias for m in models]).unsqueeze(1)
+                             .to(dtype) for i in range(len(self.pads))]
+            # LSTM gate rows i, f, g, o; the g rows doubled for ``_lstm_cell_doubled``
             g = torch.ones(4 * self.lstm_hidden, 1)
             g[2 * self.lstm_hidden:3 * self.lstm_hidden] = 2.0
             self.w_ih = torch.stack([(m.lstm.weight_ih_l0 * g).T for m in models]).to(dtype)
@@ -131,23 +143,16 @@ class FusedStepper:
         zero = torch.zeros(self.n_slots, self.batch, self.bins, self.hidden, dtype=self.dtype)
         zero_l = torch.zeros(self.n_slots, self.batch, self.lstm_hidden, dtype=self.dtype)
         # per block: the last -(-pad // K) steps of its input, oldest first
+        # the LSTM's cell state is kept doubled (``_lstm_cell_doubled``)
         return {"bufs": [(zero,) * -(-p // self.bins) for p in self.pads], "h": zero_l,
-                "c": zero_l}
+                "c2": zero_l}
 
-    def _taps(self, steps, dil):
-        """Each bin's convolution taps, oldest first: (T, B, K, kernel * H).
-
-        ``steps``: the block's inputs of the last steps and this one, oldest
-        first, (T, B, K, H) each. A tap's K bins are one step's tensor where
-        the dilation is a multiple of K, else they span two steps."""
-        k_bins = self.bins
-        skip = len(steps) * k_bins - (self.kernel - 1) * dil - k_bins   # bins before tap 0
-        pieces = []
-        for i in range(self.kernel):
-            first, r = divmod(skip + i * dil, k_bins)
-            pieces.append(steps[first] if r == 0 else torch.cat(
-                [steps[first][:, :, r:], steps[first + 1][:, :, :r]], dim=2))
-        return torch.cat(pieces, dim=3)
+    def _tap_plan(self, pad, dil):
+        """Where a block's taps are: per tap, oldest first, (step, bin) of its
+        first bin among the block's kept steps and this one (``init_state``)."""
+        kept = -(-pad // self.bins) + 1
+        skip = kept * self.bins - (self.kernel - 1) * dil - self.bins   # bins before tap 0
+        return [divmod(skip + i * dil, self.bins) for i in range(self.kernel)]
 
     def step(self, x, state):
         """K consecutive bins. x: (T, B, K, C) normalised inputs.
@@ -164,21 +169,29 @@ class FusedStepper:
         rows = (n_slots, batch * k_bins, -1)             # (T, B, K, .) as bmm rows (T, B * K, .)
         h = torch.baddbmm(self.b_in, x.reshape(rows), self.w_in).view(x.shape[:3] + (-1,))
         bufs = []
-        for w, b, buf, dil in zip(self.w_blocks, self.b_blocks, state["bufs"], self.dilations):
+        for ws, b, buf, plan in zip(self.w_blocks, self.b_blocks, state["bufs"],
+                                    self.tap_plans):
             steps = buf + (h,)
-            y = torch.baddbmm(b, self._taps(steps, dil).view(rows), w)   # (T, B * K, H)
+            y = b
+            # the causal convolution: a product per tap, summed (a tap's K bins
+            # are one step's tensor where the dilation is a multiple of K, else
+            # they span two steps)
+            for w, (first, r) in zip(ws, plan):
+                tap = steps[first] if r == 0 else torch.cat(
+                    [steps[first][:, :, r:], steps[first + 1][:, :, :r]], dim=2)
+                y = (torch.baddbmm(y, tap.view(rows), w) if y is b
+                     else y.baddbmm_(tap.view(rows), w))                 # (T, B * K, H)
             h = h + F.gelu(y).view(h.shape)                              # (T, B, K, H)
             bufs.append(steps[1:])
         gates_x = torch.baddbmm(self.b_lstm, h.view(rows), self.w_ih)
         gates_x = gates_x.view(n_slots, batch, k_bins, -1)            # (T, B, K, 4 H_lstm)
-        h_l, c_l, hs = state["h"], state["c"], []
+        h_l, c2, hs = state["h"], state["c2"], []
         for j in range(k_bins):
-            h_l, c_l = lstm_cell(torch.baddbmm(gates_x[:, :, j], h_l, self.w_hh), c_l,
-                                 g_doubled=True)                      # (T, B, H_lstm) each
-            hs.append(h_l)
+            h_l, c2 = _lstm_cell_doubled(torch.baddbmm(gates_x[:, :, j], h_l, self.w_hh), c2)
+            hs.append(h_l)                                            # (T, B, H_lstm)
         h_all = torch.stack(hs, dim=2).view(rows)                     # (T, B * K, H_lstm)
         z = torch.baddbmm(self.b_head, h_all, self.w_head)            # (T, B * K, O)
-        return z.view(n_slots, batch, k_bins, -1), {"bufs": bufs, "h": h_l, "c": c_l}
+        return z.view(n_slots, batch, k_bins, -1), {"bufs": bufs, "h": h_l, "c2": c2}
 
 
 class AloneStepper:
