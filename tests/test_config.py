@@ -47,6 +47,8 @@ BAD = [
     ({"cells": {"regimes": {"a": {"rate_hz": [5, 1]}}}, "benchmark": {"regime": "a"}},
      r"config key 'cells.regimes.a.rate_hz': low 5 is above high 1"),
     ({"benchmark": {"regime": "nope"}}, r"config key 'benchmark.regime': 'nope' is not one of"),
+    ({"benchmark": {"network_repeats": 0}},
+     r"config key 'benchmark.network_repeats': 0 is less than the minimum of 1"),
     ({"cells": {"regimes": {"Bad-Name": {}}}}, r"config key 'cells.regimes': name 'Bad-Name'"),
     ({"network": {"scenarios": {"r": {"tstop": 100.0, "drives": [
         {"type": "poisson", "name": "p", "params": {"rate": 10.0}}]}},

@@ -3,6 +3,7 @@
 import subprocess
 
 import numpy as np
+import pytest
 
 from hnn_surrogate.artifacts import (
     CELLS_BENCHMARK, GRADIENT_HORIZON, LEARNING_CURVE, NETWORK_BENCHMARK, NETWORK_COMPARISON,
@@ -66,6 +67,10 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     net_bench = NETWORK_BENCHMARK.read(tmp_path / "results" / "benchmarks" / "network.nc")
     assert list(net_bench["run"].values) == ["neuron_1rank", "neuron_2ranks", "surrogate"]
     assert np.all(net_bench["wall_s"].values > 0)
+    # tiny config: 2 surrogate runs (one before NEURON, one after); their median counts
+    sur_walls = net_bench["surrogate_wall_s"].values
+    assert sur_walls.size == 2 and np.all(sur_walls > 0)
+    assert net_bench["wall_s"].values[-1] == pytest.approx(np.median(sur_walls))
     grad = GRADIENT_HORIZON.read(tmp_path / "results" / "network" / "gradient_horizon.nc")
     assert list(grad["tstop"].values) == [20.0, 50.0] and list(grad["slope"].values) == [0.0, 0.3]
     assert np.isfinite(grad["sensitivity"].values).all()

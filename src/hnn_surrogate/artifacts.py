@@ -410,11 +410,14 @@ NETWORK_COMPARISON = Schema(
 
 NETWORK_BENCHMARK = Schema(
     name="network_benchmark",
-    version=1,
+    version=2,
     attrs=("tstop_ms", "n_cells", "scenario", "device", "git_commit", "versions", "created"),
     variables={
         "run": Var(("run",), "str", "1", "neuron_1rank, neuron_2ranks, surrogate"),
-        "wall_s": Var(("run",), "float64", "s", "build + simulate, wall time"),
+        "wall_s": Var(("run",), "float64", "s",
+                      "build + simulate, wall time (surrogate: median of its repeats)"),
+        "surrogate_wall_s": Var(("repeat",), "float64", "s",
+                                "every surrogate run in the order run (half before NEURON's)"),
         "cores": Var(("run",), "int32", "1", "cores used"),
         "speedup": Var(("run",), "float64", "1", "wall(neuron_1rank) / wall(run)"),
         "n_spikes": Var(("run",), "int64", "1", "spikes in the run"),

@@ -12,6 +12,17 @@ import logging
 import sys
 
 
+def _positive_int(text):
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 def _setup_logging():
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr,
@@ -166,7 +177,7 @@ def _bench_network(args):
 
     run_network_benchmark(_network_spec(args), scenario=args.scenario,
                           checkpoints=args.checkpoints, out=args.out, table=args.table,
-                          mpiexec=args.mpiexec)
+                          mpiexec=args.mpiexec, repeats=args.repeats)
 
 
 def _gradient_horizon(args):
@@ -357,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_network_args(p)
     p.add_argument("--checkpoints", nargs="+", required=True)
     p.add_argument("--mpiexec", default="mpiexec")
+    p.add_argument("--repeats", type=_positive_int, default=5,
+                   help="surrogate runs, half before and half after NEURON's; the median counts")
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_bench_network)

@@ -102,6 +102,7 @@ rule benchmark_network:
     params:
         spec=lambda wc: network_spec_json(NET["benchmark_scenario"], "default", benchmark=True),
         scenario=NET["benchmark_scenario"],
+        repeats=config["benchmark"]["network_repeats"],
     resources:
         mpi="mpiexec",
         tasks=2,
@@ -113,7 +114,7 @@ rule benchmark_network:
     shell:
         "hnn-surrogate bench-network --spec '{params.spec}' --scenario {params.scenario}"
         " --checkpoints {input.checkpoints} --mpiexec '{resources.mpi}'"
-        " --out {output.nc} --table {output.table} > {log} 2>&1"
+        " --repeats {params.repeats} --out {output.nc} --table {output.table} > {log} 2>&1"
 
 
 rule gradient_horizon:

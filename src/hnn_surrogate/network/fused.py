@@ -140,9 +140,9 @@ class FusedStepper:
             self.b_head = torch.stack([head(m, m.head.bias) for m in models]).unsqueeze(1).to(dtype)
 
     def init_state(self) -> dict:
-        zero = torch.zeros(self.n_slots, self.batch, self.bins, self.hidden, dtype=self.dtype)
+        zero = torch.zeros(self.n_slots, self.batch * self.bins, self.hidden, dtype=self.dtype)
         zero_l = torch.zeros(self.n_slots, self.batch, self.lstm_hidden, dtype=self.dtype)
-        # per block: the last -(-pad // K) steps of its input, oldest first
+        # per block: the last -(-pad // K) steps of its input, oldest first, (T, B * K, H) each
         # the LSTM's cell state is kept doubled (``_lstm_cell_doubled``)
         return {"bufs": [(zero,) * -(-p // self.bins) for p in self.pads], "h": zero_l,
                 "c2": zero_l}
@@ -167,7 +167,8 @@ class FusedStepper:
         if k_bins != self.bins:             # the history is kept in steps of self.bins bins
             raise ValueError(f"this stepper takes {self.bins} bins per step, got {k_bins}")
         rows = (n_slots, batch * k_bins, -1)             # (T, B, K, .) as bmm rows (T, B * K, .)
-        h = torch.baddbmm(self.b_in, x.reshape(rows), self.w_in).view(x.shape[:3] + (-1,))
+        bins4 = (n_slots, batch, k_bins, -1)
+        h = torch.baddbmm(self.b_in, x.reshape(rows), self.w_in)      # (T, B * K, H)
         bufs = []
         for ws, b, buf, plan in zip(self.w_blocks, self.b_blocks, state["bufs"],
                                     self.tap_plans):
@@ -178,13 +179,12 @@ class FusedStepper:
             # they span two steps)
             for w, (first, r) in zip(ws, plan):
                 tap = steps[first] if r == 0 else torch.cat(
-                    [steps[first][:, :, r:], steps[first + 1][:, :, :r]], dim=2)
-                y = (torch.baddbmm(y, tap.view(rows), w) if y is b
-                     else y.baddbmm_(tap.view(rows), w))                 # (T, B * K, H)
-            h = h + F.gelu(y).view(h.shape)                              # (T, B, K, H)
+                    [steps[first].view(bins4)[:, :, r:],
+                     steps[first + 1].view(bins4)[:, :, :r]], dim=2).view(rows)
+                y = torch.baddbmm(y, tap, w) if y is b else y.baddbmm_(tap, w)
+            h = h + F.gelu(y)                                            # (T, B * K, H)
             bufs.append(steps[1:])
-        gates_x = torch.baddbmm(self.b_lstm, h.view(rows), self.w_ih)
-        gates_x = gates_x.view(n_slots, batch, k_bins, -1)            # (T, B, K, 4 H_lstm)
+        gates_x = torch.baddbmm(self.b_lstm, h, self.w_ih).view(bins4)  # (T, B, K, 4 H_lstm)
         h_l, c2, hs = state["h"], state["c2"], []
         for j in range(k_bins):
             h_l, c2 = _lstm_cell_doubled(torch.baddbmm(gates_x[:, :, j], h_l, self.w_hh), c2)
