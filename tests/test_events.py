@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hnn_surrogate.network.events import EventQueue, RingQueue
+from hnn_surrogate.network.events import EventQueue, RingQueue, ring_depth
 
 KB, N_IN, CELLS = 2, 3, 5                       # bins per step, channels, (slot, cell) rows
 SIZE = CELLS * KB * N_IN
@@ -25,13 +25,15 @@ def events(rng, n, first_bin, last_bin):
     return bins, idx, vals
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_ring_queue_gives_the_event_queue_inputs_bit_for_bit(dtype):
-    """Drive events far beyond the ring at the start, then events a few steps
-    ahead during the run (as spikes deliver them): equal inputs every step,
-    in the same order of float64 additions."""
+@pytest.mark.parametrize("dtype,depth", [(torch.float32, 4), (torch.float64, 4),
+                                         (torch.float32, 2), (torch.float32, 1)])
+def test_ring_queue_gives_the_event_queue_inputs_bit_for_bit(dtype, depth):
+    """Drive events far beyond the ring at the start, then events 1-3 steps
+    ahead during the run (as spikes deliver them; beyond a ring shallower than
+    that, they wait in its list): equal inputs every step, in the same order
+    of float64 additions."""
     rng = np.random.default_rng(0)
-    a, b = queues(dtype=dtype)
+    a, b = queues(depth=depth, dtype=dtype)
     n_steps = 30
     for _ in range(2):                          # drives of two cell types
         drive = events(rng, 400, 0, n_steps * KB)
@@ -72,3 +74,9 @@ def test_ring_queue_refuses_out_of_order_use():
     b.take(0)
     with pytest.raises(ValueError, match="an event for step 0, already taken"):
         b.add(np.array([1]), np.array([0]), np.array([1.0]))
+
+
+def test_ring_depth_covers_the_longest_delay_within_its_memory():
+    assert ring_depth(1000, longest_steps=10) == 11
+    assert ring_depth(1000, longest_steps=10, max_bytes=8 * 1000 * 5) == 5
+    assert ring_depth(1000, longest_steps=0) == 2

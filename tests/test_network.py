@@ -256,6 +256,26 @@ def test_surrogate_network_is_differentiable_in_the_weights():
     assert not torch.allclose(scale2.grad, scale.grad)
 
 
+def test_a_ring_shallower_than_the_delays_gives_the_same_run(monkeypatch):
+    """Without gradients the input events go through a ring of the next steps'
+    inputs; events beyond it wait in a list. A ring of 2 steps (every delay
+    of more than a step waits) gives the run of the full ring."""
+    from hnn_surrogate.network import events
+
+    net = tiny_net(rate=80.0)
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    sim = SurrogateNetwork(wiring, untrained_surrogates())
+    with torch.no_grad():
+        full = sim.run()
+        monkeypatch.setattr(events, "RING_BYTES", 1)
+        shallow = sim.run()
+    assert full.spike_times.size > 0
+    np.testing.assert_array_equal(shallow.spike_gids, full.spike_gids)
+    np.testing.assert_array_equal(shallow.spike_times, full.spike_times)
+    for layer in ("L2", "L5"):
+        torch.testing.assert_close(shallow.dipole[layer], full.dipole[layer], rtol=0, atol=0)
+
+
 def test_simulate_dipole_is_hnn_cores_signature(tmp_path):
     from hnn_core.dipole import Dipole
 

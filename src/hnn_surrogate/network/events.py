@@ -25,7 +25,7 @@ NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 """Model dtypes whose input the numpy queue can produce (numpy has no bfloat16)."""
 
 
-def _step_index(bins, idx, bins_per_step, n_in):
+def step_index(bins, idx, bins_per_step, n_in):
     """(step of each event, its index into that step's (slot, cell, bin, channel) input)."""
     steps, offset = np.divmod(bins, bins_per_step)
     return steps, (idx // n_in * bins_per_step + offset) * n_in + idx % n_in
@@ -58,7 +58,7 @@ class EventQueue:
             vals = vals.numpy() if not vals.requires_grad else vals[torch.from_numpy(order)]
         if isinstance(vals, np.ndarray):
             vals = vals[order]
-        steps, flat = _step_index(bins[order], idx[order], self.bins_per_step, self.n_in)
+        steps, flat = step_index(bins[order], idx[order], self.bins_per_step, self.n_in)
         _chunks_by_step(steps, flat, vals, self.pending)
 
     def take(self, step):
@@ -74,15 +74,28 @@ class EventQueue:
         return x.to(self.dtype) * self.inv_scale
 
 
+RING_BYTES = 64 * 2 ** 20
+"""Most memory of a ``RingQueue``'s ring (float64 rows of one step's input)."""
+
+
+def ring_depth(size, longest_steps, max_bytes=None):
+    """Rows of a ring for inputs of ``size`` elements: enough for events up to
+    ``longest_steps`` ahead of the step taken (the longest synaptic delay),
+    within ``max_bytes`` (default ``RING_BYTES``), at least 2."""
+    max_bytes = RING_BYTES if max_bytes is None else max_bytes
+    return int(max(2, min(longest_steps + 1, max_bytes // (8 * size))))
+
+
 class RingQueue:
     """Events summed as they come into a ring of the next ``depth`` steps' inputs.
 
     Steps are taken in order from 0. An event for a step beyond the ring
-    (drive events, scheduled at the start) waits in a list until that step's
-    row is free, and is summed into it then, before any synaptic event for
-    that step can arrive: the same order of additions as ``EventQueue``.
-    ``depth`` must exceed the latest arrival, in steps, of an event added
-    during a step (the longest synaptic delay).
+    (drive events, scheduled at the start; synaptic events of delays longer
+    than the ring) waits in a list until that step's row is free, and is
+    summed into it then, before any event added later: the same order of
+    additions as ``EventQueue``. Any ``depth`` of at least 1 gives the same
+    inputs; a ring covering the longest synaptic delay keeps every synaptic
+    event out of the (slower) list. ``ring_depth`` chooses one.
     """
 
     def __init__(self, size, bins_per_step, n_in, inv_scale, dtype, depth):
@@ -99,7 +112,11 @@ class RingQueue:
         """Events arriving in ``bins`` at input ``idx`` (slot, cell, channel), ``vals`` uS."""
         if isinstance(vals, torch.Tensor):
             vals = vals.numpy()
-        steps, flat = _step_index(bins, idx, self.bins_per_step, self.n_in)
+        self.add_steps(*step_index(bins, idx, self.bins_per_step, self.n_in), vals)
+
+    def add_steps(self, steps, flat, vals):
+        """Events already placed: their ``steps`` and index into the step's
+        (slot, cell, bin, channel) input ``flat``; ``vals`` uS (numpy)."""
         if steps.size and steps.min() < self.next:
             raise ValueError(f"an event for step {int(steps.min())}, already taken")
         near = steps < self.next + self.depth

@@ -37,7 +37,7 @@ import torch
 
 from .. import DIPOLE_LAYER, PYRAMIDAL_TYPES
 from ..surrogate.kernels import apply_kernels
-from .events import NUMPY_DTYPES, EventQueue, RingQueue
+from .events import NUMPY_DTYPES, EventQueue, RingQueue, ring_depth, step_index
 from .fused import network_groups
 from .wiring import Wiring
 
@@ -287,7 +287,7 @@ class SurrogateNetwork:
         longest = max((int(self.wiring.synapses[t].delay_bins.max())
                        for t in self.wiring.cell_types if self.wiring.synapses[t].delay_bins.size),
                       default=0)
-        depth = (part.bins - 1 + longest) // part.bins + 2
+        depth = ring_depth(size, (part.bins - 1 + longest) // part.bins + 1)
         return RingQueue(size, part.bins, part.n_in, inv_scale, self.dtype, depth)
 
     def _outgoing(self, layout, n_in, scale):
@@ -309,16 +309,27 @@ class SurrogateNetwork:
         group, idx, conn, unit, delay = (np.concatenate(a)[order] for a in zip(*parts))
         ptr = np.concatenate([[0], np.cumsum(np.bincount(pre, minlength=n_gids))])
         weight = scale[torch.from_numpy(conn)] * torch.from_numpy(unit)
-        return {"ptr": ptr, "key_group": group, "idx": idx, "weight": weight,
-                # without gradients, numpy (indexing it costs a fraction of a tensor's)
-                "weight_np": None if weight.requires_grad else weight.numpy(),
-                "delay": delay, "n_groups": n_groups, "n_in": n_in}
+        out = {"ptr": ptr, "key_group": group, "idx": idx, "weight": weight,
+               "weight_np": None, "delay": delay, "n_groups": n_groups, "n_in": n_in}
+        if not weight.requires_grad:
+            # numpy (indexing it costs a fraction of a tensor's), and each
+            # synapse's event placed in advance for a spike in each bin j of a
+            # step: steps ahead of the spike's step, index into that step's input
+            kb = self.bins_per_step
+            ahead, in_step = np.zeros((2, kb, idx.size), np.int64)
+            for gi in range(n_groups):
+                sel = group == gi
+                for j in range(kb):
+                    ahead[j, sel], in_step[j, sel] = step_index(j + delay[sel], idx[sel], kb,
+                                                                n_in[gi])
+            out.update(weight_np=weight.numpy(), ahead=ahead, in_step=in_step)
+        return out
 
     def _deliver(self, bins, gids, s_val, queues, out):
         """Add the synaptic events of spikes to the groups' ``queues``: the bins
-        they fired in and their presynaptic ``gids`` (sorted by bin, then gid),
-        ``s_val`` the spikes (1, with their surrogate gradient; None: 1 without
-        one); ``out`` from ``_outgoing``."""
+        they fired in, all in one step, and their presynaptic ``gids`` (sorted
+        by bin, then gid), ``s_val`` the spikes (1, with their surrogate
+        gradient; None: 1 without one); ``out`` from ``_outgoing``."""
         starts = out["ptr"][gids]
         counts = out["ptr"][gids + 1] - starts
         total = int(counts.sum())
@@ -328,19 +339,29 @@ class SurrogateNetwork:
         entry = np.arange(total) + np.repeat(starts - (np.cumsum(counts) - counts), counts)
         which = np.repeat(np.arange(gids.size), counts)
         arrival = bins[which] + out["delay"][entry]
-        keep = arrival < self.wiring.n_bins
-        entry, which, arrival = entry[keep], which[keep], arrival[keep]
-        if s_val is None and out["weight_np"] is not None:
+        if arrival.max() >= self.wiring.n_bins:
+            keep = arrival < self.wiring.n_bins
+            entry, which, arrival = entry[keep], which[keep], arrival[keep]
+        group = out["key_group"][entry]
+        groups = np.flatnonzero(np.bincount(group, minlength=out["n_groups"]))
+        if s_val is None and out["weight_np"] is not None and all(
+                isinstance(queues[gi], RingQueue) for gi in groups):
+            # placed in advance (``_outgoing``): the spike's step plus steps ahead
+            step, j = np.divmod(bins[which], self.bins_per_step)
+            ahead = step + out["ahead"][j, entry]
+            in_step = out["in_step"][j, entry]
             vals = out["weight_np"][entry]
-        elif s_val is None:
+            for gi in groups:
+                sel = slice(None) if groups.size == 1 else np.flatnonzero(group == gi)
+                queues[gi].add_steps(ahead[sel], in_step[sel], vals[sel])
+            return
+        if s_val is None:
             vals = out["weight"][torch.from_numpy(entry)]
         else:
             vals = out["weight"][torch.from_numpy(entry)] * s_val[torch.from_numpy(which)]
-        group = out["key_group"][entry]
-        for gi in np.flatnonzero(np.bincount(group, minlength=out["n_groups"])):
+        for gi in groups:
             sel = np.flatnonzero(group == gi)
-            queues[gi].add(arrival[sel], out["idx"][entry[sel]],
-                           vals[sel if isinstance(vals, np.ndarray) else torch.from_numpy(sel)])
+            queues[gi].add(arrival[sel], out["idx"][entry[sel]], vals[torch.from_numpy(sel)])
 
     def _collect(self, parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start):
         w = self.wiring
