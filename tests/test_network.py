@@ -484,9 +484,43 @@ def test_drive_sweep_writes_its_grid(repo, tmp_path):
     ds = DRIVE_SWEEP.read(tmp_path / "sweep.nc")
     assert list(ds["rate_constant"].values) == [10.0, 40.0]
     assert "| rate (Hz) |" in proc.stdout
+    assert ds.attrs["simulator"] == "neuron"
     # more drive, more L2 basket spikes
     rates = ds["rate"].sel(cell_type="L2_basket").values
     assert rates[1] >= rates[0]
+
+
+def test_drive_sweep_screens_with_the_surrogates(repo, tmp_path):
+    """The same grid through the surrogate network: each point is that network's
+    own run of the drive (its rates are those of a direct run)."""
+    from hnn_surrogate.artifacts import DRIVE_SWEEP
+    from hnn_surrogate.network.drive_sweep import sweep_drive
+    from hnn_surrogate.network.spec import build_network
+
+    spec = tiny_spec(repo, tmp_path)
+    surrogates = untrained_surrogates()
+    sweep_drive(spec, scenario="rhythm", rates=[10.0, 80.0], pyramidal_weights=[0.04],
+                basket_weights=[0.02], seed=0, out=tmp_path / "s.nc", checkpoints=surrogates)
+    ds = DRIVE_SWEEP.read(tmp_path / "s.nc")
+    assert ds.attrs["simulator"] == "surrogate"
+    assert list(ds["rate_constant"].values) == [10.0, 80.0]
+    # point 2 by hand: its drive set on the scenario, the surrogate network run once
+    sp = json.loads(json.dumps(spec))
+    params = sp["scenarios"]["rhythm"]["drives"][0].setdefault("params", {})
+    params.update(rate_constant=80.0, weights_ampa={"L2_pyramidal": 0.04, "L5_pyramidal": 0.04,
+                                                    "L2_basket": 0.02, "L5_basket": 0.02})
+    net = build_network(sp, scenario="rhythm", condition="default", seed=0)
+    tstop = sp["scenarios"]["rhythm"]["tstop"]
+    prepare_drives(net, tstop)
+    res = SurrogateNetwork(build_wiring(net, tstop=tstop, bin_ms=sp["bin_ms"]), surrogates).run()
+    # rates after the transient, as the comparison counts them
+    after = res.spike_times >= spec["transient_ms"]
+    span_s = (tstop - spec["transient_ms"]) / 1000.0
+    for t in ds["cell_type"].values.astype(str):
+        cells = list(net.gid_ranges[t])
+        want = (np.isin(res.spike_gids, cells) & after).sum() / len(cells) / span_s
+        assert ds["rate"].sel(cell_type=t).values[1] == pytest.approx(want), t
+    assert ds["rate"].values[1].sum() > 0
 
 
 def test_replay_regime_cells_fire_alone_as_they_did_in_the_network(repo, tmp_path):

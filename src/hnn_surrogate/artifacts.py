@@ -426,8 +426,8 @@ NETWORK_BENCHMARK = Schema(
 
 DRIVE_SWEEP = Schema(
     name="drive_sweep",
-    version=1,
-    attrs=("scenario", "tstop_ms", "seed", "git_commit", "versions", "created"),
+    version=2,
+    attrs=("scenario", "tstop_ms", "seed", "simulator", "git_commit", "versions", "created"),
     variables={
         "band": Var(("band",), "str", "1", "alpha 8-12, beta 13-30, gamma 30-60 Hz"),
         "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),

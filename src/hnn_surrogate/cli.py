@@ -193,7 +193,7 @@ def _sweep_drive(args):
 
     sweep_drive(_network_spec(args), scenario=args.scenario, rates=args.rates,
                 pyramidal_weights=args.pyramidal_weights, basket_weights=args.basket_weights,
-                seed=args.seed, out=args.out, table=args.table)
+                seed=args.seed, out=args.out, table=args.table, checkpoints=args.checkpoints)
 
 
 def _add_network_args(p):
@@ -342,11 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figure")
     p.set_defaults(func=_network_compare)
 
-    p = sub.add_parser("sweep-drive", help="NEURON grid over a Poisson drive's rate and weights")
+    p = sub.add_parser("sweep-drive", help="grid over a Poisson drive's rate and weights "
+                                           "(NEURON, or the surrogates to screen)")
     _add_network_args(p)
     p.add_argument("--rates", nargs="+", type=float, required=True)
     p.add_argument("--pyramidal-weights", nargs="+", type=float, required=True)
     p.add_argument("--basket-weights", nargs="+", type=float, required=True)
+    p.add_argument("--checkpoints", nargs="+",
+                   help="simulate with these surrogates (one per cell type) instead of NEURON")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--table")

@@ -1,11 +1,13 @@
-"""How the rhythm drive was found: a grid of Poisson drives simulated in NEURON.
+"""How the rhythm drive was found: a grid of Poisson drives, in NEURON or the surrogates.
 
 Each grid point replaces the rate and the AMPA weights (pyramidal, basket) of
 the first drive of a scenario, runs the default network once in NEURON (this
-process, one rank) and measures the aggregate dipole's spectral peak, band
-fractions and the per-type rates with the comparison's own code. The result
-(``drive_sweep`` NetCDF + a printed table) is what the config's rhythm drive
-was chosen from; README.md gives the table.
+process, one rank), or with the surrogates where checkpoints are given (a
+screen: about 2 s a point instead of 3 min; what it finds is to be checked in
+NEURON), and measures the aggregate dipole's spectral peak, band fractions and
+the per-type rates with the comparison's own code. The result (``drive_sweep``
+NetCDF + a printed table) is what the config's rhythm drive was chosen from;
+README.md gives the table.
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ log = logging.getLogger(__name__)
 
 
 def sweep_drive(spec, *, scenario, rates, pyramidal_weights, basket_weights, seed, out,
-                table=None):
-    from ..cells.inputs import bin_trace
-    from .api import bin_centres
-    from .ground_truth import run_neuron
-    from .runs import run_dataset
+                table=None, checkpoints=None):
+    """The grid ``rates`` x ``pyramidal_weights`` x ``basket_weights`` (Hz, uS, uS);
+    in NEURON, or with the surrogates of ``checkpoints`` (paths, one per cell
+    type, or {cell type: ``LoadedSurrogate``})."""
     from .spec import build_network, scenario_tstop
 
     tstop = scenario_tstop(spec, scenario)
+    simulate = _neuron_point if checkpoints is None else _surrogate_point(checkpoints)
+    simulator = "neuron" if checkpoints is None else "surrogate"
     grid = list(itertools.product(rates, pyramidal_weights, basket_weights))
     rows = []
     for i, (rate, wp, wb) in enumerate(grid):
@@ -41,24 +44,18 @@ def sweep_drive(spec, *, scenario, rates, pyramidal_weights, basket_weights, see
         params["weights_ampa"] = {"L2_pyramidal": wp, "L5_pyramidal": wp,
                                   "L2_basket": wb, "L5_basket": wb}
         net = build_network(sp, scenario=scenario, condition="default", seed=seed)
-        res = run_neuron(net, tstop=tstop, dt=sp["dt"])
-        n_bins = int(round(tstop / sp["bin_ms"]))
-        l2, l5 = (bin_trace(res[f"dipole_{k}"], dt=sp["dt"], n_bins=n_bins, bin_ms=sp["bin_ms"])
-                  for k in ("L2", "L5"))
-        ds = run_dataset(net, spec=sp, simulator="neuron", scenario=scenario,
-                         condition="default", seed=seed, times=bin_centres(n_bins, sp["bin_ms"]),
-                         l2=l2, l5=l5, spike_times=res["spike_times"],
-                         spike_gids=res["spike_gids"], wall_s=res["wall_s"], n_ranks=1)
+        ds = simulate(net, sp, scenario, seed, tstop)
         m = run_metrics(ds, sp["transient_ms"])
         rows.append(m)
-        log.info("point %d/%d: rate %g Hz, w_pyr %g, w_basket %g uS -> peak %.1f Hz, "
-                 "alpha %.2f (%.0f s)", i + 1, len(grid), rate, wp, wb, m["peak_freq"],
-                 m["bands"]["alpha"], res["wall_s"])
+        log.info("point %d/%d (%s): rate %g Hz, w_pyr %g, w_basket %g uS -> peak %.1f Hz, "
+                 "alpha %.2f (%.1f s)", i + 1, len(grid), simulator, rate, wp, wb,
+                 m["peak_freq"], m["bands"]["alpha"], ds.attrs["wall_s"])
         # the points so far, rewritten after each: a killed sweep keeps what it measured
-        result = _sweep_dataset(grid[: len(rows)], rows, scenario, tstop, seed)
+        result = _sweep_dataset(grid[: len(rows)], rows, scenario, tstop, seed, simulator)
         DRIVE_SWEEP.write(result, out)
     cell_types = list(rows[0]["rates"])
-    lines = [f"Poisson drive sweep (NEURON, scenario {scenario}, {tstop:.0f} ms, seed {seed})",
+    lines = [f"Poisson drive sweep ({simulator}, scenario {scenario}, {tstop:.0f} ms, "
+             f"seed {seed})",
              "", "| rate (Hz) | w pyr (uS) | w basket (uS) | peak (Hz) | alpha | beta | gamma | "
              + " | ".join(f"{c} (Hz)" for c in cell_types) + " |",
              "|" + "---|" * (7 + len(cell_types))]
@@ -69,10 +66,53 @@ def sweep_drive(spec, *, scenario, rates, pyramidal_weights, basket_weights, see
     return DRIVE_SWEEP.publish(result, out, "\n".join(lines), table)
 
 
-def _sweep_dataset(grid, rows, scenario, tstop, seed):
+def _neuron_point(net, sp, scenario, seed, tstop):
+    """One grid point in NEURON, here, on one rank: a ``network_run`` Dataset."""
+    from ..cells.inputs import bin_trace
+    from .api import bin_centres
+    from .ground_truth import run_neuron
+    from .runs import run_dataset
+
+    res = run_neuron(net, tstop=tstop, dt=sp["dt"])
+    n_bins = int(round(tstop / sp["bin_ms"]))
+    l2, l5 = (bin_trace(res[f"dipole_{k}"], dt=sp["dt"], n_bins=n_bins, bin_ms=sp["bin_ms"])
+              for k in ("L2", "L5"))
+    return run_dataset(net, spec=sp, simulator="neuron", scenario=scenario,
+                       condition="default", seed=seed, times=bin_centres(n_bins, sp["bin_ms"]),
+                       l2=l2, l5=l5, spike_times=res["spike_times"],
+                       spike_gids=res["spike_gids"], wall_s=res["wall_s"], n_ranks=1)
+
+
+def _surrogate_point(checkpoints):
+    """A function simulating one grid point with the surrogates of ``checkpoints``
+    (paths, or {cell type: ``LoadedSurrogate``}; loaded once): a ``network_run`` Dataset."""
+    from ..surrogate.checkpoint import load_checkpoint
+    from .api import bin_centres, load_surrogates, prepare_drives
+    from .runs import run_dataset
+    from .simulate import SurrogateNetwork
+    from .wiring import build_wiring
+
+    if not isinstance(checkpoints, dict):
+        checkpoints = {s.cell_type: s for s in map(load_checkpoint, checkpoints)}
+    loaded = load_surrogates(checkpoints)
+
+    def simulate(net, sp, scenario, seed, tstop):
+        prepare_drives(net, tstop)
+        res = SurrogateNetwork(build_wiring(net, tstop=tstop, bin_ms=sp["bin_ms"]), loaded).run()
+        l2, l5 = res.layer_dipoles()
+        return run_dataset(net, spec=sp, simulator="surrogate", scenario=scenario,
+                           condition="default", seed=seed,
+                           times=bin_centres(res.n_bins, res.bin_ms), l2=l2, l5=l5,
+                           spike_times=res.spike_times, spike_gids=res.spike_gids,
+                           wall_s=res.wall_s, n_ranks=1)
+
+    return simulate
+
+
+def _sweep_dataset(grid, rows, scenario, tstop, seed, simulator):
     cell_types = list(rows[0]["rates"])
     attrs = provenance_attrs(seed=int(seed))
-    attrs.update(scenario=scenario, tstop_ms=float(tstop))
+    attrs.update(scenario=scenario, tstop_ms=float(tstop), simulator=simulator)
     return DRIVE_SWEEP.build(
         {"rate_constant": np.array([g[0] for g in grid], np.float64),
          "weight_pyramidal": np.array([g[1] for g in grid], np.float64),
