@@ -38,7 +38,13 @@ def _chunks_by_step(steps, flat, vals, out):
         out.setdefault(int(steps[lo]), []).append((flat[lo:hi], vals[lo:hi]))
 
 
-class EventQueue:
+class _Queue:
+    def add(self, bins, idx, vals):
+        """Events arriving in ``bins`` at input ``idx`` (slot, cell, channel), ``vals`` uS."""
+        self.add_steps(*step_index(bins, idx, self.bins_per_step, self.n_in), vals)
+
+
+class EventQueue(_Queue):
     """Events as chunks per step; values may be tensors with gradients.
 
     ``size``: elements of a step's input; ``inv_scale``: (size,) tensor, the
@@ -50,16 +56,17 @@ class EventQueue:
         self.inv_scale, self.dtype = inv_scale, dtype
         self.pending = {}
 
-    def add(self, bins, idx, vals):
-        """Events arriving in ``bins`` at input ``idx`` (slot, cell, channel), ``vals`` uS."""
-        order = np.argsort(bins, kind="stable")
+    def add_steps(self, steps, flat, vals):
+        """Events already placed: their ``steps`` and index into the step's
+        (slot, cell, bin, channel) input ``flat``; ``vals`` uS (numpy, or a
+        tensor that may carry gradients)."""
+        order = np.argsort(steps, kind="stable")
         if isinstance(vals, torch.Tensor):
             vals = vals.to(torch.float64)
-            vals = vals.numpy() if not vals.requires_grad else vals[torch.from_numpy(order)]
-        if isinstance(vals, np.ndarray):
-            vals = vals[order]
-        steps, flat = step_index(bins[order], idx[order], self.bins_per_step, self.n_in)
-        _chunks_by_step(steps, flat, vals, self.pending)
+            if not vals.requires_grad:
+                vals = vals.numpy()
+        vals = vals[order] if isinstance(vals, np.ndarray) else vals[torch.from_numpy(order)]
+        _chunks_by_step(steps[order], flat[order], vals, self.pending)
 
     def take(self, step):
         """The normalised input of ``step``, flat (slot, cell, bin, channel)."""
@@ -86,7 +93,7 @@ def ring_depth(size, longest_steps, max_bytes=None):
     return int(max(2, min(longest_steps + 1, max_bytes // (8 * size))))
 
 
-class RingQueue:
+class RingQueue(_Queue):
     """Events summed as they come into a ring of the next ``depth`` steps' inputs.
 
     Steps are taken in order from 0. An event for a step beyond the ring
@@ -108,15 +115,12 @@ class RingQueue:
         self.later = {}
         self.next = 0                   # the next step to be taken
 
-    def add(self, bins, idx, vals):
-        """Events arriving in ``bins`` at input ``idx`` (slot, cell, channel), ``vals`` uS."""
-        if isinstance(vals, torch.Tensor):
-            vals = vals.numpy()
-        self.add_steps(*step_index(bins, idx, self.bins_per_step, self.n_in), vals)
-
     def add_steps(self, steps, flat, vals):
         """Events already placed: their ``steps`` and index into the step's
-        (slot, cell, bin, channel) input ``flat``; ``vals`` uS (numpy)."""
+        (slot, cell, bin, channel) input ``flat``; ``vals`` uS (numpy, or a
+        tensor without gradients)."""
+        if isinstance(vals, torch.Tensor):
+            vals = vals.numpy()
         if steps.size and steps.min() < self.next:
             raise ValueError(f"an event for step {int(steps.min())}, already taken")
         near = steps < self.next + self.depth

@@ -83,8 +83,13 @@ def _lstm_cell_doubled(gates, c2):
     i, f, o and g2 = sigmoid(2 g); then 2 c_new = f 2c + 4 i g2 - 2 i and
     h = o tanh(c_new) = 2 o sigmoid(2 c_new) - o: five elementwise operations
     after the sigmoid instead of nine (equal to PyTorch's LSTM within float32
-    rounding; tests/test_network.py).
+    rounding; tests/test_network.py). In bfloat16, torch's tanh, as
+    ``lstm_cell`` (for its precision).
     """
+    if gates.dtype not in (torch.float32, torch.float64):
+        i, f, g2x, o = gates.chunk(4, dim=-1)
+        c_new = torch.sigmoid(f) * (c2 / 2) + torch.sigmoid(i) * torch.tanh(g2x / 2)
+        return torch.sigmoid(o) * torch.tanh(c_new), c_new * 2
     i, f, g2, o = torch.sigmoid(gates).chunk(4, dim=-1)
     c2 = torch.add(torch.addcmul(f * c2, i, g2, value=4.0), i, alpha=-2.0)
     return torch.addcmul(-o, o, torch.sigmoid(c2), value=2.0), c2

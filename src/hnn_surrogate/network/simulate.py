@@ -344,8 +344,7 @@ class SurrogateNetwork:
             entry, which, arrival = entry[keep], which[keep], arrival[keep]
         group = out["key_group"][entry]
         groups = np.flatnonzero(np.bincount(group, minlength=out["n_groups"]))
-        if s_val is None and out["weight_np"] is not None and all(
-                isinstance(queues[gi], RingQueue) for gi in groups):
+        if s_val is None and out["weight_np"] is not None:
             # placed in advance (``_outgoing``): the spike's step plus steps ahead
             step, j = np.divmod(bins[which], self.bins_per_step)
             ahead = step + out["ahead"][j, entry]
