@@ -129,15 +129,15 @@ def test_killed_training_resumes_and_ends_where_an_uninterrupted_run_ends(tiny_d
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert not out.exists()
-    saved = torch.load(resume, weights_only=False)
+    saved = torch.load(resume, weights_only=True)
     done = saved["state"]["epoch"]
     assert 1 <= done < 6
     proc = subprocess.run(_train_cmd(tiny_dataset, out, tmp_path / "h.nc", cfg),
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert f"resuming from {resume} at epoch {done}" in proc.stderr
-    a = torch.load(ref_out, weights_only=False)["state_dict"]
-    b = torch.load(out, weights_only=False)["state_dict"]
+    a = torch.load(ref_out, weights_only=True)["state_dict"]
+    b = torch.load(out, weights_only=True)["state_dict"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
@@ -160,3 +160,50 @@ def test_checkpoint_against_other_data_fails_clearly(tiny_dataset, tmp_path):
         load_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "none.pt")
+    # Other data of the same kind: its splits are not the training's.
+    changed = ds.copy(deep=True)
+    changed["inputs"].values[0, 0, 0] += 1e-6
+    with pytest.raises(CheckpointError, match="data hash .* is not the .* the checkpoint was "
+                                              "trained on"):
+        load_checkpoint(out, dataset=changed, source="changed.nc")
+    assert load_checkpoint(out, dataset=changed, allow_other_data=True).cell_type == "L5_pyramidal"
+    # A checkpoint whose training never tuned the spike threshold is an error, not 0.5.
+    blob = torch.load(out, weights_only=True)
+    del blob["spike_threshold"]
+    torch.save(blob, tmp_path / "no_threshold.pt")
+    with pytest.raises(CheckpointError, match="lacks spike_threshold"):
+        load_checkpoint(tmp_path / "no_threshold.pt")
+
+
+class _Payload:
+    """A pickle that runs a shell command when loaded."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("where", ["checkpoint", "resume"])
+def test_a_crafted_file_cannot_run_code(tiny_dataset, tmp_path, where):
+    from hnn_surrogate.surrogate.checkpoint import FORMAT
+
+    marker = tmp_path / "code_ran"
+    if where == "checkpoint":
+        torch.save({"format": FORMAT, "cell_type": _Payload(marker)}, tmp_path / "evil.pt")
+        with pytest.raises(CheckpointError, match="evil.pt: refused, the file holds objects "
+                                                  "other than tensors"):
+            load_checkpoint(tmp_path / "evil.pt")
+    else:
+        # a poisoned resume file beside a training job's output is ignored, not run
+        out = tmp_path / "m.pt"
+        torch.save({"fingerprint": _Payload(marker)}, tmp_path / "m.pt.resume.pt")
+        proc = subprocess.run(_train_cmd(tiny_dataset, out, tmp_path / "h.nc",
+                                         dict(TINY_TRAIN, epochs=1, steps_per_epoch=1)),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        assert "ignoring the resume file" in proc.stderr and "refused" in proc.stderr
+    assert not marker.exists()

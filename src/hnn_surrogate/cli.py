@@ -95,7 +95,7 @@ def _evaluate(args):
     from .surrogate.evaluate import evaluate_surrogate
 
     evaluate_surrogate(args.checkpoint, args.dataset, args.out, split=args.split,
-                       table=args.table)
+                       table=args.table, allow_other_data=args.allow_other_data)
 
 
 def _bench_surrogate(args):
@@ -256,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("dataset")
     p.add_argument("--split", default="test")
+    p.add_argument("--allow-other-data", action="store_true",
+                   help="evaluate on data other than the checkpoint's training data (its "
+                        "splits are then not the training's)")
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_evaluate)

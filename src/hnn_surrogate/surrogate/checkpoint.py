@@ -2,23 +2,33 @@
 
 A checkpoint holds the model config, weights, normalisation statistics, the
 channel names, target names, cell type, time bin, the hash of the data it was
-trained on, the training config and the epoch. ``load_checkpoint`` checks it
-against a dataset when given one: other channels, another cell type or another
-bin width fail with a clear error before any work.
+trained on, the training config, the epoch and the tuned spike threshold, as
+tensors and plain Python types only. ``load_checkpoint`` reads it with
+``torch.load(weights_only=True)``, so a file from elsewhere cannot run code
+while it is read: a pickle that asks for anything but tensors and plain types
+is refused. Given a dataset, it checks the checkpoint against it: other
+channels, another cell type, another bin width, or other data than it was
+trained on (the data hash) fail with a clear error before any work. Data other
+than the training data is accepted only when asked for (``allow_other_data``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pickle
+import zipfile
+
 import numpy as np
 import torch
 
 from ..artifacts import atomic_output
-from .data import Normalization, target_names
+from .data import Normalization, data_hash, target_names
 from .model import Surrogate, SurrogateConfig
 
 FORMAT = "hnn_surrogate.checkpoint/1"
+REQUIRED = ("model_config", "state_dict", "normalization", "cell_type", "channels", "targets",
+            "bin_ms", "data_hash", "spike_threshold")
 
 
 class CheckpointError(ValueError):
@@ -32,19 +42,40 @@ def atomic_save(obj, path) -> Path:
     return Path(path)
 
 
+def safe_load(path, what: str = "checkpoint"):
+    """``torch.load`` of tensors and plain types only: a pickle asking for anything
+    else (a class, a function: code) is refused with CheckpointError, not run."""
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a readable {what} (not a torch.save archive)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        why = next((line.strip() for line in str(err).splitlines()
+                    if "unsupported global" in line.lower()),
+                   None)
+        if why is None:
+            raise CheckpointError(f"{path}: not a readable {what} ({err})") from None
+        raise CheckpointError(f"{path}: refused, the file holds objects other than tensors "
+                              f"and plain types, which could run code when loaded "
+                              f"({why[:200]})") from None
+    except Exception as err:  # zip/format errors of a corrupt file
+        raise CheckpointError(f"{path}: not a readable {what} ({err})") from err
+
+
 def save_checkpoint(path, model: Surrogate, *, norm: Normalization, cell_type, channels,
                     targets, bin_ms, data_hash, train_config: dict, epoch: int,
                     extra: dict | None = None) -> Path:
+    # plain Python types only (no numpy scalars or strings): what weights_only loads
     return atomic_save({
         "format": FORMAT,
         "model_config": model.config.to_dict(),
         "state_dict": model.state_dict(),
         "normalization": norm.to_dict(),
-        "cell_type": cell_type,
-        "channels": list(channels),
-        "targets": list(targets),
+        "cell_type": str(cell_type),
+        "channels": [str(c) for c in channels],
+        "targets": [str(t) for t in targets],
         "bin_ms": float(bin_ms),
-        "data_hash": data_hash,
+        "data_hash": str(data_hash),
         "train_config": train_config,
         "epoch": int(epoch),
         **(extra or {}),
@@ -65,10 +96,15 @@ class LoadedSurrogate:
         self.targets = list(blob["targets"])
         self.bin_ms = float(blob["bin_ms"])
         self.data_hash = blob["data_hash"]
-        self.spike_threshold = float(blob.get("spike_threshold", 0.5))
+        self.spike_threshold = float(blob["spike_threshold"])
+        if not 0.0 < self.spike_threshold < 1.0:
+            raise CheckpointError(f"spike threshold {self.spike_threshold} is not a "
+                                  f"probability in (0, 1)")
 
-    def check_dataset(self, ds, source="dataset") -> None:
-        """Raise CheckpointError if ``ds`` is not data this model can consume."""
+    def check_dataset(self, ds, source="dataset", *, allow_other_data=False) -> None:
+        """Raise CheckpointError if ``ds`` is not data this model can consume, or,
+        unless ``allow_other_data``, not the data it was trained on (so that its
+        held-out split is the one training held out)."""
         if ds.attrs["cell_type"] != self.cell_type:
             raise CheckpointError(f"{source} holds {ds.attrs['cell_type']}, but the checkpoint "
                                   f"is a {self.cell_type} surrogate")
@@ -85,20 +121,33 @@ class LoadedSurrogate:
         if target_names(ds) != self.targets:
             raise CheckpointError(f"{source}: targets {target_names(ds)} != checkpoint's "
                                   f"{self.targets}")
+        if not allow_other_data and data_hash(ds) != self.data_hash:
+            raise CheckpointError(
+                f"{source}: data hash {data_hash(ds)} is not the {self.data_hash} the "
+                f"checkpoint was trained on, so its splits are not the training's (a "
+                f"'test' simulation may have been trained on); pass allow_other_data "
+                f"(--allow-other-data) to evaluate on other data anyway")
 
 
-def load_checkpoint(path, *, dataset=None, source="dataset") -> LoadedSurrogate:
-    """Rebuild a surrogate from ``path``; check it against ``dataset`` if given."""
+def load_checkpoint(path, *, dataset=None, source="dataset",
+                    allow_other_data=False) -> LoadedSurrogate:
+    """Rebuild a surrogate from ``path``; check it against ``dataset`` if given
+    (``allow_other_data``: accept data other than the training data)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # pickle/zip errors of a corrupt file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({err})") from err
+    blob = safe_load(path)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an hnn-surrogate checkpoint ({FORMAT})")
-    loaded = LoadedSurrogate(blob)
+    missing = [k for k in REQUIRED if k not in blob]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}"
+                              + (" (training never tuned its spike threshold)"
+                                 if "spike_threshold" in missing else ""))
+    try:
+        loaded = LoadedSurrogate(blob)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path}: {err}") from None
     if dataset is not None:
-        loaded.check_dataset(dataset, source=source)
+        loaded.check_dataset(dataset, source=source, allow_other_data=allow_other_data)
     return loaded

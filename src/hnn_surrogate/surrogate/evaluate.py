@@ -134,10 +134,21 @@ def fidelity(v_true, v_pred, v_head, v_clip, true_spikes, pred_spikes, bin_ms, d
     return out
 
 
-def evaluate_surrogate(checkpoint, dataset, out, *, split="test", table=None):
-    """Evaluate on one split; write a ``surrogate_metrics`` NetCDF; return the table text."""
+def evaluate_surrogate(checkpoint, dataset, out, *, split="test", table=None,
+                       allow_other_data=False):
+    """Evaluate on one split; write a ``surrogate_metrics`` NetCDF; return the table text.
+
+    The dataset must be the one the checkpoint was trained on (its data hash,
+    which covers the split labels): then the ``test`` simulations are provably
+    ones training never saw. ``allow_other_data`` evaluates on other data; the
+    metrics then say so (attribute ``same_data_as_training`` = 0).
+    """
+    from .data import data_hash
+
     ds = open_cell_dataset(dataset)
-    loaded = load_checkpoint(checkpoint, dataset=ds, source=str(dataset))
+    loaded = load_checkpoint(checkpoint, dataset=ds, source=str(dataset),
+                             allow_other_data=allow_other_data)
+    same = int(data_hash(ds) == loaded.data_hash)
     pos = np.flatnonzero(ds["split"].values == split)
     if pos.size == 0:
         raise ValueError(f"{dataset}: no simulations in split {split!r}")
@@ -161,6 +172,7 @@ def evaluate_surrogate(checkpoint, dataset, out, *, split="test", table=None):
         ) | {"n_sims": idx.size})
     attrs = provenance_attrs()
     attrs.update(cell_type=loaded.cell_type, split=split, data_hash=loaded.data_hash,
+                 same_data_as_training=same,
                  spike_window_ms=SPIKE_WINDOW_MS, cut_ms=f"-{CUT_BEFORE_MS}..+{CUT_AFTER_MS}")
     data = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in METRICS}
     data["n_sims"] = np.array([r["n_sims"] for r in rows], dtype=np.int32)

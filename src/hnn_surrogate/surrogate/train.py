@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from ..artifacts import SURROGATE_HISTORY
 from ..datasets import open_cell_dataset
 from ..provenance import provenance_attrs
-from .checkpoint import atomic_save, save_checkpoint
+from .checkpoint import CheckpointError, atomic_save, safe_load, save_checkpoint
 from .data import Normalization, data_hash, split_tensors, target_names
 from .model import Surrogate, SurrogateConfig
 
@@ -152,8 +152,15 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     state = {"epoch": 0, "best_val": float("inf"), "best_state": None, "stale": 0,
              "history": []}
     fingerprint = {"data_hash": dhash, "model": mconf.to_dict(), "train": asdict(cfg)}
+    saved = {}
     if resume_path.exists():
-        saved = torch.load(resume_path, map_location="cpu", weights_only=False)
+        try:
+            saved = safe_load(resume_path, "resume file")
+        except CheckpointError as err:
+            log.warning("ignoring the resume file: %s", err)
+        if not isinstance(saved, dict):
+            saved = {}
+    if saved:
         if saved.get("fingerprint") == fingerprint:
             model.load_state_dict(saved["model"])
             opt.load_state_dict(saved["optimizer"])
