@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import PYRAMIDAL_TYPES
 from .._check import check_positive
+from ..hnn_compat import cell_section, cell_synapse
 from .channels import cell_template, channels
 
 CELSIUS = 37.0
@@ -161,7 +162,7 @@ def simulate_cell(
         breaks = np.flatnonzero((np.diff(ch_sorted) != 0) | (np.diff(w_sorted) != 0)
                                 | (np.diff(copy) != 0)) + 1
         for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, order.size]):
-            syn = cell._nrn_synapses[chans[ch_sorted[lo]].key]
+            syn = cell_synapse(cell, chans[ch_sorted[lo]].key)
             times = h.Vector(t_sorted[lo:hi])
             stim = h.VecStim()
             stim.play(times)
@@ -170,7 +171,7 @@ def simulate_cell(
             nc.delay = delay
             keepalive.append((times, stim, nc))
 
-    soma_v = h.Vector().record(cell._nrn_sections["soma"](0.5)._ref_v)
+    soma_v = h.Vector().record(cell_section(cell, "soma")(0.5)._ref_v)
     spikes = h.Vector()
     spike_nc = cell.setup_source_netcon(threshold=SPIKE_THRESHOLD)
     spike_nc.record(spikes)

@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from ..cells.simulate import FAM_TO_NAM
-from .simulate import SurrogateNetwork
-from .wiring import build_wiring
+from .run import bin_centres, simulate_surrogate
 
 
 def load_surrogates(source, cell_types=None) -> dict:
-    """Loaded surrogates by cell type from a folder of ``<cell type>.pt`` or a dict.
+    """Loaded surrogates by cell type: the one way checkpoints are loaded for a network.
 
-    A dict may map cell types to checkpoint paths or to ``LoadedSurrogate`` objects.
+    ``source``: a folder of ``<cell type>.pt``; a list of checkpoint paths (each
+    names its cell type); or a dict mapping cell types to checkpoint paths or
+    ``LoadedSurrogate`` objects.
     """
     from ..surrogate.checkpoint import LoadedSurrogate, load_checkpoint
     from .. import CELL_TYPES
@@ -35,6 +36,13 @@ def load_surrogates(source, cell_types=None) -> dict:
     cell_types = list(cell_types or CELL_TYPES)
     if isinstance(source, dict):
         items = source
+    elif isinstance(source, (list, tuple)):
+        items = {}
+        for path in source:
+            s = path if isinstance(path, LoadedSurrogate) else load_checkpoint(path)
+            if s.cell_type in items:
+                raise ValueError(f"two surrogates given for {s.cell_type} ({path})")
+            items[s.cell_type] = s
     else:
         folder = Path(source)
         if not folder.is_dir():
@@ -51,34 +59,22 @@ def load_surrogates(source, cell_types=None) -> dict:
     return out
 
 
-def bin_centres(n_bins: int, bin_ms: float) -> np.ndarray:
-    return (np.arange(n_bins) + 0.5) * bin_ms
-
-
 def to_hnn_dipole(times, l2_nam, l5_nam, net):
     """hnn-core ``Dipole`` from raw layer dipoles (nAm), with hnn-core's own processing.
 
     The raw sums are what NEURON's dipole mechanism gives (fAm once multiplied
-    back); hnn-core's ``_baseline_renormalize`` and ``_convert_fAm_to_nAm`` then
+    back); hnn-core's baseline renormalisation and fAm -> nAm conversion then
     run exactly as in its ``simulate_dipole``.
     """
     from hnn_core.dipole import Dipole
 
+    from ..hnn_compat import renormalize_dipole
+
     l2 = np.asarray(l2_nam, dtype=np.float64) / FAM_TO_NAM
     l5 = np.asarray(l5_nam, dtype=np.float64) / FAM_TO_NAM
     dpl = Dipole(times=np.asarray(times, dtype=np.float64), data=np.stack([l2 + l5, l2, l5], 1))
-    dpl._baseline_renormalize(net._N_pyr_x, net._N_pyr_y)
-    dpl._convert_fAm_to_nAm()
+    renormalize_dipole(dpl, net)
     return dpl
-
-
-def prepare_drives(net, tstop, n_trials=1) -> None:
-    """Draw every drive's events as hnn-core's ``simulate_dipole`` does (same seeds)."""
-    for drive in net.external_drives.values():
-        dynamics = drive.get("dynamics", {})
-        if "tstop" in dynamics and dynamics["tstop"] is None:
-            dynamics["tstop"] = tstop
-    net._instantiate_drives(n_trials=n_trials, tstop=tstop)
 
 
 def simulate_dipole(net, tstop, *, surrogates, n_trials=1, bin_ms=None, record_v=False,
@@ -87,8 +83,9 @@ def simulate_dipole(net, tstop, *, surrogates, n_trials=1, bin_ms=None, record_v
 
     Parameters
     ----------
-    surrogates : str | Path | dict
-        Folder with ``<cell type>.pt`` checkpoints, or cell type -> path / loaded.
+    surrogates : str | Path | list | dict
+        Folder with ``<cell type>.pt`` checkpoints, a list of checkpoint paths,
+        or cell type -> path / loaded.
     bin_ms : float | None
         Time bin; the surrogates' own when None.
 
@@ -101,24 +98,18 @@ def simulate_dipole(net, tstop, *, surrogates, n_trials=1, bin_ms=None, record_v
     from hnn_core.cell_response import CellResponse
 
     loaded = load_surrogates(surrogates, [t for t in net.cell_types])
-    bins = {s.bin_ms for s in loaded.values()}
-    if bin_ms is None:
-        if len(bins) != 1:
-            raise ValueError(f"surrogates disagree on their time bin: {sorted(bins)} ms")
-        bin_ms = bins.pop()
-    prepare_drives(net, tstop, n_trials)
     dpls, spike_times, spike_gids = [], [], []
     for trial in range(n_trials):
-        wiring = build_wiring(net, tstop=tstop, bin_ms=bin_ms, trial_idx=trial)
-        out = SurrogateNetwork(wiring, loaded).run(
-            record_v=record_v, progress_every=200 if verbose else 0)
+        res = simulate_surrogate(net, tstop=tstop, surrogates=loaded, bin_ms=bin_ms,
+                                 trial=trial, record_v=record_v,
+                                 progress_every=200 if verbose else 0)
         if verbose:
             logging.getLogger(__name__).info("trial %d: %.1f s, %d spikes", trial + 1,
-                                             out.wall_s, out.spike_times.size)
-        dpls.append(to_hnn_dipole(bin_centres(out.n_bins, out.bin_ms), *out.layer_dipoles(),
-                                  net))
-        spike_times.append(out.spike_times.tolist())
-        spike_gids.append(out.spike_gids.tolist())
+                                             res.wall_s, res.spike_times.size)
+        dpls.append(to_hnn_dipole(res.times, res.dipole_l2, res.dipole_l5, net))
+        spike_times.append(res.spike_times.tolist())
+        spike_gids.append(res.spike_gids.tolist())
+        bin_ms = res.output.bin_ms
     net.cell_response = CellResponse(cell_type_names=list(net.cell_types),
                                      spike_times=spike_times, spike_gids=spike_gids,
                                      spike_types=[[net.gid_to_type(g) for g in gids]

@@ -25,16 +25,30 @@ from .compare import BANDS, run_metrics
 log = logging.getLogger(__name__)
 
 
-def sweep_drive(spec, *, scenario, rates, pyramidal_weights, basket_weights, seed, out,
-                table=None, checkpoints=None):
+def sweep_drive(spec, *, scenario, rates, pyramidal_weights, basket_weights, seed,
+                transient_ms, out, table=None, checkpoints=None):
     """The grid ``rates`` x ``pyramidal_weights`` x ``basket_weights`` (Hz, uS, uS);
-    in NEURON, or with the surrogates of ``checkpoints`` (paths, one per cell
-    type, or {cell type: ``LoadedSurrogate``})."""
+    in NEURON (``spec`` needs ``dt``), or with the surrogates of ``checkpoints``
+    (what ``api.load_surrogates`` takes; loaded once). Rates and spectra leave out
+    the first ``transient_ms``."""
+    from .api import load_surrogates
+    from .run import simulate_neuron, simulate_surrogate
+    from .runs import run_dataset
     from .spec import build_network, scenario_tstop
 
     tstop = scenario_tstop(spec, scenario)
-    simulate = _neuron_point if checkpoints is None else _surrogate_point(checkpoints)
-    simulator = "neuron" if checkpoints is None else "surrogate"
+    if checkpoints is None:
+        simulator = "neuron"
+
+        def simulate(net):
+            return simulate_neuron(net, tstop=tstop, dt=spec["dt"], bin_ms=spec["bin_ms"])
+    else:
+        simulator = "surrogate"
+        loaded = load_surrogates(checkpoints)
+
+        def simulate(net):
+            return simulate_surrogate(net, tstop=tstop, surrogates=loaded,
+                                      bin_ms=spec["bin_ms"])
     grid = list(itertools.product(rates, pyramidal_weights, basket_weights))
     rows = []
     for i, (rate, wp, wb) in enumerate(grid):
@@ -44,14 +58,16 @@ def sweep_drive(spec, *, scenario, rates, pyramidal_weights, basket_weights, see
         params["weights_ampa"] = {"L2_pyramidal": wp, "L5_pyramidal": wp,
                                   "L2_basket": wb, "L5_basket": wb}
         net = build_network(sp, scenario=scenario, condition="default", seed=seed)
-        ds = simulate(net, sp, scenario, seed, tstop)
-        m = run_metrics(ds, sp["transient_ms"])
+        ds = run_dataset(simulate(net), net, spec=sp, scenario=scenario, condition="default",
+                         seed=seed)
+        m = run_metrics(ds, transient_ms)
         rows.append(m)
         log.info("point %d/%d (%s): rate %g Hz, w_pyr %g, w_basket %g uS -> peak %.1f Hz, "
                  "alpha %.2f (%.1f s)", i + 1, len(grid), simulator, rate, wp, wb,
                  m["peak_freq"], m["bands"]["alpha"], ds.attrs["wall_s"])
         # the points so far, rewritten after each: a killed sweep keeps what it measured
-        result = _sweep_dataset(grid[: len(rows)], rows, scenario, tstop, seed, simulator)
+        result = _sweep_dataset(grid[: len(rows)], rows, scenario, tstop, seed, simulator,
+                                transient_ms)
         DRIVE_SWEEP.write(result, out)
     cell_types = list(rows[0]["rates"])
     lines = [f"Poisson drive sweep ({simulator}, scenario {scenario}, {tstop:.0f} ms, "
@@ -66,53 +82,11 @@ def sweep_drive(spec, *, scenario, rates, pyramidal_weights, basket_weights, see
     return DRIVE_SWEEP.publish(result, out, "\n".join(lines), table)
 
 
-def _neuron_point(net, sp, scenario, seed, tstop):
-    """One grid point in NEURON, here, on one rank: a ``network_run`` Dataset."""
-    from ..cells.inputs import bin_trace
-    from .api import bin_centres
-    from .ground_truth import run_neuron
-    from .runs import run_dataset
-
-    res = run_neuron(net, tstop=tstop, dt=sp["dt"])
-    n_bins = int(round(tstop / sp["bin_ms"]))
-    l2, l5 = (bin_trace(res[f"dipole_{k}"], dt=sp["dt"], n_bins=n_bins, bin_ms=sp["bin_ms"])
-              for k in ("L2", "L5"))
-    return run_dataset(net, spec=sp, simulator="neuron", scenario=scenario,
-                       condition="default", seed=seed, times=bin_centres(n_bins, sp["bin_ms"]),
-                       l2=l2, l5=l5, spike_times=res["spike_times"],
-                       spike_gids=res["spike_gids"], wall_s=res["wall_s"], n_ranks=1)
-
-
-def _surrogate_point(checkpoints):
-    """A function simulating one grid point with the surrogates of ``checkpoints``
-    (paths, or {cell type: ``LoadedSurrogate``}; loaded once): a ``network_run`` Dataset."""
-    from ..surrogate.checkpoint import load_checkpoint
-    from .api import bin_centres, load_surrogates, prepare_drives
-    from .runs import run_dataset
-    from .simulate import SurrogateNetwork
-    from .wiring import build_wiring
-
-    if not isinstance(checkpoints, dict):
-        checkpoints = {s.cell_type: s for s in map(load_checkpoint, checkpoints)}
-    loaded = load_surrogates(checkpoints)
-
-    def simulate(net, sp, scenario, seed, tstop):
-        prepare_drives(net, tstop)
-        res = SurrogateNetwork(build_wiring(net, tstop=tstop, bin_ms=sp["bin_ms"]), loaded).run()
-        l2, l5 = res.layer_dipoles()
-        return run_dataset(net, spec=sp, simulator="surrogate", scenario=scenario,
-                           condition="default", seed=seed,
-                           times=bin_centres(res.n_bins, res.bin_ms), l2=l2, l5=l5,
-                           spike_times=res.spike_times, spike_gids=res.spike_gids,
-                           wall_s=res.wall_s, n_ranks=1)
-
-    return simulate
-
-
-def _sweep_dataset(grid, rows, scenario, tstop, seed, simulator):
+def _sweep_dataset(grid, rows, scenario, tstop, seed, simulator, transient_ms):
     cell_types = list(rows[0]["rates"])
     attrs = provenance_attrs(seed=int(seed))
-    attrs.update(scenario=scenario, tstop_ms=float(tstop), simulator=simulator)
+    attrs.update(scenario=scenario, tstop_ms=float(tstop), simulator=simulator,
+                 transient_ms=float(transient_ms))
     return DRIVE_SWEEP.build(
         {"rate_constant": np.array([g[0] for g in grid], np.float64),
          "weight_pyramidal": np.array([g[1] for g in grid], np.float64),

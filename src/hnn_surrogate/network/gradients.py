@@ -8,8 +8,8 @@ simulated times and surrogate slopes, and measures the relative sensitivity
 of the loss to every connection, |d log loss / d log (A_weight * gain)|, the
 loss being the summed squared aggregate dipole (raw, nAm^2). Where the largest
 sensitivity grows by orders of magnitude with the simulated time, gradient
-descent on that horizon is hopeless. ``SURROGATE_GRADIENT_SLOPE`` was chosen
-from it (README, "The network stage").
+descent on that horizon is hopeless. The config's ``network.surrogate_slope``
+is chosen from it; its row is marked in the table.
 """
 
 from __future__ import annotations
@@ -24,19 +24,17 @@ from ..provenance import config_hash, provenance_attrs
 log = logging.getLogger(__name__)
 
 
-def gradient_horizon(spec, *, scenario, checkpoints, tstops, slopes, seed=0, out, table=None,
-                     threads=1):
+def gradient_horizon(spec, *, scenario, checkpoints, tstops, slopes, seed, out, table=None,
+                     threads=1, configured_slope=None):
     """Write the ``gradient_horizon`` NetCDF (and table) to ``out``.
 
-    ``checkpoints``: checkpoint paths, or {cell type: ``LoadedSurrogate``}.
+    ``checkpoints``: what ``api.load_surrogates`` takes (paths, a folder, a dict).
     """
     import torch
 
-    from ..surrogate.checkpoint import load_checkpoint
-    from .api import load_surrogates, prepare_drives
-    from .simulate import SurrogateNetwork
+    from .api import load_surrogates
+    from .run import surrogate_network
     from .spec import build_network
-    from .wiring import build_wiring
 
     tstops = [float(t) for t in tstops]
     slopes = [float(s) for s in slopes]
@@ -45,14 +43,11 @@ def gradient_horizon(spec, *, scenario, checkpoints, tstops, slopes, seed=0, out
     if not slopes or min(slopes) < 0:
         raise ValueError(f"slopes must be >= 0, got {slopes}")
     torch.set_num_threads(int(threads))
-    if not isinstance(checkpoints, dict):
-        checkpoints = {s.cell_type: s for s in map(load_checkpoint, checkpoints)}
     loaded = load_surrogates(checkpoints)
     sens, loss, spikes, labels = [], [], [], None
     for tstop in tstops:
         net = build_network(spec, scenario=scenario, condition="default", seed=seed)
-        prepare_drives(net, tstop)
-        sim = SurrogateNetwork(build_wiring(net, tstop=tstop, bin_ms=spec["bin_ms"]), loaded)
+        sim = surrogate_network(net, tstop=tstop, surrogates=loaded, bin_ms=spec["bin_ms"])
         labels = [c.label for c in sim.wiring.connections]
         row = []
         for slope in slopes:
@@ -71,6 +66,7 @@ def gradient_horizon(spec, *, scenario, checkpoints, tstops, slopes, seed=0, out
     sens = np.array(sens).transpose(1, 0, 2)                     # (slope, tstop, connection)
     attrs = provenance_attrs(seed=int(seed))
     attrs.update(scenario=scenario, condition="default", config_hash=config_hash(spec),
+                 configured_slope=float(-1 if configured_slope is None else configured_slope),
                  loss="sum over bins of the squared aggregate dipole (raw, nAm^2)")
     ds = GRADIENT_HORIZON.build(
         {"sensitivity": sens, "loss": np.array(loss), "n_spikes": np.array(spikes, np.int64)},
@@ -81,7 +77,8 @@ def gradient_horizon(spec, *, scenario, checkpoints, tstops, slopes, seed=0, out
              "| slope | " + " | ".join(f"{t:.0f} ms" for t in tstops) + " |",
              "|---|" + "---|" * len(tstops)]
     for i, slope in enumerate(slopes):
-        lines.append(f"| {slope:g} | " + " | ".join(
+        mark = " (configured)" if configured_slope is not None and slope == configured_slope else ""
+        lines.append(f"| {slope:g}{mark} | " + " | ".join(
             f"{sens[i, j].max():.3g} ({np.median(sens[i, j]):.3g})"
             for j in range(len(tstops))) + " |")
     return GRADIENT_HORIZON.publish(ds, out, "\n".join(lines), table)

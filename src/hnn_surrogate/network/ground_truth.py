@@ -61,22 +61,16 @@ def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0) -> dict | No
     """
     import numpy as np
 
-    from hnn_core.network_builder import _simulate_single_trial
-
     from .. import DIPOLE_LAYER
     from ..cells.simulate import FAM_TO_NAM
-    from .api import prepare_drives
+    from ..hnn_compat import instantiate_drives, simulate_trial
 
     h, rank, n_ranks = init_neuron_mpi()
-    prepare_drives(net, tstop, trial_idx + 1)
-    net._tstop, net._dt = tstop, dt
-    for key in ("record_vsec", "record_isec", "record_ca"):
-        net._params[key] = False
-    net._verbose = False
+    instantiate_drives(net, tstop, trial_idx + 1)
     pc = h.ParallelContext()
     pc.barrier()
     start = time.perf_counter()
-    data = _simulate_single_trial(net, tstop, dt, trial_idx)
+    data = simulate_trial(net, tstop=tstop, dt=dt, trial_idx=trial_idx)
     pc.barrier()
     wall = time.perf_counter() - start
     if rank != 0:

@@ -67,9 +67,8 @@ def write_received_events(spec: dict, *, scenario: str, condition: str, seed: in
 
     from ..artifacts import NETWORK_RUN, REPLAY_EVENTS
     from ..provenance import provenance_attrs
-    from .api import prepare_drives
+    from .run import network_wiring
     from .spec import build_network, scenario_tstop
-    from .wiring import build_wiring
 
     run = NETWORK_RUN.read(run_path)
     for key, want in (("simulator", "neuron"), ("scenario", scenario),
@@ -80,8 +79,7 @@ def write_received_events(spec: dict, *, scenario: str, condition: str, seed: in
     if not np.isclose(float(run.attrs["tstop_ms"]), tstop):
         raise ValueError(f"{run_path}: tstop {run.attrs['tstop_ms']} ms, the spec says {tstop}")
     net = build_network(spec, scenario=scenario, condition=condition, seed=seed)
-    prepare_drives(net, tstop)
-    wiring = build_wiring(net, tstop=tstop, bin_ms=spec["bin_ms"])
+    wiring = network_wiring(net, tstop=tstop, bin_ms=spec["bin_ms"])
     st, sg = run["spike_time"].values, run["spike_gid"].values
     gids = [g for t in wiring.cell_types for g in wiring.gid_ranges[t]]
     parts = [received_events(wiring, g, st, sg) for g in gids]

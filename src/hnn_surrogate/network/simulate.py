@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .. import DIPOLE_LAYER, PYRAMIDAL_TYPES
+from ..config import schema_default
 from ..surrogate.kernels import apply_kernels
 from .events import NUMPY_DTYPES, EventQueue, RingQueue, ring_depth, step_index
 from .fused import network_groups
@@ -47,17 +48,17 @@ MAX_BINS_PER_STEP = 4
 """Most bins stepped at once (where the shortest synaptic delay allows):
 beyond a few, the LSTM's bin-by-bin recurrence dominates and nothing is gained."""
 
-SURROGATE_GRADIENT_SLOPE = 0.3
-"""Slope of the sigmoid whose derivative stands in for the spike's (per logit unit).
+SURROGATE_GRADIENT_SLOPE = schema_default("network", "surrogate_slope")
+"""Slope of the sigmoid whose derivative stands in for the spike's (per logit unit):
+the config key ``network.surrogate_slope`` (its schema default here).
 
 A spike's gradient reaches the cells it drives, whose spikes carry it on: each
 hop multiplies it by about the slope times the synapse's effect on the
-target's logit. Measured by ``network.gradients.gradient_horizon`` on the
-default 270-cell network with the trained surrogates (rhythm; largest
-|d log loss / d log weight|, loss the summed squared aggregate dipole) over
-100 / 200 / 400 / 1000 ms: slope 1: 20 / 9.6e4 / 1.2e10 / 1.3e21 (exploding);
-0.5: 5.1 / 41 / 2.6e3 / 1.1e4; 0.3: 2.3 / 2.4 / 1.6 / 1.9; 0 (no gradient
-through spikes): 1.7 / 1.9 / 1.2 / 1.2."""
+target's logit, so too steep a slope makes the gradient explode with the
+simulated time. The rule ``gradient_horizon`` measures that for every slope
+of ``network.gradient_check.slopes`` on the benchmark network with the trained
+surrogates (``results/network/gradient_horizon.{nc,md}``); the default is the
+slope chosen from it."""
 
 
 @dataclass

@@ -126,10 +126,10 @@ def build_wiring(net, *, tstop: float, bin_ms: float, trial_idx: int = 0) -> Wir
     """Read cells, connections and drive events of ``net`` (drives must be instantiated).
 
     Drive events are those of ``trial_idx`` in ``net.external_drives[...]["events"]``;
-    call ``net._instantiate_drives(tstop, n_trials)`` first (``simulate_dipole``
-    in this package does).
+    call ``hnn_compat.instantiate_drives(net, tstop, n_trials)`` first
+    (``network.run.network_wiring`` does).
     """
-    from hnn_core.cell import _get_gaussian_connection
+    from ..hnn_compat import gaussian_connection
 
     check_network(net)
     n_bins = int(round(tstop / bin_ms))
@@ -183,8 +183,8 @@ def build_wiring(net, *, tstop: float, bin_ms: float, trial_idx: int = 0) -> Wir
         # hnn-core's own distance rule, on every pair at once (it is elementwise)
         sp = np.asarray(src_pos, dtype=float)[pairs[:, 0] - src0]
         tp = np.asarray(tgt_pos, dtype=float)[pairs[:, 1] - tgt0]
-        g_all, delay_all = _get_gaussian_connection((sp[:, 0], sp[:, 1]), (tp[:, 0], tp[:, 1]),
-                                                    unit, inplane_distance=net._inplane_distance)
+        g_all, delay_all = gaussian_connection((sp[:, 0], sp[:, 1]), (tp[:, 0], tp[:, 1]),
+                                               unit, net)
         g_all = np.broadcast_to(np.asarray(g_all, dtype=float), (len(pairs),))
         delay_all = np.broadcast_to(np.asarray(delay_all, dtype=float), (len(pairs),))
         cells = pairs[:, 1] - tgt0

@@ -1,0 +1,88 @@
+"""Every private part of hnn-core this project uses, in one place.
+
+hnn-core offers no public way to draw a network's drive events without
+simulating it, to apply its dipole post-processing to another simulator's
+dipole, to read its distance rule, or to run one trial of a network in NEURON
+without its backends (whose ``MPIBackend`` kills every ``nrniv`` on the
+machine). The project needs each of these, so it calls hnn-core's private
+functions and attributes: here and nowhere else. A new hnn-core release is
+one file to check: run the test suite, which exercises each of these against
+hnn-core in NEURON (wiring against NEURON's NetCons, replayed cells firing as
+in the network, NEURON networks on 1 and 2 ranks).
+
+Checked against hnn-core ``TESTED_VERSION``; another version logs a warning on
+first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+TESTED_VERSION = "0.6.1"
+
+
+@functools.cache
+def _check_version() -> None:
+    import hnn_core
+
+    if hnn_core.__version__ != TESTED_VERSION:
+        logging.getLogger(__name__).warning(
+            "hnn-core %s: this project's use of hnn-core's private API was checked against "
+            "%s (hnn_surrogate/hnn_compat.py); run the test suite before trusting results",
+            hnn_core.__version__, TESTED_VERSION)
+
+
+def instantiate_drives(net, tstop: float, n_trials: int = 1) -> None:
+    """Draw every drive's events as hnn-core's ``simulate_dipole`` does (same seeds).
+
+    A drive whose ``dynamics`` leave ``tstop`` open ends at the simulation's.
+    """
+    _check_version()
+    for drive in net.external_drives.values():
+        dynamics = drive.get("dynamics", {})
+        if "tstop" in dynamics and dynamics["tstop"] is None:
+            dynamics["tstop"] = tstop
+    net._instantiate_drives(n_trials=n_trials, tstop=tstop)
+
+
+def renormalize_dipole(dpl, net) -> None:
+    """hnn-core's own post-processing of a raw dipole (fAm), in place: its baseline
+    renormalisation for the network's grid, then fAm -> nAm (``simulate_dipole``)."""
+    _check_version()
+    dpl._baseline_renormalize(net._N_pyr_x, net._N_pyr_y)
+    dpl._convert_fAm_to_nAm()
+
+
+def gaussian_connection(src_pos, tgt_pos, nc_dict: dict, net):
+    """hnn-core's distance rule (weight and delay of each pair, ``lamtha`` decay),
+    elementwise over arrays of positions ((x, y) tuples of arrays)."""
+    from hnn_core.cell import _get_gaussian_connection
+
+    _check_version()
+    return _get_gaussian_connection(src_pos, tgt_pos, nc_dict,
+                                    inplane_distance=net._inplane_distance)
+
+
+def simulate_trial(net, *, tstop: float, dt: float, trial_idx: int = 0) -> dict:
+    """One trial of ``net`` in NEURON by hnn-core's ``_simulate_single_trial``
+    (its ``NetworkBuilder``, gids round-robin over the ranks; call on every rank),
+    recording no section voltages or currents. Returns hnn-core's trial dict."""
+    from hnn_core.network_builder import _simulate_single_trial
+
+    _check_version()
+    net._tstop, net._dt = tstop, dt
+    for key in ("record_vsec", "record_isec", "record_ca"):
+        net._params[key] = False
+    net._verbose = False
+    return _simulate_single_trial(net, tstop, dt, trial_idx)
+
+
+def cell_synapse(cell, key: str):
+    """The NEURON synapse (point process) ``key`` of a built hnn-core cell."""
+    return cell._nrn_synapses[key]
+
+
+def cell_section(cell, name: str):
+    """The NEURON section ``name`` of a built hnn-core cell."""
+    return cell._nrn_sections[name]
