@@ -13,6 +13,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/parameters.smk"
 include: "workflow/rules/cells.smk"
 include: "workflow/rules/surrogate.smk"
 include: "workflow/rules/benchmark.smk"
@@ -20,6 +21,6 @@ include: "workflow/rules/network.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -7,10 +7,70 @@ from hnn_surrogate.config import ConfigError, load_config, validate_config
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "tiny.yaml", "paper.yaml"])
-def test_shipped_configs_are_valid(repo, name):
+def test_shipped_configs_are_valid_and_run_every_stage(repo, name):
+    from hnn_surrogate import CELL_TYPES
+
     cfg = load_config(repo / "config" / name)
-    assert set(cfg["cells"]["cell_types"]) <= {"L2_pyramidal", "L5_pyramidal", "L2_basket",
-                                               "L5_basket"}
+    # the network stage needs a surrogate of every HNN cell type
+    assert sorted(cfg["cells"]["cell_types"]) == sorted(CELL_TYPES)
+    assert cfg["cells"]["replay"]["n_sims"] > 0 and cfg["network"]["scenarios"]
+
+
+def test_dataclass_defaults_are_the_schemas():
+    """One source of truth: the schema's defaults are the dataclasses' defaults."""
+    import dataclasses
+
+    from hnn_surrogate.config import schema_default
+    from hnn_surrogate.network.simulate import SURROGATE_GRADIENT_SLOPE
+    from hnn_surrogate.surrogate.model import SurrogateConfig
+    from hnn_surrogate.surrogate.train import TrainConfig
+
+    train = schema_default("train")
+    seen = set()
+    for cls in (TrainConfig, SurrogateConfig):
+        for f in dataclasses.fields(cls):
+            if f.name in train:
+                default = f.default if f.default is not dataclasses.MISSING else None
+                want = tuple(train[f.name]) if isinstance(default, tuple) else train[f.name]
+                assert default == want, f"{cls.__name__}.{f.name}: {default} != schema {want}"
+                seen.add(f.name)
+    assert seen == set(train) - {"per_cell_type"}, set(train) - seen
+    assert SURROGATE_GRADIENT_SLOPE == schema_default("network", "surrogate_slope")
+
+
+def _rule_commands(repo):
+    """(rule, hnn-surrogate subcommand, options its shell passes) of every rule."""
+    import re
+
+    out = []
+    for path in sorted((repo / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=rule |use rule )", path.read_text()):
+            name = re.match(r"(?:use )?rule (\w+)", block)
+            shell = block.split("shell:", 1)
+            if not name or len(shell) < 2:
+                continue
+            cmd = re.search(r"hnn-surrogate ([a-z-]+)", shell[1])
+            if cmd:
+                out.append((name.group(1), cmd.group(1),
+                            set(re.findall(r"(--[a-z][a-z-]*)", shell[1]))))
+    return out
+
+
+def test_every_argument_a_rule_passes_is_required_on_the_command_line(repo):
+    """A default in the CLI would be a second source of truth beside the config's."""
+    from hnn_surrogate.cli import build_parser
+
+    commands = _rule_commands(repo)
+    assert len(commands) >= 12
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    for rule, command, options in commands:
+        actions = {o: a for a in sub[command]._actions for o in a.option_strings}
+        for opt in options:
+            assert opt in actions, f"rule {rule}: {command} has no option {opt}"
+            a = actions[opt]
+            flag = a.nargs == 0                    # store_true: its absence is the default
+            assert a.required or flag or a.default is None, (
+                f"rule {rule} passes {opt} to {command}, which has a default ({a.default!r})")
 
 
 def test_defaults_are_filled_in():
@@ -57,6 +117,8 @@ BAD = [
      r"add_poisson_drive"),
     ({"network": {"scenarios": {"r": {"tstop": 100.0, "drives": [{"type": "tonic"}]}}}},
      r"config key 'network.scenarios.r.drives\[0\].type': 'tonic' is not one of"),
+    ({"network": {"surrogate_slope": 0.4}},
+     r"config key 'network.surrogate_slope': 0.4 is not among network.gradient_check.slopes"),
     ({"network": {"benchmark_scenario": "nope"}},
      r"config key 'network.benchmark_scenario': 'nope' is not one of the scenarios"),
     ({"network": {"gradient_check": {"slopes": [0.3, -1.0]}}},

@@ -1,12 +1,11 @@
 """The default config's regimes do what their names say, for every cell type."""
 
-import json
 import subprocess
 import sys
 
 import pytest
 
-from hnn_surrogate.artifacts import CELL_SIMS
+from hnn_surrogate.artifacts import CELL_SIMS, write_json
 from hnn_surrogate.config import load_config
 
 N_SIMS = 20
@@ -23,9 +22,10 @@ def _fraction_spiking(config, calibration, tmp_path, cell_type, regime):
     subprocess.run(
         ["mpiexec", "-n", "2", sys.executable, "-m", "hnn_surrogate", "simulate-shard",
          "--cell-type", cell_type, "--regime", regime,
-         "--regime-json", json.dumps(cells["regimes"][regime]),
+         "--regime-file", str(write_json(cells["regimes"][regime], tmp_path / f"{regime}.json")),
          "--calibration", str(calibration(cell_type)), "--first", "0", "--count", str(N_SIMS),
          "--tstop", str(cells["tstop"]), "--bin-ms", str(cells["bin_ms"]),
+         "--dt", str(cells["dt"]), "--delay", str(cells["synaptic_delay"]),
          "--seed", str(config["seed"]), "--out", str(out)],
         check=True, capture_output=True, timeout=600,
     )

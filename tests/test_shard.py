@@ -1,13 +1,13 @@
 """Shards: identical whatever the rank count or shard size; written atomically."""
 
-import json
+from pathlib import Path
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from hnn_surrogate.artifacts import CELL_SIMS
+from hnn_surrogate.artifacts import CELL_SIMS, write_json
 from hnn_surrogate.bench.cells import same_arrays
 from hnn_surrogate.cells.calibrate import read_reference
 from hnn_surrogate.cells.shard import simulate_shard
@@ -21,9 +21,11 @@ KW = dict(tstop=60.0, dt=0.025, bin_ms=0.5, delay=0.1, seed=11)
 def _cli_shard(calibration, out, ranks, cell_type, first=0, count=5):
     cmd = ["mpiexec", "-n", str(ranks), sys.executable, "-m", "hnn_surrogate",
            "simulate-shard", "--cell-type", cell_type, "--regime", "suprathreshold",
-           "--regime-json", json.dumps(MIXED), "--calibration", str(calibration),
+           "--regime-file", str(write_json(MIXED, Path(out).with_suffix(".json"))),
+           "--calibration", str(calibration),
            "--first", str(first), "--count", str(count), "--tstop", str(KW["tstop"]),
-           "--bin-ms", "0.5", "--seed", str(KW["seed"]), "--store-fine", "--out", str(out)]
+           "--bin-ms", "0.5", "--dt", str(KW["dt"]),
+           "--delay", str(KW["delay"]), "--seed", str(KW["seed"]), "--store-fine", "--out", str(out)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     return CELL_SIMS.read(out)
 

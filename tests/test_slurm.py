@@ -40,7 +40,7 @@ def test_cells_stage_through_the_slurm_executor(repo, tmp_path, slurm):
            # The PyPI mpich here has no SLURM PMI: launch ranks with its mpiexec
            # inside the allocation (a cluster profile keeps srun).
            "--set-resources", *(f"{rule}:{key}" for rule in
-                                ("simulate_cells", "simulate_replay", "network_neuron")
+                                ("simulate_cells", "simulate_replay", "simulate_network_neuron")
                                 for key in ("mpi=mpiexec", "cpus_per_task=1")),
            "--jobs", "4", target]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)

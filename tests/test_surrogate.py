@@ -1,15 +1,16 @@
 """The surrogate: streaming equals full forward; training resumes; checkpoints are checked."""
 
-import json
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from hnn_surrogate.artifacts import write_json
 from hnn_surrogate.datasets import open_cell_dataset
 from hnn_surrogate.surrogate.checkpoint import CheckpointError, load_checkpoint
 from hnn_surrogate.surrogate.evaluate import match_spikes, predicted_spike_times, subthreshold_mask
@@ -62,8 +63,9 @@ def test_spike_matching_and_masks():
 
 
 def _train_cmd(dataset, out, history, config=TINY_TRAIN):
-    return [sys.executable, "-m", "hnn_surrogate", "train", str(dataset), "--config-json",
-            json.dumps(config), "--seed", "3", "--out", str(out), "--history", str(history)]
+    cfg = write_json(config, Path(out).with_name(Path(out).stem + "_config.json"))
+    return [sys.executable, "-m", "hnn_surrogate", "train", str(dataset), "--config", str(cfg),
+            "--seed", "3", "--out", str(out), "--history", str(history)]
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +106,7 @@ def test_training_end_to_end_and_checkpoint_rebuilds_the_model(tiny_dataset, tmp
     assert not out.with_name(out.name + ".resume.pt").exists()
     # Evaluation runs on it and writes metrics.
     subprocess.run([sys.executable, "-m", "hnn_surrogate", "evaluate", str(out),
-                    str(tiny_dataset), "--out", str(tmp_path / "m.nc")], check=True,
+                    str(tiny_dataset), "--split", "test", "--out", str(tmp_path / "m.nc")], check=True,
                    capture_output=True, timeout=300)
     from hnn_surrogate.artifacts import SURROGATE_METRICS
 

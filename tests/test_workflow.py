@@ -1,9 +1,12 @@
 """The whole pipeline so far, through Snakemake, on the tiny config."""
 
+import copy
+import re
 import subprocess
 
 import numpy as np
 import pytest
+import yaml
 
 from hnn_surrogate.artifacts import (
     CELLS_BENCHMARK, GRADIENT_HORIZON, LEARNING_CURVE, NETWORK_BENCHMARK, NETWORK_COMPARISON,
@@ -56,12 +59,13 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         assert list(cmp["condition"].values) == ["default", "l5_inhibition_up"]
         assert np.isfinite(cmp["rate"].values).all()
         assert (tmp_path / "results" / "network" / scenario / "comparison.png").stat().st_size > 1e4
-        assert "targets met" in (tmp_path / "results" / "network" / scenario / "comparison.md").read_text()
+        _check_comparison_table(cmp, tmp_path / "results" / "network" / scenario / "comparison.md")
         for cond in ("default", "l5_inhibition_up"):
-            neuron = NETWORK_RUN.read(tmp_path / "results" / "network" / scenario / cond / "neuron_0.nc")
-            surr = NETWORK_RUN.read(tmp_path / "results" / "network" / scenario / cond / "surrogate_0.nc")
+            runs = tmp_path / "results" / "network" / scenario / cond
+            neuron = NETWORK_RUN.read(runs / "neuron_0.nc")
+            surr = NETWORK_RUN.read(runs / "surrogate_0.nc")
             assert neuron.attrs["n_ranks"] == 2 and neuron.sizes["spike"] > 0
-            open_loop = NETWORK_RUN.read(tmp_path / "results" / "network" / scenario / cond / "open_loop_0.nc")
+            open_loop = NETWORK_RUN.read(runs / "open_loop_0.nc")
             assert open_loop.attrs["simulator"] == "open_loop"
             np.testing.assert_array_equal(neuron["time"].values, surr["time"].values)
     net_bench = NETWORK_BENCHMARK.read(tmp_path / "results" / "benchmarks" / "network.nc")
@@ -75,5 +79,73 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     assert list(grad["tstop"].values) == [20.0, 50.0] and list(grad["slope"].values) == [0.0, 0.3]
     assert np.isfinite(grad["sensitivity"].values).all()
     # Nothing left to do on a second call.
-    again = subprocess.run(cmd + ["-n"], capture_output=True, text=True, timeout=300)
-    assert "Nothing to be done" in again.stdout + again.stderr
+    assert _dry_run(cmd) == {}
+    # A change reruns exactly the jobs whose output depends on it.
+    tiny = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
+    changes = [
+        # a new seed: its runs in both simulators and the comparisons, nothing else
+        ({"network": {"seeds": [0, 3]}},
+         {"simulate_network_neuron": 4, "simulate_network_surrogate": 4,
+          "simulate_network_open_loop": 4, "compare_network": 2, "all": 1}),
+        # MPI ranks change no output
+        ({"network": {"mpi_ranks": 1}, "cells": {"mpi_ranks": 1}}, {}),
+        # the benchmark's length: its parameter file and the benchmark
+        ({"network": {"benchmark_tstop": 60.0}},
+         {"write_parameters": 1, "benchmark_network": 1, "all": 1}),
+        ({"benchmark": {"network_repeats": 3}}, {"benchmark_network": 1, "all": 1}),
+        # the transient: the comparisons only
+        ({"network": {"transient_ms": 10.0}}, {"compare_network": 2, "all": 1}),
+        # one regime's weights: its parameter file, its shards and all that follows
+        ({"cells": {"regimes": {"network": {"weight": {
+            "scale": "absolute", "excitatory": [0.0001, 0.006], "inhibitory": [0.001, 0.05]}}}}},
+         None),
+    ]
+    for change, want in changes:
+        cfg = _merged(tiny, change)
+        path = tmp_path / "changed.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        jobs = _dry_run(cmd[:-4] + ["--configfile", str(path), "--cores", "2"])
+        if want is None:     # a regime's input: every stage downstream of its shards
+            assert jobs["write_parameters"] == 1 and jobs["simulate_cells"] == 4, jobs
+            assert "simulate_network_neuron" not in jobs and "calibrate_cell" not in jobs, jobs
+        else:
+            assert jobs == want, (change, jobs)
+
+
+def _merged(base, change):
+    out = copy.deepcopy(base)
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _dry_run(cmd):
+    """{rule: jobs} that a dry run of ``cmd`` would run ({} when nothing)."""
+    proc = subprocess.run(cmd + ["-n"], capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    if "Nothing to be done" in out:
+        return {}
+    stats = out.split("Job stats:", 1)[1].splitlines()
+    jobs = {}
+    for line in stats[3:]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def _check_comparison_table(cmp, table_path):
+    """The table's verdicts add up to its closing count, and its first row is the NetCDF's."""
+    text = table_path.read_text()
+    met = re.search(r"(\d+) of (\d+) targets met", text)
+    assert met, text
+    yes, no = text.count("| yes |"), text.count("| NO |")
+    assert (int(met.group(1)), int(met.group(2))) == (yes, yes + no) and yes + no == 18
+    neuron_rate = float(cmp["rate"].sel(condition="default", simulator="neuron",
+                                        cell_type="L2_basket").mean())
+    assert f"| default | rate L2_basket (Hz) | {neuron_rate:.2f} |" in text

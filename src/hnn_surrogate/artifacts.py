@@ -10,6 +10,8 @@ schema version, or that does not match the schema, naming file and variable.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +45,24 @@ class ArtifactError(ValueError):
     """A file is missing, unreadable, or does not match its artifact schema."""
 
 
+def write_json(obj, path) -> Path:
+    """A job's parameters as a JSON file (sorted keys), written atomically."""
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(obj, sort_keys=True, indent=1) + "\n")
+    return Path(path)
+
+
+def read_json(path, what: str = "parameters"):
+    """A JSON parameter file (``write_json``); a clear error naming it if unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: no such {what} file")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ArtifactError(f"{path}: not a JSON {what} file ({err})") from None
+
+
 @dataclass(frozen=True)
 class Var:
     """One variable (or coordinate) of an artifact."""
@@ -52,6 +72,7 @@ class Var:
     units: str
     description: str
     optional: bool = False
+    timing: bool = False  # a wall time or a rate derived from one: differs run to run
 
 
 def _dtype_ok(actual: np.dtype, expected: str) -> bool:
@@ -144,10 +165,33 @@ class Schema:
                 enc[name]["chunksizes"] = tuple(chunks)
         return enc
 
+    def timing(self, name: str) -> bool:
+        """Whether variable ``name`` is a wall time (or derived from one)."""
+        var = self.variables.get(name)
+        return bool(var and var.timing)
+
+    def content_hash(self, ds: xr.Dataset) -> str:
+        """SHA-256 (16 hex digits) of every variable but the timings: names, dims,
+        dtypes and values. Equal hashes mean equal results, whatever the machine."""
+        h = hashlib.sha256()
+        for name in sorted(map(str, ds.variables)):
+            if self.timing(name):
+                continue
+            da = ds[name]
+            values = da.values
+            h.update(f"{name}{da.dims}{values.dtype}{values.shape}".encode())
+            if values.dtype.kind in "OUS":
+                h.update("\x1f".join(map(str, values.ravel())).encode())
+            else:
+                h.update(np.ascontiguousarray(values).tobytes())
+        return h.hexdigest()[:16]
+
     def write(self, ds: xr.Dataset, path) -> Path:
-        """Validate ``ds`` and write it to ``path`` atomically; return the path."""
+        """Validate ``ds`` and write it to ``path`` atomically, with its content hash
+        (``content_hash`` attribute); return the path."""
         path = Path(path)
         self.validate(ds, source=f"{self.name} to be written to {path}")
+        ds.attrs["content_hash"] = self.content_hash(ds)
         with atomic_output(path) as tmp:
             ds.to_netcdf(tmp, engine="netcdf4", encoding=self._encoding(ds))
         return path
@@ -240,11 +284,11 @@ CELLS_BENCHMARK = Schema(
     variables={
         "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
         "ranks": Var(("ranks",), "int32", "1", "MPI ranks"),
-        "wall_s": Var(("cell_type", "ranks"), "float64", "s", "wall time of the shard"),
+        "wall_s": Var(("cell_type", "ranks"), "float64", "s", "wall time of the shard", timing=True),
         "ms_per_s_per_core": Var(("cell_type", "ranks"), "float64", "ms/s",
-                                 "simulated ms per wall second per core"),
-        "speedup": Var(("cell_type",), "float64", "1", "wall(1 rank) / wall(2 ranks)"),
-        "efficiency": Var(("cell_type",), "float64", "1", "speedup / 2"),
+                                 "simulated ms per wall second per core", timing=True),
+        "speedup": Var(("cell_type",), "float64", "1", "wall(1 rank) / wall(2 ranks)", timing=True),
+        "efficiency": Var(("cell_type",), "float64", "1", "speedup / 2", timing=True),
         "identical": Var(("cell_type",), "int8", "1",
                          "1 if the 1-rank and 2-rank shards hold identical arrays"),
     },
@@ -260,7 +304,7 @@ SURROGATE_HISTORY = Schema(
         "val_loss": Var(("epoch",), "float64", "1", "validation loss, whole simulations"),
         "val_mse": Var(("epoch",), "float64", "1", "validation MSE of voltage (and dipole), normalised"),
         "val_spike_bce": Var(("epoch",), "float64", "1", "validation spike-head cross-entropy"),
-        "wall_s": Var(("epoch",), "float64", "s", "wall time of the epoch"),
+        "wall_s": Var(("epoch",), "float64", "s", "wall time of the epoch", timing=True),
     },
 )
 
@@ -297,11 +341,11 @@ SURROGATE_BENCHMARK = Schema(
         "dtype": Var(("dtype",), "str", "1", "surrogate arithmetic: float32 or bfloat16"),
         "batch": Var(("batch",), "int32", "1", "cells stepped together"),
         "neuron_ms_per_s": Var(("cell_type",), "float64", "ms/s",
-                               "NEURON: simulated cell-ms per wall second, one core"),
+                               "NEURON: simulated cell-ms per wall second, one core", timing=True),
         "surrogate_ms_per_s": Var(("cell_type", "dtype", "batch"), "float64", "ms/s",
-                                  "surrogate streaming step: simulated cell-ms per wall second"),
+                                  "surrogate streaming step: simulated cell-ms per wall second", timing=True),
         "speedup": Var(("cell_type", "dtype", "batch"), "float64", "1",
-                       "surrogate / NEURON throughput"),
+                       "surrogate / NEURON throughput", timing=True),
         "bf16_v_rms_diff": Var(("cell_type",), "float64", "mV",
                                "bfloat16 vs float32 voltage head, RMS over held-out sims"),
         "bf16_spike_agreement": Var(("cell_type",), "float64", "1",
@@ -415,11 +459,13 @@ NETWORK_BENCHMARK = Schema(
     variables={
         "run": Var(("run",), "str", "1", "neuron_1rank, neuron_2ranks, surrogate"),
         "wall_s": Var(("run",), "float64", "s",
-                      "build + simulate, wall time (surrogate: median of its repeats)"),
+                      "build + simulate, wall time (surrogate: median of its repeats)",
+                      timing=True),
         "surrogate_wall_s": Var(("repeat",), "float64", "s",
-                                "every surrogate run in the order run (half before NEURON's)"),
+                                "every surrogate run in the order run (half before NEURON's)",
+                                timing=True),
         "cores": Var(("run",), "int32", "1", "cores used"),
-        "speedup": Var(("run",), "float64", "1", "wall(neuron_1rank) / wall(run)"),
+        "speedup": Var(("run",), "float64", "1", "wall(neuron_1rank) / wall(run)", timing=True),
         "n_spikes": Var(("run",), "int64", "1", "spikes in the run"),
     },
 )

@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
+
+from .artifacts import read_json
 
 
 def _positive_int(text):
@@ -41,15 +42,15 @@ def _simulate_shard(args):
     from .cells.calibrate import read_reference
     from .cells.shard import simulate_shard
 
-    if (args.replay_events is None) == (args.regime_json is None):
-        raise SystemExit("simulate-shard: give either --regime-json and --calibration (random "
+    if (args.replay_events is None) == (args.regime_file is None):
+        raise SystemExit("simulate-shard: give either --regime-file and --calibration (random "
                          "input) or --replay-events (replayed network input)")
     if args.replay_events is not None:
         source = dict(replay=args.replay_events)
     else:
         if args.calibration is None:
-            raise SystemExit("simulate-shard: --regime-json needs --calibration")
-        source = dict(regime=json.loads(args.regime_json),
+            raise SystemExit("simulate-shard: --regime-file needs --calibration")
+        source = dict(regime=read_json(args.regime_file, "regime"),
                       reference=read_reference(args.calibration, args.cell_type))
     simulate_shard(cell_type=args.cell_type, regime_name=args.regime, **source,
                    first=args.first, count=args.count, tstop=args.tstop, dt=args.dt,
@@ -68,7 +69,7 @@ def _bench_cells(args):
     from .bench.cells import run_cells_benchmark
 
     run_cells_benchmark(cell_types=args.cell_types, calibrations=args.calibrations,
-                        regime_name=args.regime, regime=json.loads(args.regime_json),
+                        regime_name=args.regime, regime=read_json(args.regime_file, "regime"),
                         n_sims=args.n_sims, tstop=args.tstop, dt=args.dt,
                         bin_ms=args.bin_ms, delay=args.delay, seed=args.seed,
                         mpiexec=args.mpiexec, out=args.out, table=args.table)
@@ -83,7 +84,7 @@ def _plot_cells(args):
 def _train(args):
     from .surrogate.train import TrainConfig, train_surrogate
 
-    cfg = json.loads(args.config_json)
+    cfg = read_json(args.config, "training config")
     model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden")
     model_kwargs = {k: (tuple(cfg[k]) if k == "dilations" else cfg[k]) for k in model_keys}
     train_cfg = TrainConfig(seed=args.seed, **{k: v for k, v in cfg.items() if k not in model_keys})
@@ -125,10 +126,7 @@ def _learning_curve(args):
 
 
 def _network_spec(args) -> dict:
-    from pathlib import Path
-
-    text = args.spec if args.spec.lstrip().startswith("{") else Path(args.spec).read_text()
-    return json.loads(text)
+    return read_json(args.spec, "network spec")
 
 
 def _network_neuron(args):
@@ -177,14 +175,15 @@ def _bench_network(args):
 
     run_network_benchmark(_network_spec(args), scenario=args.scenario,
                           checkpoints=args.checkpoints, out=args.out, table=args.table,
-                          mpiexec=args.mpiexec, repeats=args.repeats)
+                          mpiexec=args.mpiexec, repeats=args.repeats, seed=args.seed)
 
 
 def _gradient_horizon(args):
     from .network.gradients import gradient_horizon
 
     gradient_horizon(_network_spec(args), scenario=args.scenario, checkpoints=args.checkpoints,
-                     tstops=args.tstops, slopes=args.slopes, seed=args.seed, out=args.out,
+                     tstops=args.tstops, slopes=args.slopes, seed=args.seed,
+                     configured_slope=args.configured_slope, out=args.out,
                      table=args.table, threads=args.threads)
 
 
@@ -193,18 +192,36 @@ def _sweep_drive(args):
 
     sweep_drive(_network_spec(args), scenario=args.scenario, rates=args.rates,
                 pyramidal_weights=args.pyramidal_weights, basket_weights=args.basket_weights,
-                seed=args.seed, out=args.out, table=args.table, checkpoints=args.checkpoints)
+                seed=args.seed, transient_ms=args.transient_ms, out=args.out, table=args.table,
+                checkpoints=args.checkpoints)
+
+
+def _compare_results(args):
+    from .compare_results import BAD, compare_results, format_report
+
+    rows = compare_results(args.a, args.b, rtol=args.rtol)
+    text = format_report(rows, args.a, args.b, args.rtol)
+    print(text)
+    if args.out:
+        from .artifacts import atomic_output
+
+        with atomic_output(args.out) as tmp:
+            tmp.write_text(text + "\n")
+    if any(r.verdict in BAD for r in rows):
+        raise SystemExit(1)
 
 
 def _add_network_args(p):
     p.add_argument("--spec", required=True,
-                   help="the 'network' config section plus bin_ms: JSON text or a JSON file")
+                   help="JSON file: the network run's spec (model, mesh_shape, postproc, bin_ms, "
+                        "scenarios, conditions; dt for NEURON), as the pipeline writes it to "
+                        "results/parameters/network/")
     p.add_argument("--scenario", required=True)
 
 
 def _add_sim_args(p):
-    p.add_argument("--dt", type=float, default=0.025, help="NEURON step (ms)")
-    p.add_argument("--delay", type=float, default=0.1, help="synaptic delay (ms)")
+    p.add_argument("--dt", type=float, required=True, help="NEURON step (ms)")
+    p.add_argument("--delay", type=float, required=True, help="synaptic delay (ms)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,14 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="per-channel threshold weights of one cell type")
     p.add_argument("--cell-type", required=True)
     _add_sim_args(p)
-    p.add_argument("--iterations", type=int, default=12)
+    p.add_argument("--iterations", type=_positive_int, required=True,
+                   help="bisection steps per channel")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("simulate-shard", help="one shard of single-cell simulations (MPI)")
     p.add_argument("--cell-type", required=True)
     p.add_argument("--regime", required=True, help="regime name (seeds the input)")
-    p.add_argument("--regime-json", help="the regime's config section, JSON (random input)")
+    p.add_argument("--regime-file", help="JSON file: the regime's config section (random input)")
     p.add_argument("--calibration", help="cell_calibration NetCDF (random input)")
     p.add_argument("--replay-events", nargs="+",
                    help="replay_events NetCDF files: replay network input instead")
@@ -239,14 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("shards", nargs="+")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--train", type=float, default=0.8)
-    p.add_argument("--val", type=float, default=0.1)
-    p.add_argument("--test", type=float, default=0.1)
+    p.add_argument("--train", type=float, required=True, help="fraction of simulations")
+    p.add_argument("--val", type=float, required=True, help="fraction of simulations")
+    p.add_argument("--test", type=float, required=True, help="fraction of simulations")
     p.set_defaults(func=_merge_cells)
 
     p = sub.add_parser("train", help="train the surrogate of one cell type")
     p.add_argument("dataset", help="merged cell_sims dataset")
-    p.add_argument("--config-json", required=True, help="the 'train' config section, JSON")
+    p.add_argument("--config", required=True,
+                   help="JSON file: the 'train' config section as this cell type sees it")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True, help="checkpoint (.pt)")
     p.add_argument("--history", help="training history (NetCDF)")
@@ -255,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="held-out free-running fidelity of a surrogate")
     p.add_argument("checkpoint")
     p.add_argument("dataset")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", required=True, choices=["train", "val", "test"])
     p.add_argument("--allow-other-data", action="store_true",
                    help="evaluate on data other than the checkpoint's training data (its "
                         "splits are then not the training's)")
@@ -266,8 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench-surrogate", help="surrogate vs NEURON single-cell throughput")
     p.add_argument("--checkpoints", nargs="+", required=True)
     p.add_argument("--datasets", nargs="+", required=True)
-    p.add_argument("--batches", nargs="+", type=int, default=[1, 64, 4096])
-    p.add_argument("--n-bins", type=int, default=200)
+    p.add_argument("--batches", nargs="+", type=_positive_int, required=True)
+    p.add_argument("--n-bins", type=_positive_int, required=True)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True)
     p.add_argument("--table")
@@ -298,12 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell-types", nargs="+", required=True)
     p.add_argument("--calibrations", nargs="+", required=True)
     p.add_argument("--regime", required=True)
-    p.add_argument("--regime-json", required=True)
+    p.add_argument("--regime-file", required=True, help="JSON file: the regime's config section")
     p.add_argument("--n-sims", type=int, required=True)
     p.add_argument("--tstop", type=float, required=True)
     p.add_argument("--bin-ms", type=float, required=True)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--mpiexec", default="mpiexec", help="MPI launcher (mpiexec, srun)")
+    p.add_argument("--mpiexec", required=True, help="MPI launcher (mpiexec, srun)")
     _add_sim_args(p)
     p.add_argument("--out", required=True)
     p.add_argument("--table", help="also write the printed table here (markdown)")
@@ -330,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--condition", required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--checkpoints", nargs="+", required=True)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=_positive_int, required=True)
     p.add_argument("--replay", help="open loop: deliver this NEURON network_run's spikes")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_network_surrogate)
@@ -353,7 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--basket-weights", nargs="+", type=float, required=True)
     p.add_argument("--checkpoints", nargs="+",
                    help="simulate with these surrogates (one per cell type) instead of NEURON")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, required=True, help="drive seed")
+    p.add_argument("--transient-ms", type=float, required=True,
+                   help="start-up time left out of rates and spectra (ms)")
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_sweep_drive)
@@ -364,8 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", nargs="+", required=True)
     p.add_argument("--tstops", nargs="+", type=float, required=True, help="ms")
     p.add_argument("--slopes", nargs="+", type=float, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--configured-slope", type=float, required=True,
+                   help="the slope the config uses (network.surrogate_slope), marked")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--threads", type=_positive_int, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_gradient_horizon)
@@ -373,12 +396,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench-network", help="network: surrogate vs hnn-core in NEURON")
     _add_network_args(p)
     p.add_argument("--checkpoints", nargs="+", required=True)
-    p.add_argument("--mpiexec", default="mpiexec")
-    p.add_argument("--repeats", type=_positive_int, default=5,
+    p.add_argument("--mpiexec", required=True, help="MPI launcher (mpiexec, srun)")
+    p.add_argument("--seed", type=int, required=True, help="drive seed")
+    p.add_argument("--repeats", type=_positive_int, required=True,
                    help="surrogate runs, half before and half after NEURON's; the median counts")
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_bench_network)
+
+    p = sub.add_parser("compare-results",
+                       help="two result folders, stage by stage: equal, or where they differ "
+                            "(exit status 1 if they differ)")
+    p.add_argument("a", help="a results/ folder")
+    p.add_argument("b", help="another results/ folder")
+    p.add_argument("--rtol", type=float, default=0.0,
+                   help="relative difference still counted as close (default 0: bit for bit)")
+    p.add_argument("--out", help="also write the report here (markdown)")
+    p.set_defaults(func=_compare_results)
     return parser
 
 

@@ -10,6 +10,7 @@ minimum of 1``.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from importlib import resources
 from pathlib import Path
@@ -28,6 +29,26 @@ def load_schema() -> dict:
     """The configuration JSON schema, as a dict."""
     text = resources.files(__package__).joinpath(SCHEMA_FILE).read_text()
     return yaml.safe_load(text)
+
+
+@functools.cache
+def _all_defaults() -> dict:
+    schema = load_schema()
+    full: dict = {}
+    _fill_defaults(full, schema, schema)
+    return full
+
+
+def schema_default(*keys: str):
+    """The schema's default of a config key, e.g. ``schema_default("train", "lr")``.
+
+    The schema is the one source of the defaults: dataclasses and functions
+    that have a default for a config key take it from here.
+    """
+    value = _all_defaults()
+    for k in keys:
+        value = value[k]
+    return copy.deepcopy(value)
 
 
 def _key(path) -> str:
@@ -199,6 +220,11 @@ def _network_errors(net: dict, cells: dict, check_multiple) -> list[str]:
     if "default" not in net["conditions"]:
         messages.append("config key 'network.conditions': needs a 'default' condition (the "
                         "baseline of the comparison and of the benchmark)")
+    if net["surrogate_slope"] not in net["gradient_check"]["slopes"]:
+        messages.append(f"config key 'network.surrogate_slope': {net['surrogate_slope']} is "
+                        f"not among network.gradient_check.slopes "
+                        f"({', '.join(map(str, net['gradient_check']['slopes']))}), so the "
+                        f"pipeline never measures the gradient it gives")
     known = set(cells["cell_types"])
     for cond, changes in net["conditions"].items():
         for i, ch in enumerate(changes):

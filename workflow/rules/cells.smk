@@ -8,16 +8,16 @@ rule calibrate_cell:
         "logs/calibrate_cell/{cell_type}.log",
     benchmark:
         "benchmarks/calibrate_cell/{cell_type}.tsv"
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: 1
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=30,
     params:
         dt=CELLS["dt"],
         delay=CELLS["synaptic_delay"],
         iterations=CELLS["calibration_iterations"],
-    resources:
-        mem_mb=RES["mem_mb"],
-        runtime=30,
-    threads: 1
-    conda:
-        "../../envs/hnn-surrogate.yaml"
     shell:
         "hnn-surrogate calibrate --cell-type {wildcards.cell_type}"
         " --dt {params.dt} --delay {params.delay} --iterations {params.iterations}"
@@ -27,16 +27,27 @@ rule calibrate_cell:
 rule simulate_cells:
     input:
         calibration="results/cells/calibration/{cell_type}.nc",
+        regime=parameter_file("regime", "{regime}"),
     output:
         "results/cells/shards/{cell_type}/{regime}/{shard}.nc",
-    wildcard_constraints:
-        regime="|".join(CELLS["regimes"]),
     log:
         "logs/simulate_cells/{cell_type}/{regime}/{shard}.log",
     benchmark:
         "benchmarks/simulate_cells/{cell_type}/{regime}/{shard}.tsv"
+    wildcard_constraints:
+        regime="|".join(CELLS["regimes"]),
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: CELLS["mpi_ranks"]
+    resources:
+        mpi="mpiexec",
+        tasks=CELLS["mpi_ranks"],
+        mem_mb=RES["mem_mb"],
+        runtime=RES["runtime_cells"],
     params:
-        regime_json=lambda wc: json.dumps(CELLS["regimes"][wc.regime]),
+        source=lambda wc, input: (
+            f"--regime-file {input.regime} --calibration {input.calibration}"
+        ),
         first=lambda wc: shard_range(wc)[0],
         n_sims=lambda wc: shard_range(wc)[1],
         tstop=CELLS["tstop"],
@@ -45,54 +56,27 @@ rule simulate_cells:
         delay=CELLS["synaptic_delay"],
         seed=config["seed"],
         fine="--store-fine" if CELLS["store_fine"] else "",
-    resources:
-        mpi="mpiexec",
-        tasks=CELLS["mpi_ranks"],
-        mem_mb=RES["mem_mb"],
-        runtime=RES["runtime_cells"],
-    threads: CELLS["mpi_ranks"]
-    conda:
-        "../../envs/hnn-surrogate.yaml"
     shell:
         "{resources.mpi} -n {resources.tasks} hnn-surrogate simulate-shard"
-        " --cell-type {wildcards.cell_type} --regime {wildcards.regime}"
-        " --regime-json '{params.regime_json}' --calibration {input.calibration}"
+        " --cell-type {wildcards.cell_type} --regime {wildcards.regime} {params.source}"
         " --first {params.first} --count {params.n_sims} --tstop {params.tstop}"
         " --dt {params.dt} --bin-ms {params.bin_ms} --delay {params.delay}"
         " --seed {params.seed} {params.fine} --out {output} > {log} 2>&1"
 
 
-rule replay_events:
-    input:
-        "results/network/{scenario}/{condition}/neuron_{seed}.nc",
-    output:
-        "results/cells/replay/{scenario}/{condition}/events_{seed}.nc",
-    log:
-        "logs/replay_events/{scenario}_{condition}_{seed}.log",
-    params:
-        spec=lambda wc: network_spec_json(wc.scenario, wc.condition),
-    resources:
-        mem_mb=RES["mem_mb"],
-        runtime=30,
-    threads: 1
-    conda:
-        "../../envs/hnn-surrogate.yaml"
-    shell:
-        "hnn-surrogate replay-events --spec '{params.spec}' --scenario {wildcards.scenario}"
-        " --condition {wildcards.condition} --seed {wildcards.seed} --run {input}"
-        " --out {output} > {log} 2>&1"
-
-
-rule simulate_replay:
+use rule simulate_cells as simulate_replay with:
     input:
         replay_event_files(),
     output:
-        "results/cells/shards/{cell_type}/replay/{shard}.nc",
+        "results/cells/shards/{cell_type}/{regime}/{shard}.nc",
+    wildcard_constraints:
+        regime="replay",
     log:
-        "logs/simulate_cells/{cell_type}/replay/{shard}.log",
+        "logs/simulate_replay/{cell_type}/{regime}/{shard}.log",
     benchmark:
-        "benchmarks/simulate_cells/{cell_type}/replay/{shard}.tsv"
+        "benchmarks/simulate_replay/{cell_type}/{regime}/{shard}.tsv"
     params:
+        source=lambda wc, input: "--replay-events " + " ".join(input),
         first=lambda wc: shard_range(wc, "replay")[0],
         n_sims=lambda wc: shard_range(wc, "replay")[1],
         tstop=CELLS["tstop"],
@@ -101,20 +85,28 @@ rule simulate_replay:
         delay=CELLS["synaptic_delay"],
         seed=config["seed"],
         fine="--store-fine" if CELLS["store_fine"] else "",
-    resources:
-        mpi="mpiexec",
-        tasks=CELLS["mpi_ranks"],
-        mem_mb=RES["mem_mb"],
-        runtime=RES["runtime_cells"],
-    threads: CELLS["mpi_ranks"]
+
+
+rule list_replay_events:
+    input:
+        spec=parameter_file("network", "{scenario}", "{condition}", "surrogate"),
+        run="results/network/{scenario}/{condition}/neuron_{seed}.nc",
+    output:
+        "results/cells/replay/{scenario}/{condition}/events_{seed}.nc",
+    log:
+        "logs/list_replay_events/{scenario}_{condition}_{seed}.log",
+    benchmark:
+        "benchmarks/list_replay_events/{scenario}_{condition}_{seed}.tsv"
     conda:
         "../../envs/hnn-surrogate.yaml"
+    threads: 1
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=30,
     shell:
-        "{resources.mpi} -n {resources.tasks} hnn-surrogate simulate-shard"
-        " --cell-type {wildcards.cell_type} --regime replay --replay-events {input}"
-        " --first {params.first} --count {params.n_sims} --tstop {params.tstop}"
-        " --dt {params.dt} --bin-ms {params.bin_ms} --delay {params.delay}"
-        " --seed {params.seed} {params.fine} --out {output} > {log} 2>&1"
+        "hnn-surrogate replay-events --spec {input.spec} --scenario {wildcards.scenario}"
+        " --condition {wildcards.condition} --seed {wildcards.seed} --run {input.run}"
+        " --out {output} > {log} 2>&1"
 
 
 rule merge_cells:
@@ -126,17 +118,17 @@ rule merge_cells:
         "logs/merge_cells/{cell_type}.log",
     benchmark:
         "benchmarks/merge_cells/{cell_type}.tsv"
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: 1
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=30,
     params:
         seed=config["seed"],
         train=CELLS["split"]["train"],
         val=CELLS["split"]["val"],
         test=CELLS["split"]["test"],
-    resources:
-        mem_mb=RES["mem_mb"],
-        runtime=30,
-    threads: 1
-    conda:
-        "../../envs/hnn-surrogate.yaml"
     shell:
         "hnn-surrogate merge-cells {input} --out {output} --seed {params.seed}"
         " --train {params.train} --val {params.val} --test {params.test} > {log} 2>&1"
@@ -146,14 +138,20 @@ rule plot_cells:
     input:
         "results/cells/{cell_type}.nc",
     output:
-        report("results/cells/figures/{cell_type}.png", category="cells"),
+        report(
+            "results/cells/figures/{cell_type}.png",
+            category="cells",
+            caption="../report/plot_cells.rst",
+        ),
     log:
         "logs/plot_cells/{cell_type}.log",
+    benchmark:
+        "benchmarks/plot_cells/{cell_type}.tsv"
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: 1
     resources:
         mem_mb=RES["mem_mb"],
         runtime=10,
-    threads: 1
-    conda:
-        "../../envs/hnn-surrogate.yaml"
     shell:
         "hnn-surrogate plot-cells {input} --out {output} > {log} 2>&1"

@@ -1,6 +1,5 @@
 # The only place with Python logic: config validation, wildcard constraints,
 # input functions and the list of final targets.
-import json
 import math
 
 from snakemake.exceptions import WorkflowError
@@ -79,7 +78,10 @@ LC = config["evaluate"]["learning_curve"]
 def learning_curve_metrics(wildcards):
     """Metrics of the subset models, then of the full model."""
     return [
-        *(f"results/learning_curve/{wildcards.cell_type}/{f}.nc" for f in LC["fractions"]),
+        *(
+            f"results/learning_curve/{wildcards.cell_type}/{f}.nc"
+            for f in LC["fractions"]
+        ),
         f"results/evaluate/{wildcards.cell_type}.nc",
     ]
 
@@ -89,19 +91,65 @@ NETWORK_ON = set(CELLS["cell_types"]) == set(CELL_TYPES)
 """The network stage needs a surrogate of every HNN cell type."""
 
 
-def network_spec_json(scenario, condition=None, benchmark=False):
-    """What one network job reads, as JSON for the command line: the network section
-    with only its scenario (and condition), plus the surrogates' bin. Editing another
-    scenario or condition leaves this job's parameters, and so its output, alone."""
-    spec = json.loads(json.dumps(NET))
-    spec.pop("gradient_check")      # read by one rule, from the config; no run depends on it
-    spec["scenarios"] = {scenario: spec["scenarios"][scenario]}
-    if condition is not None:
-        spec["conditions"] = {condition: spec["conditions"][condition]}
-    spec["bin_ms"] = CELLS["bin_ms"]
-    if benchmark:
-        spec["scenarios"][scenario]["tstop"] = NET["benchmark_tstop"]
-    return json.dumps(spec, separators=(",", ":"))
+def network_spec(scenario, condition, simulator, tstop=None):
+    """What one network run's output depends on, and nothing more: the network model
+    and grid, the dipole's post-processing, the surrogates' bin, one scenario's drives
+    and duration (``tstop`` replaces it), one condition, and for NEURON its step.
+    Seeds, MPI ranks, transients and benchmark settings are not in it: changing them
+    reruns no existing run."""
+    scenario_spec = {
+        k: v for k, v in NET["scenarios"][scenario].items() if k != "transient_ms"
+    }
+    if tstop is not None:
+        scenario_spec["tstop"] = tstop
+    spec = {
+        "model": NET["model"],
+        "mesh_shape": NET["mesh_shape"],
+        "postproc": NET["postproc"],
+        "bin_ms": CELLS["bin_ms"],
+        "scenarios": {scenario: scenario_spec},
+        "conditions": {condition: NET["conditions"][condition]},
+    }
+    if simulator == "neuron":
+        spec["dt"] = NET["dt"]
+    return spec
+
+
+def benchmark_spec():
+    """The network benchmark's run (benchmark scenario, default condition, its length)."""
+    return network_spec(
+        NET["benchmark_scenario"], "default", "neuron", tstop=NET["benchmark_tstop"]
+    )
+
+
+PARAMETERS = {
+    "network": lambda scenario, condition, simulator: network_spec(
+        scenario, condition, simulator
+    ),
+    "benchmark": lambda name: {"network": benchmark_spec}[name](),
+    # a simulation's input does not depend on how many the regime has
+    "regime": lambda regime: {
+        k: v for k, v in CELLS["regimes"][regime].items() if k != "n_sims"
+    },
+    "train": lambda cell_type: train_config(config, cell_type),
+    "train_subset": lambda cell_type, fraction: {
+        **train_config(config, cell_type),
+        "train_fraction": float(fraction),
+    },
+}
+"""What each parameter file results/parameters/<kind>/<name parts>.json holds: the
+config a job reads, handed to its command as a file (no JSON on a shell line)."""
+
+
+def parameters(wildcards):
+    """The content of parameter file ``results/parameters/{name}.json``."""
+    kind, *parts = wildcards.name.split("/")
+    return PARAMETERS[kind](*parts)
+
+
+def parameter_file(kind, *parts):
+    """Path of the parameter file of ``kind`` (see PARAMETERS)."""
+    return "results/parameters/" + "/".join([kind, *map(str, parts)]) + ".json"
 
 
 def network_transient(scenario):
@@ -125,13 +173,18 @@ def all_targets():
         *expand("results/cells/{cell_type}.nc", cell_type=CELLS["cell_types"]),
         *expand("results/cells/figures/{cell_type}.png", cell_type=CELLS["cell_types"]),
         *expand("results/evaluate/{cell_type}.nc", cell_type=CELLS["cell_types"]),
-        *expand("results/evaluate/figures/{cell_type}.png", cell_type=CELLS["cell_types"]),
+        *expand(
+            "results/evaluate/figures/{cell_type}.png", cell_type=CELLS["cell_types"]
+        ),
         "results/benchmarks/cells.nc",
         "results/benchmarks/surrogate.nc",
         *([f"results/learning_curve/{LC['cell_type']}.nc"] if LC["fractions"] else []),
         *(
             [
-                *expand("results/network/{scenario}/comparison.nc", scenario=NET["scenarios"]),
+                *expand(
+                    "results/network/{scenario}/comparison.nc",
+                    scenario=NET["scenarios"],
+                ),
                 "results/benchmarks/network.nc",
                 "results/network/gradient_horizon.nc",
             ]

@@ -3,7 +3,8 @@
 
 rule train_surrogate:
     input:
-        "results/cells/{cell_type}.nc",
+        dataset="results/cells/{cell_type}.nc",
+        config=parameter_file("train", "{cell_type}"),
     output:
         checkpoint="results/train/{cell_type}.pt",
         history="results/train/{cell_type}_history.nc",
@@ -11,18 +12,17 @@ rule train_surrogate:
         "logs/train_surrogate/{cell_type}.log",
     benchmark:
         "benchmarks/train_surrogate/{cell_type}.tsv"
-    params:
-        config_json=lambda wc: json.dumps(train_config(config, wc.cell_type)),
-        seed=config["seed"],
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: config["train"]["threads"] or 1
     resources:
         gpu=1,
         mem_mb=RES["mem_mb"],
         runtime=240,
-    threads: config["train"]["threads"] or 1
-    conda:
-        "../../envs/hnn-surrogate.yaml"
+    params:
+        seed=config["seed"],
     shell:
-        "hnn-surrogate train {input} --config-json '{params.config_json}'"
+        "hnn-surrogate train {input.dataset} --config {input.config}"
         " --seed {params.seed} --out {output.checkpoint} --history {output.history}"
         " > {log} 2>&1"
 
@@ -33,17 +33,23 @@ rule evaluate_surrogate:
         dataset="results/cells/{cell_type}.nc",
     output:
         metrics="results/evaluate/{cell_type}.nc",
-        table=report("results/evaluate/{cell_type}.md", category="surrogates"),
+        table=report(
+            "results/evaluate/{cell_type}.md",
+            category="surrogates",
+            caption="../report/evaluate_surrogate.rst",
+        ),
     log:
         "logs/evaluate_surrogate/{cell_type}.log",
-    params:
-        split=config["evaluate"]["split"],
+    benchmark:
+        "benchmarks/evaluate_surrogate/{cell_type}.tsv"
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: 1
     resources:
         mem_mb=RES["mem_mb"],
         runtime=30,
-    threads: 1
-    conda:
-        "../../envs/hnn-surrogate.yaml"
+    params:
+        split=config["evaluate"]["split"],
     shell:
         "hnn-surrogate evaluate {input.checkpoint} {input.dataset} --split {params.split}"
         " --out {output.metrics} --table {output.table} > {log} 2>&1"
@@ -56,15 +62,21 @@ rule plot_surrogate_panels:
         calibration="results/cells/calibration/{cell_type}.nc",
     output:
         panels="results/evaluate/panels/{cell_type}.nc",
-        figure=report("results/evaluate/figures/{cell_type}.png", category="surrogates"),
+        figure=report(
+            "results/evaluate/figures/{cell_type}.png",
+            category="surrogates",
+            caption="../report/plot_surrogate_panels.rst",
+        ),
     log:
         "logs/plot_surrogate_panels/{cell_type}.log",
+    benchmark:
+        "benchmarks/plot_surrogate_panels/{cell_type}.tsv"
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: 1
     resources:
         mem_mb=RES["mem_mb"],
         runtime=30,
-    threads: 1
-    conda:
-        "../../envs/hnn-surrogate.yaml"
     shell:
         "hnn-surrogate panels {input.checkpoint} {input.dataset}"
         " --calibration {input.calibration} --out {output.panels} --figure {output.figure}"
@@ -72,6 +84,9 @@ rule plot_surrogate_panels:
 
 
 use rule train_surrogate as train_surrogate_subset with:
+    input:
+        dataset="results/cells/{cell_type}.nc",
+        config=parameter_file("train_subset", "{cell_type}", "{fraction}"),
     output:
         checkpoint="results/learning_curve/{cell_type}/{fraction}.pt",
         history="results/learning_curve/{cell_type}/{fraction}_history.nc",
@@ -80,9 +95,6 @@ use rule train_surrogate as train_surrogate_subset with:
     benchmark:
         "benchmarks/train_surrogate_subset/{cell_type}/{fraction}.tsv"
     params:
-        config_json=lambda wc: json.dumps(
-            {**train_config(config, wc.cell_type), "train_fraction": float(wc.fraction)}
-        ),
         seed=config["seed"],
 
 
@@ -95,6 +107,8 @@ use rule evaluate_surrogate as evaluate_surrogate_subset with:
         table="results/learning_curve/{cell_type}/{fraction}.md",
     log:
         "logs/evaluate_surrogate_subset/{cell_type}/{fraction}.log",
+    benchmark:
+        "benchmarks/evaluate_surrogate_subset/{cell_type}/{fraction}.tsv"
 
 
 rule plot_learning_curve:
@@ -103,17 +117,23 @@ rule plot_learning_curve:
         metrics=learning_curve_metrics,
     output:
         nc="results/learning_curve/{cell_type}.nc",
-        figure=report("results/learning_curve/{cell_type}.png", category="surrogates"),
+        figure=report(
+            "results/learning_curve/{cell_type}.png",
+            category="surrogates",
+            caption="../report/plot_learning_curve.rst",
+        ),
     log:
         "logs/plot_learning_curve/{cell_type}.log",
-    params:
-        fractions=[*LC["fractions"], 1.0],
+    benchmark:
+        "benchmarks/plot_learning_curve/{cell_type}.tsv"
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: 1
     resources:
         mem_mb=RES["mem_mb"],
         runtime=10,
-    threads: 1
-    conda:
-        "../../envs/hnn-surrogate.yaml"
+    params:
+        fractions=[*LC["fractions"], 1.0],
     shell:
         "hnn-surrogate learning-curve --dataset {input.dataset} --metrics {input.metrics}"
         " --fractions {params.fractions} --out {output.nc} --figure {output.figure} > {log} 2>&1"

@@ -9,7 +9,6 @@ interpreter start-up does not count. The two outputs must hold identical arrays.
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import CELL_SIMS, CELLS_BENCHMARK
+from ..artifacts import CELL_SIMS, CELLS_BENCHMARK, write_json
 from ..provenance import provenance_attrs
 
 log = logging.getLogger(__name__)
@@ -39,13 +38,14 @@ def run_cells_benchmark(*, cell_types, calibrations, regime_name, regime, n_sims
     wall = np.zeros((len(cell_types), len(RANKS)))
     identical = np.zeros(len(cell_types), dtype=np.int8)
     with tempfile.TemporaryDirectory(prefix="bench_cells_") as tmp:
+        regime_file = write_json(regime, Path(tmp) / "regime.json")
         for i, (cell_type, cal) in enumerate(zip(cell_types, calibrations)):
             shards = []
             for j, ranks in enumerate(RANKS):
                 path = Path(tmp) / f"{cell_type}_{ranks}.nc"
                 cmd = [*shlex.split(mpiexec), "-n", str(ranks), sys.executable, "-m",
                        "hnn_surrogate", "simulate-shard", "--cell-type", cell_type,
-                       "--regime", regime_name, "--regime-json", json.dumps(regime),
+                       "--regime", regime_name, "--regime-file", str(regime_file),
                        "--calibration", str(cal), "--first", "0", "--count", str(n_sims),
                        "--tstop", str(tstop), "--dt", str(dt), "--bin-ms", str(bin_ms),
                        "--delay", str(delay), "--seed", str(seed), "--out", str(path)]

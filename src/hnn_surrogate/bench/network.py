@@ -27,8 +27,8 @@ from ..network.runs import run_surrogate_network
 log = logging.getLogger(__name__)
 
 
-def run_network_benchmark(spec, *, scenario, checkpoints, out, table=None, mpiexec="mpiexec",
-                          ranks=(1, 2), repeats=5):
+def run_network_benchmark(spec, *, scenario, checkpoints, out, seed, repeats, table=None,
+                          mpiexec="mpiexec", ranks=(1, 2)):
     """Time the surrogate network ``repeats`` times (the first half before the
     NEURON runs, the rest after, each building its network anew) and NEURON once
     per entry of ``ranks``; the surrogate's median counts (a load passing on a
@@ -43,7 +43,7 @@ def run_network_benchmark(spec, *, scenario, checkpoints, out, table=None, mpiex
         def surrogate(n):
             nonlocal sur
             for _ in range(n):
-                ds = run_surrogate_network(spec, scenario=scenario, condition="default", seed=0,
+                ds = run_surrogate_network(spec, scenario=scenario, condition="default", seed=seed,
                                            checkpoints=checkpoints,
                                            out=Path(tmp) / "surrogate.nc", threads=1)
                 if sur is not None and not (
@@ -64,7 +64,7 @@ def run_network_benchmark(spec, *, scenario, checkpoints, out, table=None, mpiex
             path = Path(tmp) / f"neuron_{n}.nc"
             cmd = [*mpiexec.split(), "-n", str(n), sys.executable, "-m", "hnn_surrogate",
                    "network-neuron", "--spec", str(spec_file), "--scenario", scenario,
-                   "--condition", "default", "--seed", "0", "--out", str(path)]
+                   "--condition", "default", "--seed", str(seed), "--out", str(path)]
             log.info("NEURON on %d rank(s): %s", n, " ".join(cmd))
             subprocess.run(cmd, check=True)
             ds = NETWORK_RUN.read(path)
@@ -79,7 +79,7 @@ def run_network_benchmark(spec, *, scenario, checkpoints, out, table=None, mpiex
         spikes.append(sur.sizes["spike"])
     walls = np.array(walls)
     speedup = walls[0] / walls
-    attrs = provenance_attrs()
+    attrs = provenance_attrs(seed=int(seed))
     attrs.update(tstop_ms=float(spec["scenarios"][scenario]["tstop"]), n_cells=n_cells,
                  scenario=scenario, device="cpu, 1 thread")
     res = NETWORK_BENCHMARK.build(

@@ -21,17 +21,23 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..config import schema_default
+
+
+_DEFAULT = schema_default("train")
+
 
 @dataclass
 class SurrogateConfig:
-    """Sizes of a surrogate. Defaults were chosen by measurement (README)."""
+    """Sizes of a surrogate. Defaults are the config schema's (``train`` section;
+    chosen by measurement, README)."""
 
     n_channels: int                       # input channels: (section, receptor) synapses
     n_targets: int = 1                    # 1: soma voltage; 2: soma voltage and dipole
-    hidden: int = 32                      # TCN channels
-    kernel_size: int = 3                  # taps per causal convolution
-    dilations: tuple[int, ...] = field(default=(1, 2, 4, 8, 16, 32))  # receptive field 127 bins
-    lstm_hidden: int = 64                 # LSTM state size
+    hidden: int = _DEFAULT["hidden"]      # TCN channels
+    kernel_size: int = _DEFAULT["kernel_size"]  # taps per causal convolution
+    dilations: tuple[int, ...] = field(default=tuple(_DEFAULT["dilations"]))
+    lstm_hidden: int = _DEFAULT["lstm_hidden"]  # LSTM state size
     lstm_layers: int = 1
 
     def to_dict(self) -> dict:

@@ -23,6 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from ..artifacts import SURROGATE_HISTORY
+from ..config import schema_default
 from ..datasets import open_cell_dataset
 from ..provenance import provenance_attrs
 from .checkpoint import CheckpointError, atomic_save, safe_load, save_checkpoint
@@ -32,26 +33,31 @@ from .model import Surrogate, SurrogateConfig
 log = logging.getLogger(__name__)
 
 
+_DEFAULT = schema_default("train")
+
+
 @dataclass
 class TrainConfig:
-    """How to train. Defaults were chosen by measurement on the default data set."""
+    """How to train. Defaults are the config schema's (``train`` section), where
+    each key is described and its value explained."""
 
-    epochs: int = 30            # upper bound; early stopping usually ends sooner
-    steps_per_epoch: int = 100  # optimiser steps between validations
-    batch_size: int = 16        # crops per optimiser step
-    lr: float = 3e-3            # Adam learning rate (halved after 3 epochs without progress)
-    weight_decay: float = 0.0   # decoupled weight decay (AdamW); 0 = plain Adam
-    v_clip: float = -55.0       # mV: voltage target clipped here (spikes go to the spike head)
-    spike_kernel_ms: float = 20.0  # length of the spike-locked voltage/dipole kernels
-    patience: int = 6           # epochs without validation improvement before stopping
-    crop_bins: int = 400        # training crop length (bins); 0 = whole simulations
-    burn_in_bins: int = 40      # unscored bins at the start of a crop (not at t = 0)
-    dipole_weight: float = 1.0  # loss weight of the dipole relative to the voltage
-    spike_weight: float = 1.0   # loss weight of the spike head (binary cross-entropy)
-    train_fraction: float = 1.0  # use this seeded fraction of the training split (learning curves)
-    seed: int = 0
-    threads: int = 0            # CPU threads for torch; 0 = torch's default
-    device: str = "auto"        # auto (CUDA when present), cpu or cuda
+    seed: int                   # the config's global seed
+    epochs: int = _DEFAULT["epochs"]
+    steps_per_epoch: int = _DEFAULT["steps_per_epoch"]
+    batch_size: int = _DEFAULT["batch_size"]
+    lr: float = _DEFAULT["lr"]
+    weight_decay: float = _DEFAULT["weight_decay"]
+    v_clip: float = _DEFAULT["v_clip"]
+    spike_kernel_ms: float = _DEFAULT["spike_kernel_ms"]
+    patience: int = _DEFAULT["patience"]
+    crop_bins: int = _DEFAULT["crop_bins"]
+    burn_in_bins: int = _DEFAULT["burn_in_bins"]
+    dipole_weight: float = _DEFAULT["dipole_weight"]
+    spike_weight: float = _DEFAULT["spike_weight"]
+    threads: int = _DEFAULT["threads"]
+    device: str = _DEFAULT["device"]
+    # not a config key: the learning curve's rules set it per subset model
+    train_fraction: float = 1.0  # use this seeded fraction of the training split
 
 
 def pick_device(name: str) -> torch.device:
@@ -213,7 +219,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         state["history"].append((epoch, total / max(batches, 1), val_loss, val_mse, val_bce, wall))
         state["epoch"] = epoch + 1
         atomic_save({"fingerprint": fingerprint, "model": model.state_dict(),
-                     "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "state": state}, resume_path)
+                     "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                     "state": state}, resume_path)
         log.info("epoch %d/%d: train %.4f, val %.4f (mse %.4f, spike bce %.4f)%s, %.1f s",
                  epoch + 1, cfg.epochs, total / max(batches, 1), val_loss, val_mse, val_bce,
                  " *" if improved else "", wall)
