@@ -13,7 +13,7 @@ def test_shipped_configs_are_valid_and_run_every_stage(repo, name):
     cfg = load_config(repo / "config" / name)
     # the network stage needs a surrogate of every HNN cell type
     assert sorted(cfg["cells"]["cell_types"]) == sorted(CELL_TYPES)
-    assert cfg["cells"]["replay"]["n_sims"] > 0 and cfg["network"]["scenarios"]
+    assert cfg["network"]["scenarios"] and cfg["network"]["conditions"]["default"] == []
 
 
 def test_dataclass_defaults_are_the_schemas():

@@ -69,12 +69,12 @@ use rule simulate_cells as simulate_replay with:
         replay_event_files(),
     output:
         "results/cells/shards/{cell_type}/{regime}/{shard}.nc",
-    wildcard_constraints:
-        regime="replay",
     log:
         "logs/simulate_replay/{cell_type}/{regime}/{shard}.log",
     benchmark:
         "benchmarks/simulate_replay/{cell_type}/{regime}/{shard}.tsv"
+    wildcard_constraints:
+        regime="replay",
     params:
         source=lambda wc, input: "--replay-events " + " ".join(input),
         first=lambda wc: shard_range(wc, "replay")[0],

@@ -1,6 +1,8 @@
 # The only place with Python logic: config validation, wildcard constraints,
 # input functions and the list of final targets.
+import json
 import math
+import os
 
 from snakemake.exceptions import WorkflowError
 
@@ -142,14 +144,15 @@ config a job reads, handed to its command as a file (no JSON on a shell line).""
 
 
 def parameters(wildcards):
-    """The content of parameter file ``results/parameters/{name}.json``."""
+    """The content of parameter file ``results/parameters/{name}.json``, as JSON text
+    with sorted keys: the order of keys in a config file is no change."""
     kind, *parts = wildcards.name.split("/")
-    return PARAMETERS[kind](*parts)
+    return json.dumps(PARAMETERS[kind](*parts), sort_keys=True)
 
 
 def parameter_file(kind, *parts):
     """Path of the parameter file of ``kind`` (see PARAMETERS)."""
-    return "results/parameters/" + "/".join([kind, *map(str, parts)]) + ".json"
+    return os.path.join("results", "parameters", kind, *map(str, parts)) + ".json"
 
 
 def network_transient(scenario):
