@@ -34,7 +34,9 @@ def test_dataclass_defaults_are_the_schemas():
                 want = tuple(train[f.name]) if isinstance(default, tuple) else train[f.name]
                 assert default == want, f"{cls.__name__}.{f.name}: {default} != schema {want}"
                 seen.add(f.name)
-    assert seen == set(train) - {"per_cell_type"}, set(train) - seen
+    # the linear path's time constants: ms in the config, bins in the model
+    assert SurrogateConfig(n_channels=1).linear_taus == tuple(train["linear_taus_ms"]) == ()
+    assert seen == set(train) - {"per_cell_type", "linear_taus_ms"}, set(train) - seen
     assert SURROGATE_GRADIENT_SLOPE == schema_default("network", "surrogate_slope")
 
 

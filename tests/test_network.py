@@ -22,10 +22,11 @@ BIN_MS = 0.5
 TSTOP = 60.0
 
 
-def untrained_surrogates(seed=0, sizes=None):
+def untrained_surrogates(seed=0, sizes=None, taus=()):
     """Small random (untrained) surrogates: real models, real checkpoints' layout.
 
-    ``sizes``: {cell type: (hidden, lstm_hidden)} where it differs from (8, 8).
+    ``sizes``: {cell type: (hidden, lstm_hidden)} where it differs from (8, 8);
+    ``taus``: time constants (bins) of a linear path, its readout random.
     """
     from hnn_surrogate.surrogate.checkpoint import FORMAT, LoadedSurrogate
     from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
@@ -36,10 +37,14 @@ def untrained_surrogates(seed=0, sizes=None):
         n_t = 2 if t in PYRAMIDAL_TYPES else 1
         hidden, lstm_hidden = (sizes or {}).get(t, (8, 8))
         model = Surrogate(SurrogateConfig(n_channels=len(channels(t)), n_targets=n_t,
-                                          hidden=hidden, dilations=(1, 2), lstm_hidden=lstm_hidden))
+                                          hidden=hidden, dilations=(1, 2), lstm_hidden=lstm_hidden,
+                                          linear_taus=tuple(taus)))
         with torch.no_grad():
             model.head.bias[-1] = 0.0           # spikes now and then, driven by input
             model.head.weight[-1] *= 20.0
+            if taus:
+                model.linear.readout.weight.normal_(0.0, 0.3)
+                model.linear.readout.bias.normal_(0.0, 0.3)
         out[t] = LoadedSurrogate({
             "format": FORMAT, "model_config": model.config.to_dict(),
             "state_dict": model.state_dict(),
@@ -317,13 +322,14 @@ def test_cells_are_cut_into_slots_that_pad_little():
     assert sub_batch([7]) == 7
 
 
-@pytest.mark.parametrize("sizes, n_groups, mesh", [
-    (None, 1, (2, 2)),                                       # all four types, 2-cell slots
-    ({"L2_basket": (4, 4), "L5_basket": (4, 4)}, 2, (2, 2)), # smaller basket models
-    ({"L2_basket": (4, 4), "L5_pyramidal": (6, 8)}, 3, (2, 2)),
-    (None, 1, (10, 10)),     # HNN's 270 cells: 35-cell slots, the last of each pyramidal type padded
+@pytest.mark.parametrize("sizes, n_groups, mesh, taus", [
+    (None, 1, (2, 2), ()),                                   # all four types, 2-cell slots
+    ({"L2_basket": (4, 4), "L5_basket": (4, 4)}, 2, (2, 2), ()),  # smaller basket models
+    ({"L2_basket": (4, 4), "L5_pyramidal": (6, 8)}, 3, (2, 2), ()),
+    (None, 1, (10, 10), ()),  # HNN's 270 cells: 35-cell slots, the last pyramidal ones padded
+    (None, 1, (2, 2), (2.0, 20.0)),                          # with a linear path
 ])
-def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh):
+def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh, taus):
     """Types are fused where they share layer sizes, their cells cut into equal
     slots; whatever the grouping, the network runs (spikes, voltages,
     gradients) as with every model stepping alone."""
@@ -331,7 +337,7 @@ def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh):
 
     net = tiny_net(rate=80.0, mesh=mesh)
     wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
-    surrogates = untrained_surrogates(sizes=sizes)
+    surrogates = untrained_surrogates(sizes=sizes, taus=taus)
     models = [surrogates[t].model for t in wiring.cell_types]
     assert len(network_groups(models, [wiring.n_cells(t) for t in wiring.cell_types])) == n_groups
     with torch.no_grad():
@@ -354,17 +360,20 @@ def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh):
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-6 * big)
 
 
-@pytest.mark.parametrize("bins", [1, 2, 3, 4])
-def test_fused_stepper_takes_k_bins_as_each_model_takes_one(bins):
-    """K bins per step (taps of one step, or spanning two, whatever the dilation)
-    give each model's own bin-by-bin outputs."""
+@pytest.mark.parametrize("bins, taus", [(1, ()), (2, ()), (3, ()), (4, ()), (2, (1.5, 8.0))])
+def test_fused_stepper_takes_k_bins_as_each_model_takes_one(bins, taus):
+    """K bins per step (taps of one step, or spanning two, whatever the dilation;
+    a linear path's traces) give each model's own bin-by-bin outputs."""
     from hnn_surrogate.network.fused import FusedStepper
     from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
 
     torch.manual_seed(0)
     models = [Surrogate(SurrogateConfig(n_channels=c, n_targets=n, hidden=6, kernel_size=k,
-                                        dilations=(1, 2, 3), lstm_hidden=5))
+                                        dilations=(1, 2, 3), lstm_hidden=5, linear_taus=taus))
               for c, n, k in ((4, 1, 3), (7, 2, 3))]
+    for m in models:
+        if taus:
+            torch.nn.init.normal_(m.linear.readout.weight)
     n_cells, n_bins = 3, 12
     stepper = FusedStepper(models, n_cells, bins=bins)
     x = torch.randn(len(models), n_cells, n_bins, stepper.n_in)

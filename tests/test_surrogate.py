@@ -23,11 +23,14 @@ TINY_TRAIN = {"hidden": 8, "kernel_size": 3, "dilations": [1, 2, 4], "lstm_hidde
               "spike_weight": 1.0, "threads": 1, "device": "cpu"}
 
 
-@pytest.mark.parametrize("n_targets", [1, 2])
-def test_step_over_a_sequence_equals_the_full_forward(n_targets):
+@pytest.mark.parametrize("n_targets, taus", [(1, ()), (2, ()), (2, (1.0, 4.0, 40.0))])
+def test_step_over_a_sequence_equals_the_full_forward(n_targets, taus):
     torch.manual_seed(0)
     model = Surrogate(SurrogateConfig(n_channels=5, n_targets=n_targets, hidden=16,
-                                      dilations=(1, 2, 4, 8), lstm_hidden=12)).eval()
+                                      dilations=(1, 2, 4, 8), lstm_hidden=12,
+                                      linear_taus=taus)).eval()
+    if taus:                       # the linear path's readout starts at zero: make it count
+        torch.nn.init.normal_(model.linear.readout.weight)
     x = torch.rand(7, 150, 5) * (torch.rand(7, 150, 5) > 0.9)
     with torch.no_grad():
         y, logit = model(x)
@@ -209,3 +212,76 @@ def test_a_crafted_file_cannot_run_code(tiny_dataset, tmp_path, where):
         assert proc.returncode == 0, proc.stderr
         assert "ignoring the resume file" in proc.stderr and "refused" in proc.stderr
     assert not marker.exists()
+
+
+def test_regime_weights_make_every_regime_count_alike():
+    from hnn_surrogate.surrogate.train import regime_weights
+
+    torch.manual_seed(0)
+    y = torch.cat([0.01 * torch.randn(4, 50, 2), 3.0 * torch.randn(6, 50, 2)])
+    regimes = np.array(["sub"] * 4 + ["supra"] * 6)
+    w = regime_weights(y, regimes, "regime")
+    assert w.shape == (10, 2) and torch.allclose(w.mean(dim=0), torch.ones(2))
+    weighted = [(w[regimes == r][:, None, :] * y[regimes == r] ** 2).mean() for r in ("sub", "supra")]
+    assert float(weighted[0]) == pytest.approx(float(weighted[1]), rel=0.05)
+    assert torch.equal(regime_weights(y, regimes, "none"), torch.ones(10, 2))
+    with pytest.raises(ValueError, match="loss_weighting 'bogus'"):
+        regime_weights(y, regimes, "bogus")
+
+
+def test_linear_path_starts_at_the_ridge_fit_and_trains_with_regime_weights(tiny_dataset,
+                                                                            tmp_path):
+    from hnn_surrogate.surrogate.data import Normalization, split_tensors
+    from hnn_surrogate.surrogate.train import init_linear_path
+
+    ds = open_cell_dataset(tiny_dataset)
+    norm = Normalization.fit(ds, n_lags=20)
+    x, y, _, _ = split_tensors(ds, "train", norm)
+    model = Surrogate(SurrogateConfig(n_channels=x.shape[-1], n_targets=2, hidden=4,
+                                      dilations=(1,), lstm_hidden=4, linear_taus=(2.0, 10.0, 40.0)))
+    with torch.no_grad():
+        before = ((model.linear.readout(model.linear.traces(x))[..., :2] - y) ** 2).mean()
+        init_linear_path(model, x, y, seed=0)
+        after = ((model.linear.readout(model.linear.traces(x))[..., :2] - y) ** 2).mean()
+    assert float(after) < 0.5 * float(before)          # the ridge fit explains the targets
+    assert torch.equal(model.linear.readout.weight[-1], torch.zeros(x.shape[-1] * 3))
+    out = tmp_path / "m.pt"
+    cfg = dict(TINY_TRAIN, epochs=2, linear_taus_ms=[1.0, 5.0, 20.0], loss_weighting="regime")
+    proc = subprocess.run(_train_cmd(tiny_dataset, out, tmp_path / "h.nc", cfg),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loaded = load_checkpoint(out, dataset=ds)
+    assert loaded.model.config.linear_taus == (2.0, 10.0, 40.0)   # ms / 0.5 ms bins
+
+
+def test_linear_baseline_fits_the_subthreshold_response(tmp_path, calibration):
+    from hnn_surrogate.artifacts import CELL_SIMS, LINEAR_BASELINE
+    from hnn_surrogate.cells.calibrate import read_reference
+    from hnn_surrogate.cells.shard import simulate_shard
+    from hnn_surrogate.config import validate_config
+    from hnn_surrogate.datasets import merge_shards
+    from hnn_surrogate.surrogate.baseline import fit_linear_baseline, raised_cosine_basis
+
+    basis = raised_cosine_basis(0.5)
+    assert basis.shape == (10, 200) and np.all(basis >= 0) and basis[0, 0] == pytest.approx(1.0)
+    regimes = validate_config({})["cells"]["regimes"]
+    ref = read_reference(calibration("L2_basket"), "L2_basket")
+    paths = [CELL_SIMS.write(simulate_shard(
+        cell_type="L2_basket", regime_name=name, regime=regimes[name], reference=ref, first=0,
+        count=10, tstop=300.0, dt=0.025, bin_ms=0.5, delay=0.1, seed=4, store_fine=False),
+        tmp_path / f"{name}.nc") for name in ("subthreshold", "suprathreshold")]
+    merge_shards(paths, tmp_path / "L2_basket.nc", seed=4,
+                 fractions={"train": 0.6, "val": 0.2, "test": 0.2})
+    text = fit_linear_baseline(tmp_path / "L2_basket.nc", tmp_path / "b.nc", v_clip=-55.0,
+                               split="test", table=tmp_path / "b.md")
+    ds = LINEAR_BASELINE.read(tmp_path / "b.nc")
+    assert list(ds["fit"].values) == ["pooled", "per_regime"]
+    assert list(ds["regime"].values) == ["subthreshold", "suprathreshold", "all"]
+    # below threshold the cell is nearly linear: a filter for that regime explains it,
+    # one fitted on spiking input too does worse there
+    sub = ds.sel(regime="subthreshold")
+    assert float(sub["v_explained_variance_sub"].sel(fit="per_regime")) > 0.75, text
+    assert (float(sub["v_rmse_sub"].sel(fit="per_regime"))
+            < float(sub["v_rmse_sub"].sel(fit="pooled")))
+    assert np.isnan(ds["dipole_r"].values).all()                 # a basket cell has none
+    assert "| subthreshold | linear, per-regime |" in (tmp_path / "b.md").read_text()

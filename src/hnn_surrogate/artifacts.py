@@ -388,6 +388,22 @@ SURROGATE_PANELS = Schema(
     },
 )
 
+LINEAR_BASELINE = Schema(
+    name="linear_baseline",
+    version=1,
+    attrs=("cell_type", "split", "data_hash", "basis", "v_clip", "git_commit", "versions",
+           "created"),
+    variables={
+        "fit": Var(("fit",), "str", "1", "pooled (one filter for all regimes) or per_regime"),
+        "regime": Var(("regime",), "str", "1", "input regime, or 'all'"),
+        "penalty": Var(("fit", "regime"), "float64", "1",
+                       "ridge penalty chosen on the validation split (relative)"),
+        **{name: Var(("fit", "regime"), var.dtype, var.units, var.description)
+           for name, var in SURROGATE_METRICS.variables.items()
+           if name in ("v_rmse_sub", "v_explained_variance_sub", "v_r", "dipole_r",
+                       "dipole_rmse")},
+    },
+)
 LEARNING_CURVE = Schema(
     name="learning_curve",
     version=1,

@@ -85,7 +85,7 @@ def _train(args):
     from .surrogate.train import TrainConfig, train_surrogate
 
     cfg = read_json(args.config, "training config")
-    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden")
+    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden", "linear_taus_ms")
     model_kwargs = {k: (tuple(cfg[k]) if k == "dilations" else cfg[k]) for k in model_keys}
     train_cfg = TrainConfig(seed=args.seed, **{k: v for k, v in cfg.items() if k not in model_keys})
     train_surrogate(args.dataset, args.out, model_kwargs=model_kwargs, train_config=train_cfg,
@@ -97,6 +97,14 @@ def _evaluate(args):
 
     evaluate_surrogate(args.checkpoint, args.dataset, args.out, split=args.split,
                        table=args.table, allow_other_data=args.allow_other_data)
+
+
+def _linear_baseline(args):
+    from .surrogate.baseline import fit_linear_baseline
+
+    fit_linear_baseline(args.dataset, args.out, v_clip=args.v_clip,
+                        surrogate_metrics=args.surrogate_metrics, split=args.split,
+                        table=args.table)
 
 
 def _bench_surrogate(args):
@@ -281,6 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("linear-baseline",
+                       help="a linear filter of the inputs beside the surrogate, per regime")
+    p.add_argument("dataset", help="merged cell_sims dataset")
+    p.add_argument("--v-clip", type=float, required=True, help="voltage clip (mV), as training's")
+    p.add_argument("--split", required=True, choices=["train", "val", "test"])
+    p.add_argument("--surrogate-metrics", help="the surrogate's surrogate_metrics on the same data")
+    p.add_argument("--out", required=True)
+    p.add_argument("--table")
+    p.set_defaults(func=_linear_baseline)
 
     p = sub.add_parser("bench-surrogate", help="surrogate vs NEURON single-cell throughput")
     p.add_argument("--checkpoints", nargs="+", required=True)

@@ -179,6 +179,10 @@ def all_targets():
         *expand(
             "results/evaluate/figures/{cell_type}.png", cell_type=CELLS["cell_types"]
         ),
+        *expand(
+            "results/evaluate/linear_baseline/{cell_type}.nc",
+            cell_type=CELLS["cell_types"],
+        ),
         "results/benchmarks/cells.nc",
         "results/benchmarks/surrogate.nc",
         *([f"results/learning_curve/{LC['cell_type']}.nc"] if LC["fractions"] else []),

@@ -83,6 +83,36 @@ rule plot_surrogate_panels:
         " > {log} 2>&1"
 
 
+rule fit_linear_baseline:
+    input:
+        dataset="results/cells/{cell_type}.nc",
+        metrics="results/evaluate/{cell_type}.nc",
+    output:
+        nc="results/evaluate/linear_baseline/{cell_type}.nc",
+        table=report(
+            "results/evaluate/linear_baseline/{cell_type}.md",
+            category="surrogates",
+            caption="../report/fit_linear_baseline.rst",
+        ),
+    log:
+        "logs/fit_linear_baseline/{cell_type}.log",
+    benchmark:
+        "benchmarks/fit_linear_baseline/{cell_type}.tsv"
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: 1
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=30,
+    params:
+        v_clip=lambda wc: train_config(config, wc.cell_type)["v_clip"],
+        split=config["evaluate"]["split"],
+    shell:
+        "hnn-surrogate linear-baseline {input.dataset} --v-clip {params.v_clip}"
+        " --split {params.split} --surrogate-metrics {input.metrics}"
+        " --out {output.nc} --table {output.table} > {log} 2>&1"
+
+
 use rule train_surrogate as train_surrogate_subset with:
     input:
         dataset="results/cells/{cell_type}.nc",

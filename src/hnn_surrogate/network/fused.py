@@ -22,7 +22,8 @@ from torch.nn import functional as F
 def layer_sizes(model) -> tuple:
     """What two models must share to be fused: every layer size but inputs and heads."""
     c = model.config
-    return (c.hidden, c.kernel_size, tuple(c.dilations), c.lstm_hidden, c.lstm_layers)
+    return (c.hidden, c.kernel_size, tuple(c.dilations), tuple(c.linear_taus), c.lstm_hidden,
+            c.lstm_layers)
 
 
 def can_fuse(models) -> bool:
@@ -143,14 +144,32 @@ class FusedStepper:
                                        for m in models]).unsqueeze(1).to(dtype)
             self.w_head = torch.stack([head(m, m.head.weight).T for m in models]).to(dtype)
             self.b_head = torch.stack([head(m, m.head.bias) for m in models]).unsqueeze(1).to(dtype)
+            # the linear path: traces (slot, cell, channel * tau) of the widest input,
+            # a model's extra channels zero weights; its bias joins the head's
+            self.n_taus = len(cfg.linear_taus)
+            if self.n_taus:
+                self.decay = models[0].linear.decay.to(dtype)
+
+                def lin(m):
+                    w = m.linear.readout.weight.view(-1, m.config.n_channels, self.n_taus)
+                    w = F.pad(w, (0, 0, 0, self.n_in - m.config.n_channels)).flatten(1)
+                    return head(m, w).T
+
+                self.w_lin = torch.stack([lin(m) for m in models]).to(dtype)
+                self.b_head = self.b_head + torch.stack(
+                    [head(m, m.linear.readout.bias) for m in models]).unsqueeze(1).to(dtype)
 
     def init_state(self) -> dict:
         zero = torch.zeros(self.n_slots, self.batch * self.bins, self.hidden, dtype=self.dtype)
         zero_l = torch.zeros(self.n_slots, self.batch, self.lstm_hidden, dtype=self.dtype)
         # per block: the last -(-pad // K) steps of its input, oldest first, (T, B * K, H) each
         # the LSTM's cell state is kept doubled (``_lstm_cell_doubled``)
-        return {"bufs": [(zero,) * -(-p // self.bins) for p in self.pads], "h": zero_l,
-                "c2": zero_l}
+        state = {"bufs": [(zero,) * -(-p // self.bins) for p in self.pads], "h": zero_l,
+                 "c2": zero_l}
+        if self.n_taus:
+            state["u"] = torch.zeros(self.n_slots, self.batch, self.n_in, self.n_taus,
+                                     dtype=self.dtype)
+        return state
 
     def _tap_plan(self, pad, dil):
         """Where a block's taps are: per tap, oldest first, (step, bin) of its
@@ -196,7 +215,15 @@ class FusedStepper:
             hs.append(h_l)                                            # (T, B, H_lstm)
         h_all = torch.stack(hs, dim=2).view(rows)                     # (T, B * K, H_lstm)
         z = torch.baddbmm(self.b_head, h_all, self.w_head)            # (T, B * K, O)
-        return z.view(n_slots, batch, k_bins, -1), {"bufs": bufs, "h": h_l, "c2": c2}
+        new = {"bufs": bufs, "h": h_l, "c2": c2}
+        if self.n_taus:
+            u, us = state["u"], []
+            for j in range(k_bins):                    # traces (T, B, C, K_tau), bin by bin
+                u = u * self.decay + x[:, :, j, :, None]
+                us.append(u)
+            new["u"] = u
+            z = z.baddbmm_(torch.stack(us, dim=2).view(n_slots, batch * k_bins, -1), self.w_lin)
+        return z.view(n_slots, batch, k_bins, -1), new
 
 
 class AloneStepper:

@@ -39,16 +39,20 @@ class SurrogateConfig:
     dilations: tuple[int, ...] = field(default=tuple(_DEFAULT["dilations"]))
     lstm_hidden: int = _DEFAULT["lstm_hidden"]  # LSTM state size
     lstm_layers: int = 1
+    # time constants (bins) of the linear path; () for none (train.linear_taus_ms)
+    linear_taus: tuple[float, ...] = ()
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["dilations"] = list(self.dilations)
+        d["linear_taus"] = [float(t) for t in self.linear_taus]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "SurrogateConfig":
         d = dict(d)
         d["dilations"] = tuple(d["dilations"])
+        d["linear_taus"] = tuple(d.get("linear_taus", ()))
         return cls(**d)
 
     @property
@@ -106,8 +110,45 @@ class CausalBlock(nn.Module):
         return h_t + F.gelu(y), window[1:]
 
 
+class LinearPath(nn.Module):
+    """A linear filter of the inputs beside the TCN-LSTM: what a cell's response
+    to its inputs has that is linear, so the deep part learns only the rest.
+
+    Each input channel passes through exponential filters exp(-t / tau_k)
+    (``taus`` in bins; a synaptic trace per time constant: PSP-like kernels
+    are sums of such exponentials), and a linear readout maps the traces to
+    every head output (targets and spike logit). Streaming keeps the traces,
+    (N, C * K): u <- decay * u + x, O(C K) per bin.
+    """
+
+    def __init__(self, n_channels: int, taus, n_out: int):
+        super().__init__()
+        self.n_taus = len(taus)
+        self.register_buffer("decay", torch.exp(-1.0 / torch.tensor(taus, dtype=torch.float32)))
+        self.readout = nn.Linear(n_channels * self.n_taus, n_out)
+        nn.init.zeros_(self.readout.weight)
+        nn.init.zeros_(self.readout.bias)
+
+    def traces(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, L, C) -> (N, L, C * K): the filtered inputs from zero state (exact, by FFT)."""
+        n, length, c = x.shape
+        lag = torch.arange(length, device=x.device, dtype=x.dtype)
+        kernel = self.decay.to(x.dtype)[:, None] ** lag[None, :]      # (K, L)
+        size = 2 * length
+        fx = torch.fft.rfft(x, n=size, dim=1)                           # (N, F, C)
+        fk = torch.fft.rfft(kernel, n=size, dim=1)                      # (K, F)
+        u = torch.fft.irfft(fx[..., None] * fk.T[None, :, None, :], n=size, dim=1)
+        return u[:, :length].reshape(n, length, c * self.n_taus)
+
+    def step(self, x_t: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """One bin: the new traces (N, C * K) from inputs x_t (N, C) and traces u."""
+        n, c = x_t.shape
+        return (u.view(n, c, self.n_taus) * self.decay.to(u.dtype)
+                + x_t.unsqueeze(-1)).view(n, c * self.n_taus)
+
+
 class Surrogate(nn.Module):
-    """TCN-LSTM surrogate of one HNN cell type."""
+    """TCN-LSTM surrogate of one HNN cell type (with a linear path where configured)."""
 
     def __init__(self, config: SurrogateConfig):
         super().__init__()
@@ -117,6 +158,8 @@ class Surrogate(nn.Module):
         self.blocks = nn.ModuleList(CausalBlock(c.hidden, c.kernel_size, d) for d in c.dilations)
         self.lstm = nn.LSTM(c.hidden, c.lstm_hidden, num_layers=c.lstm_layers, batch_first=True)
         self.head = nn.Linear(c.lstm_hidden, c.n_targets + 1)  # targets + spike logit
+        self.linear = (LinearPath(c.n_channels, c.linear_taus, c.n_targets + 1)
+                       if c.linear_taus else None)
 
     def forward(self, x: torch.Tensor):
         """Whole sequences.
@@ -137,6 +180,8 @@ class Surrogate(nn.Module):
             h = block(h)                         # (N, H, L)
         out, _ = self.lstm(h.transpose(1, 2))    # (N, H, L) -> (N, L, H) -> (N, L, H_lstm)
         z = self.head(out)                       # (N, L, n_targets + 1)
+        if self.linear is not None:
+            z = z + self.linear.readout(self.linear.traces(x))
         return z[..., :-1], z[..., -1]
 
     def init_state(self, batch: int, device=None, dtype=torch.float32) -> dict:
@@ -147,7 +192,11 @@ class Surrogate(nn.Module):
         zero = torch.zeros(batch, c.hidden, device=device, dtype=dtype)
         bufs = [(zero,) * b.pad for b in self.blocks]
         zero_l = torch.zeros(batch, c.lstm_hidden, device=device, dtype=dtype)
-        return {"bufs": bufs, "h": (zero_l,) * c.lstm_layers, "c": (zero_l,) * c.lstm_layers}
+        state = {"bufs": bufs, "h": (zero_l,) * c.lstm_layers, "c": (zero_l,) * c.lstm_layers}
+        if self.linear is not None:
+            state["u"] = torch.zeros(batch, c.n_channels * len(c.linear_taus), device=device,
+                                     dtype=dtype)
+        return state
 
     def step(self, x_t: torch.Tensor, state: dict):
         """One bin for a batch of cells.
@@ -182,4 +231,8 @@ class Surrogate(nn.Module):
             hs.append(h)
             cs.append(c_new)
         z = self.head(h)                                     # (N, n_targets + 1)
-        return z[:, :-1], z[:, -1], {"bufs": bufs, "h": tuple(hs), "c": tuple(cs)}
+        new = {"bufs": bufs, "h": tuple(hs), "c": tuple(cs)}
+        if self.linear is not None:
+            new["u"] = self.linear.step(x_t, state["u"])
+            z = z + self.linear.readout(new["u"])
+        return z[:, :-1], z[:, -1], new

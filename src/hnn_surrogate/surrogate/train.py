@@ -56,6 +56,7 @@ class TrainConfig:
     spike_weight: float = _DEFAULT["spike_weight"]
     threads: int = _DEFAULT["threads"]
     device: str = _DEFAULT["device"]
+    loss_weighting: str = _DEFAULT["loss_weighting"]
     # not a config key: the learning curve's rules set it per subset model
     train_fraction: float = 1.0  # use this seeded fraction of the training split
 
@@ -68,14 +69,21 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight):
-    """(total, voltage/dipole MSE, spike BCE) over the masked bins."""
+def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w=None):
+    """(total, voltage/dipole MSE, spike BCE) over the masked bins.
+
+    ``sample_w``: (N, n_targets) weight of each sequence's squared error per
+    target (``regime_weights``); all ones when None.
+    """
     pred, logit = model(x)
     w = torch.ones(y.shape[-1], device=y.device)
     if y.shape[-1] > 1:
         w[1:] = cfg.dipole_weight
     m = mask.unsqueeze(-1)
-    mse = (((pred - y) ** 2) * w * m).sum() / (m.sum() * w.sum()).clamp(min=1)
+    if sample_w is not None:
+        w = w * sample_w.unsqueeze(1)                          # (N, 1, T)
+    mse = (((pred - y) ** 2) * w * m).sum() / (m.sum() * w.sum() / w.numel()
+                                                * y.shape[-1]).clamp(min=1)
     bce = F.binary_cross_entropy_with_logits(logit, spikes, pos_weight=pos_weight,
                                              reduction="none")
     bce = (bce * mask).sum() / mask.sum().clamp(min=1)
@@ -102,6 +110,53 @@ def tune_spike_threshold(model, ds, norm, grid=np.linspace(0.1, 0.95, 18)) -> fl
         if f1 > best_f1:
             best, best_f1 = float(thr), f1
     return best
+
+
+@torch.no_grad()
+def init_linear_path(model, x, y, seed: int, n_sims: int = 64, penalty: float = 1e-4) -> None:
+    """Start the linear path at the best linear filter: the readout of the targets
+    by ridge regression on the traces of up to ``n_sims`` training simulations
+    (a seeded choice), normalised units; the spike logit's readout stays zero."""
+    pick = np.sort(np.random.default_rng([seed, 11]).permutation(len(x))[:n_sims])
+    xtx = xty = None
+    for i in range(0, pick.size, 8):
+        u = model.linear.traces(x[pick[i:i + 8]]).double()
+        f = torch.cat([u, torch.ones(*u.shape[:2], 1, dtype=u.dtype)], -1).flatten(0, 1)
+        t = y[pick[i:i + 8]].double().flatten(0, 1)
+        xtx = f.T @ f if xtx is None else xtx + f.T @ f
+        xty = f.T @ t if xty is None else xty + f.T @ t
+    reg = penalty * torch.diagonal(xtx).mean() * torch.eye(xtx.shape[0], dtype=xtx.dtype)
+    reg[-1, -1] = 0.0
+    coef = torch.linalg.solve(xtx + reg, xty)                    # (features + 1, targets)
+    n_t = y.shape[-1]
+    model.linear.readout.weight[:n_t] = coef[:-1].T.float()
+    model.linear.readout.bias[:n_t] = coef[-1].float()
+
+
+MAX_REGIME_WEIGHT = 1e3
+"""Largest weight ``regime_weights`` gives one regime relative to the mean."""
+
+
+def regime_weights(y: torch.Tensor, regimes: np.ndarray, mode: str) -> torch.Tensor:
+    """(N, n_targets) loss weight of each training sequence and target.
+
+    ``regime``: every regime's squared error divided by its targets' variance
+    (normalised units, over its training sequences), so a regime whose
+    voltage moves by 0.3 mV counts as much as one whose voltage moves by
+    tens; weights rescaled to mean 1 over the sequences, at most
+    ``MAX_REGIME_WEIGHT`` times it. ``none``: ones.
+    """
+    w = torch.ones(y.shape[0], y.shape[-1])
+    if mode == "none":
+        return w
+    if mode != "regime":
+        raise ValueError(f"loss_weighting {mode!r}: none or regime")
+    for r in np.unique(regimes):
+        rows = torch.from_numpy(np.flatnonzero(regimes == r))
+        var = y[rows].double().reshape(-1, y.shape[-1]).var(dim=0).clamp(min=1e-12)
+        w[rows] = (1.0 / var).float()
+    w = w / w.mean(dim=0, keepdim=True)
+    return w.clamp(max=MAX_REGIME_WEIGHT)
 
 
 def _crops(x, y, s, idx, rng, cfg):
@@ -140,19 +195,33 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     norm = Normalization.fit(ds, v_clip=cfg.v_clip,
                              n_lags=max(1, int(round(cfg.spike_kernel_ms / float(ds.attrs["bin_ms"])))))
     dhash = data_hash(ds)
-    xt, yt, st, _ = split_tensors(ds, "train", norm)
+    xt, yt, st, pos_t = split_tensors(ds, "train", norm)
     if cfg.train_fraction < 1.0:
         keep = np.random.default_rng([cfg.seed, 7]).permutation(len(xt))
         keep = np.sort(keep[: max(1, int(round(cfg.train_fraction * len(xt))))])
-        xt, yt, st = xt[keep], yt[keep], st[keep]
-    xv, yv, sv, _ = split_tensors(ds, "val", norm)
+        xt, yt, st, pos_t = xt[keep], yt[keep], st[keep], pos_t[keep]
+    xv, yv, sv, pos_v = split_tensors(ds, "val", norm)
+    regime = ds["regime"].values.astype(str)
+    wt = regime_weights(yt, regime[pos_t], cfg.loss_weighting)
+    # validation weighs each regime as training does (the training split's variances)
+    by_regime = {r: wt[np.flatnonzero(regime[pos_t] == r)[0]] for r in np.unique(regime[pos_t])}
+    wv = torch.stack([by_regime.get(r, torch.ones(yt.shape[-1])) for r in regime[pos_v]])
+    if cfg.loss_weighting == "none":          # the unweighted loss exactly as before
+        wt = wv = None
     if len(xt) == 0 or len(xv) == 0:
         raise ValueError(f"{dataset_path}: needs simulations in both train and val splits")
     pos_weight = torch.tensor(float(np.clip((1 - st.mean()) / max(st.mean(), 1e-6), 1, 100)))
 
     torch.manual_seed(cfg.seed)
-    mconf = SurrogateConfig(n_channels=xt.shape[-1], n_targets=len(targets), **model_kwargs)
-    model = Surrogate(mconf).to(device)
+    model_kwargs = dict(model_kwargs)
+    taus_ms = model_kwargs.pop("linear_taus_ms", ())
+    mconf = SurrogateConfig(n_channels=xt.shape[-1], n_targets=len(targets),
+                            linear_taus=tuple(float(t) / float(ds.attrs["bin_ms"])
+                                              for t in taus_ms), **model_kwargs)
+    model = Surrogate(mconf)
+    if model.linear is not None:
+        init_linear_path(model, xt, yt, cfg.seed)
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
     state = {"epoch": 0, "best_val": float("inf"), "best_state": None, "stale": 0,
@@ -191,7 +260,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
             pick = rng.integers(0, len(xt), size=cfg.batch_size)
             xb, yb, sb, mb = _crops(xt, yt, st, pick, rng, cfg)
             loss, _, _ = loss_terms(model, xb.to(device), yb.to(device), sb.to(device),
-                                    mb.to(device), cfg, pos_weight.to(device))
+                                    mb.to(device), cfg, pos_weight.to(device),
+                                    None if wt is None else wt[pick].to(device))
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -202,7 +272,9 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         with torch.no_grad():
             val = [loss_terms(model, xv[i:i + 32].to(device), yv[i:i + 32].to(device),
                               sv[i:i + 32].to(device), full_mask_v[i:i + 32].to(device), cfg,
-                              pos_weight.to(device)) for i in range(0, len(xv), 32)]
+                              pos_weight.to(device),
+                              None if wv is None else wv[i:i + 32].to(device))
+                   for i in range(0, len(xv), 32)]
         val_loss = float(np.mean([float(v[0]) for v in val]))
         val_mse = float(np.mean([float(v[1]) for v in val]))
         val_bce = float(np.mean([float(v[2]) for v in val]))
