@@ -1,0 +1,92 @@
+"""Command-line subcommands of the cells stage: calibrate, simulate shards (MPI), merge, plot.
+
+Each is one Snakemake rule's action; ``hnn-surrogate <command> --help`` documents it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..cli_args import add_sim_args, positive_int, read_json
+
+
+def _calibrate(args):
+    from ..cells.calibrate import write_calibration
+
+    write_calibration(args.cell_type, args.out, dt=args.dt, delay=args.delay,
+                      iterations=args.iterations, log=logging.getLogger("calibrate").info)
+
+
+def _simulate_shard(args):
+    from ..cells.calibrate import read_reference
+    from ..cells.shard import simulate_shard
+
+    if (args.replay_events is None) == (args.regime_file is None):
+        raise SystemExit("simulate-shard: give either --regime-file and --calibration (random "
+                         "input) or --replay-events (replayed network input)")
+    if args.replay_events is not None:
+        source = dict(replay=args.replay_events)
+    else:
+        if args.calibration is None:
+            raise SystemExit("simulate-shard: --regime-file needs --calibration")
+        source = dict(regime=read_json(args.regime_file, "regime"),
+                      reference=read_reference(args.calibration, args.cell_type))
+    simulate_shard(cell_type=args.cell_type, regime_name=args.regime, **source,
+                   first=args.first, count=args.count, tstop=args.tstop, dt=args.dt,
+                   bin_ms=args.bin_ms, delay=args.delay, seed=args.seed,
+                   store_fine=args.store_fine, out=args.out)
+
+
+def _merge_cells(args):
+    from ..datasets import merge_shards
+
+    merge_shards(args.shards, args.out, seed=args.seed,
+                 fractions={"train": args.train, "val": args.val, "test": args.test})
+
+
+def _plot_cells(args):
+    from ..figures.cells import plot_cell_examples
+
+    plot_cell_examples(args.dataset, args.out)
+
+
+def register(sub) -> None:
+    """Add this stage's subcommands to ``sub`` (argparse subparsers)."""
+    p = sub.add_parser("calibrate", help="per-channel threshold weights of one cell type")
+    p.add_argument("--cell-type", required=True)
+    add_sim_args(p)
+    p.add_argument("--iterations", type=positive_int, required=True,
+                   help="bisection steps per channel")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_calibrate)
+
+    p = sub.add_parser("simulate-shard", help="one shard of single-cell simulations (MPI)")
+    p.add_argument("--cell-type", required=True)
+    p.add_argument("--regime", required=True, help="regime name (seeds the input)")
+    p.add_argument("--regime-file", help="JSON file: the regime's config section (random input)")
+    p.add_argument("--calibration", help="cell_calibration NetCDF (random input)")
+    p.add_argument("--replay-events", nargs="+",
+                   help="replay_events NetCDF files: replay network input instead")
+    p.add_argument("--first", type=int, required=True, help="index of the first simulation")
+    p.add_argument("--count", type=int, required=True, help="simulations in the shard")
+    p.add_argument("--tstop", type=float, required=True, help="simulated time (ms)")
+    p.add_argument("--bin-ms", type=float, required=True, help="surrogate bin (ms)")
+    p.add_argument("--seed", type=int, required=True, help="global seed")
+    p.add_argument("--store-fine", action="store_true", help="also store traces at dt")
+    add_sim_args(p)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_simulate_shard)
+
+    p = sub.add_parser("merge-cells", help="merge shards of one cell type; split by simulation")
+    p.add_argument("shards", nargs="+")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--train", type=float, required=True, help="fraction of simulations")
+    p.add_argument("--val", type=float, required=True, help="fraction of simulations")
+    p.add_argument("--test", type=float, required=True, help="fraction of simulations")
+    p.set_defaults(func=_merge_cells)
+
+    p = sub.add_parser("plot-cells", help="figure of a merged cell-type dataset")
+    p.add_argument("dataset")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_plot_cells)

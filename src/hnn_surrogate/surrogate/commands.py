@@ -1,0 +1,102 @@
+"""Command-line subcommands of the surrogate stage: train, evaluate, the linear
+baseline, panels, learning curve.
+
+Each is one Snakemake rule's action; ``hnn-surrogate <command> --help`` documents it.
+"""
+
+from __future__ import annotations
+
+from ..cli_args import read_json
+
+
+def _train(args):
+    from ..surrogate.train import TrainConfig, train_surrogate
+
+    cfg = read_json(args.config, "training config")
+    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden", "linear_taus_ms")
+    model_kwargs = {k: (tuple(cfg[k]) if k == "dilations" else cfg[k]) for k in model_keys}
+    train_cfg = TrainConfig(seed=args.seed, **{k: v for k, v in cfg.items() if k not in model_keys})
+    train_surrogate(args.dataset, args.out, model_kwargs=model_kwargs, train_config=train_cfg,
+                    history_path=args.history)
+
+
+def _evaluate(args):
+    from ..surrogate.evaluate import evaluate_surrogate
+
+    evaluate_surrogate(args.checkpoint, args.dataset, args.out, split=args.split,
+                       table=args.table, allow_other_data=args.allow_other_data)
+
+
+def _linear_baseline(args):
+    from ..surrogate.baseline import fit_linear_baseline
+
+    fit_linear_baseline(args.dataset, args.out, v_clip=args.v_clip,
+                        surrogate_metrics=args.surrogate_metrics, split=args.split,
+                        table=args.table)
+
+
+def _panels(args):
+    from ..figures.surrogate import plot_panels
+    from ..surrogate.panels import compute_panels
+
+    compute_panels(args.checkpoint, args.dataset, args.calibration, args.out)
+    plot_panels(args.out, args.figure)
+
+
+def _learning_curve(args):
+    from ..datasets import open_cell_dataset
+    from ..surrogate.evaluate import learning_curve
+
+    if len(args.metrics) != len(args.fractions):
+        raise SystemExit("learning-curve: give one --fractions value per metrics file")
+    n_train = int((open_cell_dataset(args.dataset)["split"].values == "train").sum())
+    learning_curve(args.metrics, args.fractions, n_train, args.out, figure=args.figure)
+
+
+def register(sub) -> None:
+    """Add this stage's subcommands to ``sub`` (argparse subparsers)."""
+    p = sub.add_parser("train", help="train the surrogate of one cell type")
+    p.add_argument("dataset", help="merged cell_sims dataset")
+    p.add_argument("--config", required=True,
+                   help="JSON file: the 'train' config section as this cell type sees it")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="checkpoint (.pt)")
+    p.add_argument("--history", help="training history (NetCDF)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="held-out free-running fidelity of a surrogate")
+    p.add_argument("checkpoint")
+    p.add_argument("dataset")
+    p.add_argument("--split", required=True, choices=["train", "val", "test"])
+    p.add_argument("--allow-other-data", action="store_true",
+                   help="evaluate on data other than the checkpoint's training data (its "
+                        "splits are then not the training's)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--table")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("linear-baseline",
+                       help="a linear filter of the inputs beside the surrogate, per regime")
+    p.add_argument("dataset", help="merged cell_sims dataset")
+    p.add_argument("--v-clip", type=float, required=True, help="voltage clip (mV), as training's")
+    p.add_argument("--split", required=True, choices=["train", "val", "test"])
+    p.add_argument("--surrogate-metrics", help="the surrogate's surrogate_metrics on the same data")
+    p.add_argument("--out", required=True)
+    p.add_argument("--table")
+    p.set_defaults(func=_linear_baseline)
+
+    p = sub.add_parser("panels", help="single-cell panels, NEURON vs surrogate (NetCDF + PNG)")
+    p.add_argument("checkpoint")
+    p.add_argument("dataset")
+    p.add_argument("--calibration", required=True)
+    p.add_argument("--out", required=True, help="surrogate_panels NetCDF")
+    p.add_argument("--figure", required=True, help="PNG drawn from --out")
+    p.set_defaults(func=_panels)
+
+    p = sub.add_parser("learning-curve", help="held-out metrics against training-set size")
+    p.add_argument("--dataset", required=True, help="the merged dataset (counts train sims)")
+    p.add_argument("--metrics", nargs="+", required=True, help="surrogate_metrics files")
+    p.add_argument("--fractions", nargs="+", type=float, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--figure")
+    p.set_defaults(func=_learning_curve)
