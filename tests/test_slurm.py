@@ -54,5 +54,6 @@ def test_cells_stage_through_the_slurm_executor(repo, tmp_path, slurm):
     assert set(ds["split"].values) == {"train", "val", "test"}
     # Every shard ran as 2 MPI ranks inside its SLURM job.
     for regime in ("subthreshold", "suprathreshold", "network", "replay"):
-        log = (tmp_path / "logs" / "simulate_cells" / "L2_basket" / regime / "0000.log").read_text()
+        rule = "simulate_replay" if regime == "replay" else "simulate_cells"
+        log = (tmp_path / "logs" / rule / "L2_basket" / regime / "0000.log").read_text()
         assert "rank 0 of 2" in log
