@@ -183,6 +183,7 @@ def all_targets():
             "results/evaluate/linear_baseline/{cell_type}.nc",
             cell_type=CELLS["cell_types"],
         ),
+        "results/train/histories.png",
         "results/benchmarks/cells.nc",
         "results/benchmarks/surrogate.nc",
         *([f"results/learning_curve/{LC['cell_type']}.nc"] if LC["fractions"] else []),

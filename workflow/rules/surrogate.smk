@@ -83,6 +83,29 @@ rule plot_surrogate_panels:
         " > {log} 2>&1"
 
 
+rule plot_training_histories:
+    input:
+        expand("results/train/{cell_type}_history.nc", cell_type=CELLS["cell_types"]),
+    output:
+        report(
+            "results/train/histories.png",
+            category="surrogates",
+            caption="../report/plot_training_histories.rst",
+        ),
+    log:
+        "logs/plot_training_histories/histories.log",
+    benchmark:
+        "benchmarks/plot_training_histories/histories.tsv"
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: 1
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=10,
+    shell:
+        "hnn-surrogate plot-histories {input} --out {output} > {log} 2>&1"
+
+
 rule fit_linear_baseline:
     input:
         dataset="results/cells/{cell_type}.nc",

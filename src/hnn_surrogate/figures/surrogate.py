@@ -62,3 +62,26 @@ def plot_panels(path, out):
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_training_histories(paths, out):
+    """Training and validation loss against optimiser steps, one panel per cell type,
+    from ``surrogate_history`` files: where the validation loss flattens while the
+    training loss still falls, more steps on the same data do not help."""
+    from ..artifacts import SURROGATE_HISTORY
+
+    hists = [SURROGATE_HISTORY.read(p) for p in paths]
+    fig, axes = plt.subplots(1, len(hists), figsize=(3.6 * len(hists), 3.2),
+                             constrained_layout=True, squeeze=False)
+    for ax, h in zip(axes[0], hists):
+        per = int(h.attrs.get("steps_per_epoch", 1))   # histories before it was recorded: epochs
+        steps = (h["epoch"].values + 1) * per
+        ax.plot(steps, h["train_loss"].values, label="train (crops)")
+        ax.plot(steps, h["val_loss"].values, label="validation (whole simulations)")
+        best = int(h.attrs["best_epoch"])
+        ax.axvline((best + 1) * per, color="0.6", ls=":", label="best")
+        ax.set(title=h.attrs["cell_type"], xlabel="optimiser steps" if per > 1 else "epochs",
+               ylabel="loss")
+        ax.legend(fontsize=7)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

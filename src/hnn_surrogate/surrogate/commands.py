@@ -53,6 +53,12 @@ def _learning_curve(args):
     learning_curve(args.metrics, args.fractions, n_train, args.out, figure=args.figure)
 
 
+def _plot_histories(args):
+    from ..figures.surrogate import plot_training_histories
+
+    plot_training_histories(args.histories, args.out)
+
+
 def register(sub) -> None:
     """Add this stage's subcommands to ``sub`` (argparse subparsers)."""
     p = sub.add_parser("train", help="train the surrogate of one cell type")
@@ -100,3 +106,8 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--figure")
     p.set_defaults(func=_learning_curve)
+
+    p = sub.add_parser("plot-histories", help="training and validation loss per step, per type")
+    p.add_argument("histories", nargs="+", help="surrogate_history files")
+    p.add_argument("--out", required=True, help="PNG")
+    p.set_defaults(func=_plot_histories)
