@@ -19,7 +19,7 @@ from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
 TINY_TRAIN = {"hidden": 8, "kernel_size": 3, "dilations": [1, 2, 4], "lstm_hidden": 8,
               "epochs": 4, "steps_per_epoch": 3, "batch_size": 4, "lr": 0.003, "patience": 10,
               "crop_bins": 60, "burn_in_bins": 10, "v_clip": -55.0, "spike_kernel_ms": 10.0,
-              "dipole_weight": 1.0,
+              "dipole_weight": 1.0, "linear_taus_ms": [],
               "spike_weight": 1.0, "threads": 1, "device": "cpu"}
 
 
@@ -145,6 +145,15 @@ def test_killed_training_resumes_and_ends_where_an_uninterrupted_run_ends(tiny_d
     b = torch.load(out, weights_only=True)["state_dict"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_a_training_config_without_a_key_is_refused_naming_it(tiny_dataset, tmp_path):
+    cfg = {k: v for k, v in TINY_TRAIN.items() if k != "lstm_hidden"}
+    proc = subprocess.run(_train_cmd(tiny_dataset, tmp_path / "m.pt", tmp_path / "h.nc",
+                                     dict(cfg, bogus=1)), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0
+    assert "lacks lstm_hidden; unknown keys bogus" in proc.stderr
 
 
 def test_checkpoint_against_other_data_fails_clearly(tiny_dataset, tmp_path):

@@ -12,8 +12,18 @@ from ..cli_args import read_json
 def _train(args):
     from ..surrogate.train import TrainConfig, train_surrogate
 
+    import dataclasses
+
     cfg = read_json(args.config, "training config")
     model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden", "linear_taus_ms")
+    train_keys = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
+    missing = sorted(set(model_keys) - set(cfg))
+    unknown = sorted(set(cfg) - set(model_keys) - train_keys)
+    if missing or unknown:
+        raise SystemExit(f"train: {args.config}: "
+                         + "; ".join([f"lacks {', '.join(missing)}"] * bool(missing)
+                                     + [f"unknown keys {', '.join(unknown)}"] * bool(unknown))
+                         + " (it is the config's train section, as results/parameters/train/ holds)")
     model_kwargs = {k: (tuple(cfg[k]) if k == "dilations" else cfg[k]) for k in model_keys}
     train_cfg = TrainConfig(seed=args.seed, **{k: v for k, v in cfg.items() if k not in model_keys})
     train_surrogate(args.dataset, args.out, model_kwargs=model_kwargs, train_config=train_cfg,
