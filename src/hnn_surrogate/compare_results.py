@@ -25,7 +25,7 @@ import numpy as np
 
 STAGES = (
     ("cells: calibration", "cells/calibration/*.nc"),
-    ("cells: NEURON networks for the replay regime", "network/*/*/neuron_*.nc"),
+    ("NEURON network runs (the replay regime's and the comparison's)", "network/*/*/neuron_*.nc"),
     ("cells: replayed events", "cells/replay/*/*/*.nc"),
     ("cells: shards", "cells/shards/*/*/*.nc"),
     ("cells: merged data sets", "cells/*.nc"),
