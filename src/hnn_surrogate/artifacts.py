@@ -255,6 +255,10 @@ CELL_SIMS = Schema(
         "sim_index": Var(("sim",), "int64", "1",
                          "index of the simulation within its regime (seeds its input)"),
         "split": Var(("sim",), "str", "1", "train, val or test", optional=True),
+        "run": Var(("sim",), "int64", "1",
+                   "network run whose cell the simulation is (replay and network_prior "
+                   "regimes; the split keeps a run's cells together), -1 for a lone cell's "
+                   "random input"),
         "inputs": Var(("sim", "time", "channel"), "float32", "uS",
                       "summed weight of the events arriving in each bin "
                       "(presynaptic time + synaptic delay)"),

@@ -151,6 +151,30 @@ def _semantic_errors(config: dict) -> list[str]:
     check_multiple("benchmark.tstop", bench["tstop"], "cells.bin_ms", cells["bin_ms"])
     messages += _network_errors(config["network"], cells, check_multiple)
     messages += _replay_errors(cells, config["network"])
+    messages += _prior_errors(cells, config["network"], check_range)
+    return messages
+
+
+def _prior_errors(cells: dict, net: dict, check_range) -> list[str]:
+    """The network_prior regime's ranges are ranges and its seeds are its own."""
+    prior, base = cells["network_prior"], "cells.network_prior"
+    messages = []
+    if "network_prior" in cells["regimes"]:
+        messages.append("config key 'cells.regimes.network_prior': the name is taken by the "
+                        "network_prior regime (cells.network_prior); rename this regime")
+    check_range(f"{base}.gain", prior["gain"])
+    for key in ("rate_hz", "weight_pyramidal", "weight_basket"):
+        check_range(f"{base}.poisson.{key}", prior["poisson"][key])
+    check_range(f"{base}.evoked.tstart", prior["evoked"]["tstart"])
+    check_range(f"{base}.alpha.burst_rate_hz", prior["alpha"]["burst_rate_hz"])
+    check_range(f"{base}.alpha.weight", prior["alpha"]["weight"])
+    seeds = range(prior["seeds_from"], prior["seeds_from"] + prior["n_runs"])
+    for key, used in (("network.seeds", net["seeds"]), ("cells.replay.seeds",
+                                                        cells["replay"]["seeds"])):
+        shared = sorted(s for s in used if s in seeds)
+        if shared:
+            messages.append(f"config key '{base}.seeds_from': runs' drive seeds "
+                            f"{seeds.start}..{seeds.stop - 1} include {shared} of {key}")
     return messages
 
 

@@ -1,4 +1,5 @@
-"""Per-cell-type datasets: shards merged, split into train/val/test by simulation."""
+"""Per-cell-type datasets: shards merged, split into train/val/test by simulation or
+by network run."""
 
 from __future__ import annotations
 
@@ -17,12 +18,16 @@ SPLITS = ("train", "val", "test")
 _SAME_ATTRS = ("cell_type", "dt_ms", "bin_ms", "tstop_ms", "synaptic_delay_ms", "seed")
 
 
-def assign_splits(regimes, sim_index, *, fractions, seed):
+def assign_splits(regimes, sim_index, *, fractions, seed, runs=None):
     """Split label of each simulation, stratified by regime, seeded.
 
-    Within each regime the simulations are ordered by a seeded permutation of
-    their ``sim_index`` and cut by ``fractions`` (train, val, test): the split of
-    a simulation depends only on (seed, regime, its index, the regime's count).
+    The units split are simulations, or whole network runs: a simulation with
+    ``runs >= 0`` is a cell of that network run (replay and network_prior
+    regimes), and all cells of a run go to one split, so held-out data holds
+    out whole runs. Within each regime the units are ordered (by run, or by
+    ``sim_index``), permuted by a generator seeded with (seed, regime) and cut
+    by ``fractions`` (train, val, test): a unit's split depends only on the seed,
+    its regime, its index and how many units the regime has.
 
     Returns
     -------
@@ -30,17 +35,22 @@ def assign_splits(regimes, sim_index, *, fractions, seed):
     """
     regimes = np.asarray(regimes).astype(str)
     sim_index = np.asarray(sim_index)
+    runs = np.full(regimes.size, -1) if runs is None else np.asarray(runs)
+    unit = np.where(runs >= 0, runs, sim_index)
     labels = np.empty(regimes.size, dtype=object)
     fr = np.asarray([fractions[s] for s in SPLITS], dtype=float)
     for regime in np.unique(regimes):
         pos = np.flatnonzero(regimes == regime)
-        pos = pos[np.argsort(sim_index[pos], kind="stable")]
-        perm = np.random.default_rng([seed, name_code(regime), name_code("split")]).permutation(pos.size)
-        n_val = int(round(fr[1] / fr.sum() * pos.size))
-        n_test = int(round(fr[2] / fr.sum() * pos.size))
-        n_train = pos.size - n_val - n_test
-        cuts = np.repeat(np.array(SPLITS, dtype=object), [n_train, n_val, n_test])
-        labels[pos[perm]] = cuts
+        if len(set((runs[pos] >= 0).tolist())) > 1:
+            raise ArtifactError(f"regime {regime!r} mixes network-run cells and lone cells")
+        units, which = np.unique(unit[pos], return_inverse=True)
+        perm = np.random.default_rng([seed, name_code(regime), name_code("split")]).permutation(units.size)
+        n_val = int(round(fr[1] / fr.sum() * units.size))
+        n_test = int(round(fr[2] / fr.sum() * units.size))
+        n_train = units.size - n_val - n_test
+        cuts = np.empty(units.size, dtype=object)
+        cuts[perm] = np.repeat(np.array(SPLITS, dtype=object), [n_train, n_val, n_test])
+        labels[pos] = cuts[which]
     return labels
 
 
@@ -75,7 +85,8 @@ def merge_shards(shard_paths, out, *, fractions, seed):
         for v in [v for v in first.data_vars if first[v].dims == (dim,)]:
             parts = [ds[v].values + (off if v == sim_var else 0) for ds, off in zip(shards, offsets)]
             data[v] = np.concatenate(parts).astype(first[v].dtype)
-    data["split"] = assign_splits(data["regime"], data["sim_index"], fractions=fractions, seed=seed)
+    data["split"] = assign_splits(data["regime"], data["sim_index"], fractions=fractions, seed=seed,
+                                  runs=data["run"])
     coords = {c: first[c].values for c in first.coords}
     attrs = {k: first.attrs[k] for k in _SAME_ATTRS}
     attrs.update(provenance_attrs(seed=first.attrs["seed"]))

@@ -64,10 +64,20 @@ def gaussian_connection(src_pos, tgt_pos, nc_dict: dict, net):
                                     inplane_distance=net._inplane_distance)
 
 
-def simulate_trial(net, *, tstop: float, dt: float, trial_idx: int = 0) -> dict:
+def simulate_trial(net, *, tstop: float, dt: float, trial_idx: int = 0,
+                   record_cells: bool = False) -> dict:
     """One trial of ``net`` in NEURON by hnn-core's ``_simulate_single_trial``
-    (its ``NetworkBuilder``, gids round-robin over the ranks; call on every rank),
-    recording no section voltages or currents. Returns hnn-core's trial dict."""
+    (its ``NetworkBuilder``, gids round-robin over the ranks; call on every rank).
+    Returns hnn-core's trial dict (complete on rank 0).
+
+    ``record_cells``: also record every cell's soma voltage (hnn-core's
+    ``record_vsec="soma"``: ``data["vsec"][gid]["soma"]``) and every pyramidal
+    cell's own dipole (fAm, ``data["cell_dipole"][gid]``), gathered to rank 0;
+    hnn-core sums the cells' dipole vectors per type and gathers only the sum,
+    so its ``aggregate_data`` is wrapped for this one trial to gather them first.
+    Otherwise no section voltage or current is recorded.
+    """
+    from hnn_core import network_builder
     from hnn_core.network_builder import _simulate_single_trial
 
     _check_version()
@@ -75,7 +85,28 @@ def simulate_trial(net, *, tstop: float, dt: float, trial_idx: int = 0) -> dict:
     for key in ("record_vsec", "record_isec", "record_ca"):
         net._params[key] = False
     net._verbose = False
-    return _simulate_single_trial(net, tstop, dt, trial_idx)
+    if not record_cells:
+        return _simulate_single_trial(net, tstop, dt, trial_idx)
+    net._params["record_vsec"] = "soma"
+    builder = network_builder.NetworkBuilder
+    aggregate = builder.aggregate_data
+    cell_dipoles = {}
+
+    def gather_cell_dipoles(self, n_samples):
+        mine = {cell.gid: cell.dipole.as_numpy().copy()
+                for cell in self._cells if hasattr(cell, "dipole")}
+        for part in network_builder._PC.py_gather(mine, 0) or []:
+            cell_dipoles.update(part)
+        return aggregate(self, n_samples)
+
+    builder.aggregate_data = gather_cell_dipoles
+    try:
+        data = _simulate_single_trial(net, tstop, dt, trial_idx)
+    finally:
+        builder.aggregate_data = aggregate
+        net._params["record_vsec"] = False
+    data["cell_dipole"] = cell_dipoles
+    return data
 
 
 def cell_synapse(cell, key: str):

@@ -87,6 +87,46 @@ use rule simulate_cells as simulate_replay with:
         fine="--store-fine" if CELLS["store_fine"] else "",
 
 
+rule simulate_network_prior:
+    input:
+        spec=parameter_file("network_prior", "spec"),
+        prior=parameter_file("network_prior", "prior"),
+    output:
+        expand(
+            "results/cells/shards/{cell_type}/network_prior/{{shard}}.nc",
+            cell_type=CELL_TYPES,
+        ),
+    log:
+        "logs/simulate_network_prior/{shard}.log",
+    benchmark:
+        "benchmarks/simulate_network_prior/{shard}.tsv"
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: PRIOR["mpi_ranks"]
+    resources:
+        mpi="mpiexec",
+        tasks=PRIOR["mpi_ranks"],
+        mem_mb=RES["mem_mb"],
+        runtime=RES["runtime_cells"],
+    params:
+        outs=lambda wc, output: " ".join(
+            f"{cell_type}={path}" for cell_type, path in zip(CELL_TYPES, output)
+        ),
+        run=lambda wc: int(wc.shard),
+        tstop=CELLS["tstop"],
+        dt=CELLS["dt"],
+        bin_ms=CELLS["bin_ms"],
+        delay=CELLS["synaptic_delay"],
+        seed=config["seed"],
+        fine="--store-fine" if CELLS["store_fine"] else "",
+    shell:
+        "{resources.mpi} -n {resources.tasks} hnn-surrogate simulate-network-prior"
+        " --spec {input.spec} --prior {input.prior} --run {params.run}"
+        " --tstop {params.tstop} --dt {params.dt} --bin-ms {params.bin_ms}"
+        " --delay {params.delay} --seed {params.seed} {params.fine}"
+        " --out {params.outs} > {log} 2>&1"
+
+
 rule list_replay_events:
     input:
         spec=parameter_file("network", "{scenario}", "{condition}", "surrogate"),

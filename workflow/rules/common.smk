@@ -34,6 +34,11 @@ REPLAY = CELLS["replay"]
 """The replay regime (network input replayed to lone cells); off when n_sims is 0."""
 
 
+PRIOR = CELLS["network_prior"]
+"""The network_prior regime (every cell of NEURON runs of networks drawn from a prior);
+off when n_runs is 0. One job per run writes one shard per cell type."""
+
+
 def regime_sims():
     """Simulations per cell type of every regime, the replay regime included."""
     sims = {name: r["n_sims"] for name, r in CELLS["regimes"].items()}
@@ -56,11 +61,17 @@ def shard_range(wildcards, regime=None):
 
 
 def shard_files(wildcards):
-    """Every shard of one cell type, all regimes."""
+    """Every shard of one cell type, all regimes (network_prior: one per run)."""
     return [
-        f"results/cells/shards/{wildcards.cell_type}/{regime}/{shard:04d}.nc"
-        for regime in regime_sims()
-        for shard in range(n_shards(regime))
+        *(
+            f"results/cells/shards/{wildcards.cell_type}/{regime}/{shard:04d}.nc"
+            for regime in regime_sims()
+            for shard in range(n_shards(regime))
+        ),
+        *(
+            f"results/cells/shards/{wildcards.cell_type}/network_prior/{run:04d}.nc"
+            for run in range(PRIOR["n_runs"])
+        ),
     ]
 
 
@@ -133,6 +144,14 @@ PARAMETERS = {
     "regime": lambda regime: {
         k: v for k, v in CELLS["regimes"][regime].items() if k != "n_sims"
     },
+    # what a network_prior run depends on: the network model and grid, the prior
+    # (not how many runs there are, nor the ranks)
+    "network_prior": lambda part: {
+        "spec": lambda: {k: NET[k] for k in ("model", "mesh_shape")},
+        "prior": lambda: {
+            k: v for k, v in PRIOR.items() if k not in ("n_runs", "mpi_ranks")
+        },
+    }[part](),
     "train": lambda cell_type: train_config(config, cell_type),
     "train_subset": lambda cell_type, fraction: {
         **train_config(config, cell_type),

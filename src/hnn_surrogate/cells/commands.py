@@ -37,6 +37,26 @@ def _simulate_shard(args):
                    store_fine=args.store_fine, out=args.out)
 
 
+def _simulate_network_prior(args):
+    from .. import CELL_TYPES
+    from ..cells.network_prior import simulate_prior_run
+
+    outs = {}
+    for item in args.out:
+        cell_type, sep, path = item.partition("=")
+        if not sep or cell_type not in CELL_TYPES:
+            raise SystemExit(f"simulate-network-prior --out {item!r}: give CELL_TYPE=PATH, "
+                             f"CELL_TYPE one of {', '.join(CELL_TYPES)}")
+        outs[cell_type] = path
+    spec = read_json(args.spec, "network spec")
+    missing = set(CELL_TYPES) - set(outs)
+    if missing:
+        raise SystemExit(f"simulate-network-prior: no --out for {', '.join(sorted(missing))}")
+    simulate_prior_run(spec=spec, prior=read_json(args.prior, "network prior"), run=args.run,
+                       seed=args.seed, tstop=args.tstop, dt=args.dt, bin_ms=args.bin_ms,
+                       delay=args.delay, store_fine=args.store_fine, outs=outs)
+
+
 def _merge_cells(args):
     from ..datasets import merge_shards
 
@@ -76,6 +96,22 @@ def register(sub) -> None:
     add_sim_args(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_simulate_shard)
+
+    p = sub.add_parser("simulate-network-prior",
+                       help="one NEURON network run drawn from the prior (MPI): every cell "
+                            "a simulation of the network_prior regime")
+    p.add_argument("--spec", required=True, help="JSON file: network model and mesh_shape")
+    p.add_argument("--prior", required=True,
+                   help="JSON file: the cells.network_prior config section")
+    p.add_argument("--run", type=int, required=True, help="index of the network run")
+    p.add_argument("--tstop", type=float, required=True, help="simulated time (ms)")
+    p.add_argument("--bin-ms", type=float, required=True, help="surrogate bin (ms)")
+    p.add_argument("--seed", type=int, required=True, help="global seed")
+    p.add_argument("--store-fine", action="store_true", help="also store traces at dt")
+    add_sim_args(p)
+    p.add_argument("--out", nargs="+", required=True,
+                   help="CELL_TYPE=PATH: where each cell type's shard goes")
+    p.set_defaults(func=_simulate_network_prior)
 
     p = sub.add_parser("merge-cells", help="merge shards of one cell type; split by simulation")
     p.add_argument("shards", nargs="+")

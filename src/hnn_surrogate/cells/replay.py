@@ -77,6 +77,10 @@ class ReplayInputs:
                 f"network runs (cells.replay.seeds, scenarios or conditions)")
         return r, int(self.order[r][k])
 
+    def run_of(self, index: int) -> int:
+        """Position (in the given runs) of the network run simulation ``index`` replays."""
+        return self._locate(index)[0]
+
     def source(self, index: int) -> tuple[str, int]:
         """(run file, gid) whose input simulation ``index`` replays."""
         r, cell = self._locate(index)

@@ -48,8 +48,10 @@ def run_one(cell_type, events, *, tstop, dt, bin_ms, delay, store_fine):
 
 
 def assemble(results, *, cell_type, regime_name, indices, tstop, dt, bin_ms, delay, seed,
-             params_hash, extra_attrs=None):
-    """Stack per-simulation results (in shard order) into a ``cell_sims`` Dataset."""
+             params_hash, runs=None, extra_attrs=None):
+    """Stack per-simulation results (in shard order) into a ``cell_sims`` Dataset.
+
+    ``runs``: the network run of each simulation (None: -1, lone-cell input)."""
     chans = channels(cell_type)
     n_bins = int(round(tstop / bin_ms))
     stack = {k: np.stack([r[k] for r in results]) for k in
@@ -62,6 +64,8 @@ def assemble(results, *, cell_type, regime_name, indices, tstop, dt, bin_ms, del
         "n_spikes": np.array([r["spike_time"].size for r in results], dtype=np.int32),
         "regime": np.array([regime_name] * len(results), dtype=object),
         "sim_index": np.asarray(indices, dtype=np.int64),
+        "run": (np.full(len(results), -1, dtype=np.int64) if runs is None
+                else np.asarray(runs, dtype=np.int64)),
     }
     for k in ("dipole", "v_soma_fine", "dipole_fine"):
         if k in stack:
@@ -137,6 +141,8 @@ def simulate_shard(*, cell_type, regime_name, regime: dict | None = None, refere
 
         def events(index):
             return inputs.events(index, tstop)
+
+        runs = [inputs.run_of(index) for index in indices]
     else:
         reg = Regime.from_config(regime)
         reference = np.asarray(reference)
@@ -145,6 +151,8 @@ def simulate_shard(*, cell_type, regime_name, regime: dict | None = None, refere
         def events(index):
             rng = sim_rng(seed, cell_type, regime_name, index)
             return draw_events(cell_type, reg, reference, tstop=tstop, rng=rng)
+
+        runs = None
     # Load NEURON and hnn-core's mechanisms and fill the channels' rate tables
     # with one short run outside the timed loop, so every rank starts warm.
     simulate_cell(cell_type, event_channel=[], event_time=[], event_weight=[],
@@ -168,7 +176,7 @@ def simulate_shard(*, cell_type, regime_name, regime: dict | None = None, refere
         ordered[r::size] = part
     ds = assemble(ordered, cell_type=cell_type, regime_name=regime_name, indices=indices,
                   tstop=tstop, dt=dt, bin_ms=bin_ms, delay=delay, seed=seed,
-                  params_hash=config_hash(params),
+                  params_hash=config_hash(params), runs=runs,
                   extra_attrs={"mpi_ranks": size, "first_sim": first, "wall_s": wall})
     if out is not None:
         CELL_SIMS.write(ds, out)

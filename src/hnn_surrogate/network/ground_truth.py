@@ -52,12 +52,15 @@ def init_neuron_mpi():
     return h, rank, n_ranks
 
 
-def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0) -> dict | None:
+def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0,
+               record_cells: bool = False) -> dict | None:
     """Simulate one trial of ``net`` in NEURON on all ranks; rank 0 returns the data.
 
     Returns (rank 0) a dict: ``times`` (ms, NEURON's grid), ``dipole_L2``,
     ``dipole_L5`` (raw sums, nAm, before hnn-core's baseline renormalisation),
-    ``spike_times``, ``spike_gids``, ``wall_s`` (build + run), ``n_ranks``.
+    ``spike_times``, ``spike_gids``, ``wall_s`` (build + run), ``n_ranks``; with
+    ``record_cells`` also ``v_soma`` {gid: mV} and ``cell_dipole`` {gid: nAm}
+    (pyramidal cells), on NEURON's grid.
     """
     import numpy as np
 
@@ -70,7 +73,8 @@ def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0) -> dict | No
     pc = h.ParallelContext()
     pc.barrier()
     start = time.perf_counter()
-    data = simulate_trial(net, tstop=tstop, dt=dt, trial_idx=trial_idx)
+    data = simulate_trial(net, tstop=tstop, dt=dt, trial_idx=trial_idx,
+                          record_cells=record_cells)
     pc.barrier()
     wall = time.perf_counter() - start
     if rank != 0:
@@ -89,7 +93,7 @@ def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0) -> dict | No
         cells |= (gids >= rng.start) & (gids < rng.stop)
     times, gids = times[cells], gids[cells]
     order = np.lexsort((gids, times))
-    return {
+    out = {
         "times": np.asarray(data["times"]),
         "dipole_L2": layers["L2"],
         "dipole_L5": layers["L5"],
@@ -98,3 +102,9 @@ def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0) -> dict | No
         "wall_s": wall,
         "n_ranks": n_ranks,
     }
+    if record_cells:
+        out["v_soma"] = {int(g): np.asarray(v["soma"], dtype=np.float64)
+                         for g, v in data["vsec"].items()}
+        out["cell_dipole"] = {int(g): np.asarray(d, dtype=np.float64) * FAM_TO_NAM
+                              for g, d in data["cell_dipole"].items()}
+    return out

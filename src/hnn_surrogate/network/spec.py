@@ -52,7 +52,7 @@ def build_network(spec: dict, *, scenario: str, condition: str, seed: int):
         if kind == "erp":
             from hnn_core.network_models import add_erp_drives_to_jones_model
 
-            add_erp_drives_to_jones_model(net)
+            add_erp_drives_to_jones_model(net, tstart=float(params.get("tstart", 0.0)))
             for j, name in enumerate(sorted(n for n in net.external_drives
                                             if n.startswith(("evprox", "evdist")))):
                 net.external_drives[name]["event_seed"] = event_seed(seed, i) + j
