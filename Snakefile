@@ -18,6 +18,7 @@ include: "workflow/rules/cells.smk"
 include: "workflow/rules/surrogate.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/network.smk"
+include: "workflow/rules/optimize.smk"
 
 
 rule all:

@@ -1,6 +1,7 @@
 """The whole pipeline so far, through Snakemake, on the tiny config."""
 
 import copy
+import json
 import re
 import subprocess
 
@@ -9,8 +10,9 @@ import pytest
 import yaml
 
 from hnn_surrogate.artifacts import (
-    CELLS_BENCHMARK, GRADIENT_HORIZON, LEARNING_CURVE, NETWORK_BENCHMARK, NETWORK_COMPARISON,
-    NETWORK_RUN, SURROGATE_BENCHMARK, SURROGATE_METRICS, SURROGATE_PANELS,
+    CELLS_BENCHMARK, FIT_CHECK, FIT_SUMMARY, FIT_TRAJECTORY, GRADIENT_HORIZON, LEARNING_CURVE,
+    NETWORK_BENCHMARK, NETWORK_COMPARISON, NETWORK_RUN, SURROGATE_BENCHMARK, SURROGATE_METRICS,
+    SURROGATE_PANELS,
 )
 from hnn_surrogate.datasets import open_cell_dataset
 
@@ -24,9 +26,18 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     for cell_type, n_channels in [("L2_pyramidal", 30), ("L5_pyramidal", 34),
                                   ("L2_basket", 3), ("L5_basket", 3)]:
         ds = open_cell_dataset(tmp_path / "results" / "cells" / f"{cell_type}.nc")
-        assert ds.sizes["sim"] == 18 and ds.sizes["channel"] == n_channels
+        # 18 lone-cell simulations, and every cell of 3 prior runs of the 2 x 2 network
+        per_run = 4 if cell_type.endswith("pyramidal") else 3
+        assert ds.sizes["sim"] == 18 + 3 * per_run and ds.sizes["channel"] == n_channels
         assert set(ds["regime"].values) == {"subthreshold", "suprathreshold", "network",
-                                            "replay"}
+                                            "replay", "network_prior"}
+        runs = ds["run"].values
+        for regime in ("replay", "network_prior"):
+            mine = ds["regime"].values == regime
+            assert (runs[mine] >= 0).all() and (runs[~np.isin(ds["regime"].values, (
+                "replay", "network_prior"))] == -1).all()
+            for r in np.unique(runs[mine]):
+                assert len(set(ds["split"].values[mine & (runs == r)])) == 1, (regime, r)
         # replayed network input: two tiny-network runs, events in every simulation
         replay = ds.isel(sim=ds["regime"].values == "replay")
         assert (replay["inputs"].values.sum(axis=(1, 2)) > 0).all()
@@ -78,13 +89,32 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     grad = GRADIENT_HORIZON.read(tmp_path / "results" / "network" / "gradient_horizon.nc")
     assert list(grad["tstop"].values) == [20.0, 50.0] and list(grad["slope"].values) == [0.0, 0.3]
     assert np.isfinite(grad["sensitivity"].values).all()
+    # The optimize stage: a 2-step fit, its start and result in NEURON and with the
+    # surrogates on the fit's seed and a fresh one, scored and ranked.
+    point = tmp_path / "results" / "optimize" / "rhythm-beta_share-cells_and_noise-lr0.1"
+    traj = FIT_TRAJECTORY.read(point / "trajectory.nc")
+    assert traj.sizes["step"] == 3 and list(traj["seed"].values) == [0]
+    assert traj.sizes["free"] == 15 + 4                # cell-to-cell types + the noise's
+    assert np.isfinite(traj["grad"].values[:-1]).all() and (traj["grad"].values[0] != 0).any()
+    assert ((traj["gain"].values >= 0.125) & (traj["gain"].values <= 8.0)).all()
+    fitted = json.loads((point / "fitted.json").read_text())
+    assert [g["gain"] for g in fitted] == pytest.approx(list(traj["gain"].values[-1]))
+    check = FIT_CHECK.read(point / "check.nc")
+    assert list(check["seed"].values) == [0, 5] and list(check["fit_seed"].values) == [1, 0]
+    assert np.isfinite(check["objective"].values).all()
+    start = NETWORK_RUN.read(tmp_path / "results" / "optimize" / "starts" / "rhythm" / "neuron_5.nc")
+    after = NETWORK_RUN.read(point / "neuron_fitted_5.nc")
+    assert start.attrs["condition"] == "default" and after.attrs["condition"] == "fitted"
+    assert (point / "fit.png").stat().st_size > 1e4
+    summary = FIT_SUMMARY.read(tmp_path / "results" / "optimize" / "summary.nc")
+    assert list(summary["rank"].values) == [1]
     # Nothing left to do on a second call.
     assert _dry_run(cmd) == {}
     # A change reruns exactly the jobs whose output depends on it.
     tiny = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
     changes = [
         # a new seed: its runs in both simulators and the comparisons, nothing else
-        ({"network": {"seeds": [0, 3]}},
+        ({"network": {"seeds": [0, 4]}},
          {"simulate_network_neuron": 4, "simulate_network_surrogate": 4,
           "simulate_network_open_loop": 4, "compare_network": 2, "all": 1}),
         # MPI ranks change no output
@@ -95,6 +125,10 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         ({"benchmark": {"network_repeats": 3}}, {"benchmark_network": 1, "all": 1}),
         # the transient: the comparisons only
         ({"network": {"transient_ms": 10.0}}, {"compare_network": 2, "all": 1}),
+        # a fit's learning rate: that fit, its NEURON and surrogate checks, not the starts
+        ({"optimize": {"grid": {"lr": [0.2]}}}, "fit_lr"),
+        # one more prior run: that run's job, nothing before it rerun
+        ({"cells": {"network_prior": {"n_runs": 4}}}, "prior_run"),
         # one regime's weights: its parameter file, its shards and all that follows
         ({"cells": {"regimes": {"network": {"weight": {
             "scale": "absolute", "excitatory": [0.0001, 0.006], "inhibitory": [0.001, 0.05]}}}}},
@@ -105,7 +139,14 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         path = tmp_path / "changed.yaml"
         path.write_text(yaml.safe_dump(cfg))
         jobs = _dry_run(cmd[:-4] + ["--configfile", str(path), "--cores", "2"])
-        if want is None:     # a regime's input: every stage downstream of its shards
+        if want == "fit_lr":
+            assert jobs == {"write_parameters": 1, "fit_connectivity": 1,
+                            "simulate_fit_neuron": 2, "simulate_fit_surrogate": 2,
+                            "check_fit": 1, "summarize_fits": 1, "all": 1}, jobs
+        elif want == "prior_run":
+            assert jobs["simulate_network_prior"] == 1 and jobs["merge_cells"] == 4, jobs
+            assert "write_parameters" not in jobs and "simulate_cells" not in jobs, jobs
+        elif want is None:   # a regime's input: every stage downstream of its shards
             assert jobs["write_parameters"] == 1 and jobs["simulate_cells"] == 4, jobs
             assert "simulate_network_neuron" not in jobs and "calibrate_cell" not in jobs, jobs
         else:

@@ -523,6 +523,78 @@ GRADIENT_HORIZON = Schema(
     },
 )
 
+FIT_TRAJECTORY = Schema(
+    name="fit_trajectory",
+    version=1,
+    attrs=("start", "objective", "lr", "gain_low", "gain_high", "surrogate_slope", "tstop_ms",
+           "transient_ms", "config_hash", "git_commit", "versions", "created"),
+    variables={
+        "step": Var(("step",), "int64", "1", "Adam step (0: the starting network)"),
+        "seed": Var(("seed",), "int64", "1", "drive seed of the fit"),
+        "free": Var(("free",), "str", "1", "free connection type: src->target receptor"),
+        "free_src": Var(("free",), "str", "1", "source type (or drive name)"),
+        "free_target": Var(("free",), "str", "1", "target cell type"),
+        "free_receptor": Var(("free",), "str", "1", "receptor"),
+        "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
+        "freq": Var(("freq",), "float64", "Hz", "frequency of the spectrum (<= 100 Hz)"),
+        "objective": Var(("step", "seed"), "float64", "1",
+                         "objective of the surrogate network's aggregate dipole (maximised)"),
+        "gain": Var(("step", "free"), "float64", "1", "gain x the starting network's weight"),
+        "grad": Var(("step", "free"), "float64", "1",
+                    "d mean objective / d z (unconstrained variable); NaN at the last step"),
+        "rate": Var(("step", "seed", "cell_type"), "float64", "Hz",
+                    "spikes per cell per second after the transient"),
+        "power": Var(("step", "seed", "freq"), "float64", "nAm2",
+                     "periodogram (Hann) of the aggregate dipole after the transient"),
+        "wall_s": Var(("step",), "float64", "s", "wall time of the step (all seeds)",
+                      timing=True),
+    },
+)
+
+FIT_CHECK = Schema(
+    name="fit_check",
+    version=1,
+    attrs=("start", "objective", "transient_ms", "transfer", "git_commit", "versions", "created"),
+    variables={
+        "condition": Var(("condition",), "str", "1", "default (the start) or fitted"),
+        "seed": Var(("seed",), "int64", "1", "drive seed"),
+        "fit_seed": Var(("seed",), "int8", "1", "1 if the fit used the seed, 0 if fresh"),
+        "simulator": Var(("simulator",), "str", "1", "neuron or surrogate"),
+        "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
+        "freq": Var(("freq",), "float64", "Hz", "frequency of the spectrum (<= 100 Hz)"),
+        "objective": Var(("condition", "seed", "simulator"), "float64", "1",
+                         "the fit's objective of the run's aggregate dipole"),
+        "beta_alpha": Var(("condition", "seed", "simulator"), "float64", "1",
+                          "power 13-30 Hz / power 8-12 Hz of the aggregate dipole"),
+        "peak_freq": Var(("condition", "seed", "simulator"), "float64", "Hz",
+                         "frequency of the largest power, 3-80 Hz"),
+        "rate": Var(("condition", "seed", "simulator", "cell_type"), "float64", "Hz",
+                    "spikes per cell per second after the transient"),
+        "power": Var(("condition", "seed", "simulator", "freq"), "float64", "nAm2",
+                     "periodogram (Hann) of the aggregate dipole after the transient"),
+    },
+)
+
+FIT_SUMMARY = Schema(
+    name="fit_summary",
+    version=1,
+    attrs=("git_commit", "versions", "created"),
+    variables={
+        "point": Var(("point",), "str", "1", "grid point: start-objective-free-lr"),
+        "start": Var(("point",), "str", "1", "starting network"),
+        "neuron_change_fit": Var(("point",), "float64", "1",
+                                 "objective change in NEURON, fit seeds (mean)"),
+        "neuron_change_fresh": Var(("point",), "float64", "1",
+                                   "objective change in NEURON, fresh seeds (mean; NaN if none)"),
+        "surrogate_change": Var(("point",), "float64", "1",
+                                "objective change with the surrogates, fit seeds (mean)"),
+        "beta_alpha_gain": Var(("point",), "float64", "1",
+                               "NEURON beta/alpha ratio fitted / start, fresh seeds (mean)"),
+        "transfer": Var(("point",), "float64", "1", "NEURON change / surrogate change"),
+        "rank": Var(("point",), "int64", "1", "1: the largest NEURON change on fresh seeds"),
+    },
+)
+
 REPLAY_EVENTS = Schema(
     name="replay_events",
     version=1,

@@ -39,11 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import commands as bench
     from .cells import commands as cells
     from .network import commands as network
+    from .optimize import commands as optimize
     from .surrogate import commands as surrogate
 
     parser = argparse.ArgumentParser(prog="hnn-surrogate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for stage in (cells, surrogate, network, bench):
+    for stage in (cells, surrogate, network, optimize, bench):
         stage.register(sub)
     p = sub.add_parser("compare-results",
                        help="two result folders, stage by stage: equal, or where they differ "

@@ -19,8 +19,22 @@ def positive_int(text):
 
 
 def network_spec(args) -> dict:
-    """The network spec file of ``--spec``."""
-    return read_json(args.spec, "network spec")
+    """The network spec file of ``--spec``; with ``--condition-file``, that file's list of
+    gain changes becomes condition ``--condition`` (a fit's gains)."""
+    spec = read_json(args.spec, "network spec")
+    if getattr(args, "condition_file", None):
+        changes = read_json(args.condition_file, "condition")
+        if not isinstance(changes, list):
+            raise SystemExit(f"{args.condition_file}: a condition is a list of "
+                             "{src, target, receptor, gain} changes")
+        spec["conditions"] = {**spec["conditions"], args.condition: changes}
+    return spec
+
+
+def add_condition_file(p):
+    p.add_argument("--condition-file",
+                   help="JSON file: the condition's gain changes (a fit's fitted.json), "
+                        "in place of the spec's")
 
 
 def add_network_args(p):

@@ -152,6 +152,73 @@ def _semantic_errors(config: dict) -> list[str]:
     messages += _network_errors(config["network"], cells, check_multiple)
     messages += _replay_errors(cells, config["network"])
     messages += _prior_errors(cells, config["network"], check_range)
+    messages += _split_errors(cells)
+    messages += _optimize_errors(config["optimize"], config["network"], cells, check_multiple)
+    return messages
+
+
+def _optimize_errors(opt: dict, net: dict, cells: dict, check_multiple) -> list[str]:
+    """Every grid name exists, objectives are well formed, bounds and seeds make sense."""
+    from .optimize.objectives import check_objective
+
+    base = "optimize"
+    messages = []
+    for name, sc in opt["starts"].items():
+        if name in net["scenarios"]:
+            messages.append(f"config key '{base}.starts.{name}': also a network scenario; "
+                            "rename one")
+        messages += scenario_errors(f"{base}.starts.{name}", sc, cells, check_multiple)
+    starts = {**net["scenarios"], **opt["starts"]}
+    for key, table in (("start", starts), ("objective", opt["objectives"]),
+                       ("free", opt["free_sets"])):
+        for name in opt["grid"][key]:
+            if name not in table:
+                messages.append(f"config key '{base}.grid.{key}': {name!r} is not one of "
+                                f"{', '.join(table) or '(none)'}")
+    for name, obj in opt["objectives"].items():
+        try:
+            check_objective(obj, where=f"config key '{base}.objectives.{name}'",
+                            bin_ms=cells["bin_ms"])
+        except ValueError as err:
+            messages.append(str(err))
+    for name, free in opt["free_sets"].items():
+        if not free.get("cells", True) and not free.get("drives"):
+            messages.append(f"config key '{base}.free_sets.{name}': frees nothing (cells false, "
+                            "no drives)")
+    lo, hi = opt["bounds"]
+    if not lo < 1.0 < hi:
+        messages.append(f"config key '{base}.bounds': [{lo}, {hi}] must satisfy low < 1 < high")
+    shared = sorted(set(opt["seeds"]) & set(opt["check_seeds"]))
+    if shared:
+        messages.append(f"config key '{base}.check_seeds': {shared} are fit seeds (optimize.seeds)")
+    for name in opt["grid"]["start"]:
+        if name in starts and starts[name]["tstop"] <= opt["transient_ms"]:
+            messages.append(f"config key '{base}.transient_ms': {opt['transient_ms']} ms is not "
+                            f"shorter than start {name!r} ({starts[name]['tstop']} ms)")
+    return messages
+
+
+def _split_errors(cells: dict) -> list[str]:
+    """Every regime gives each split at least one unit (simulation, or network run for the
+    replay and network_prior regimes, which are split whole)."""
+    from .datasets import SPLITS, split_counts
+
+    units = {f"cells.regimes.{k}.n_sims": (r["n_sims"], "simulations")
+             for k, r in cells["regimes"].items()}
+    rep = cells["replay"]
+    if rep["n_sims"]:
+        units["cells.replay.seeds"] = (len(rep["scenarios"]) * len(rep["conditions"])
+                                       * len(rep["seeds"]), "network runs (scenarios x "
+                                       "conditions x seeds)")
+    if cells["network_prior"]["n_runs"]:
+        units["cells.network_prior.n_runs"] = (cells["network_prior"]["n_runs"], "network runs")
+    messages = []
+    for key, (n, what) in units.items():
+        counts = split_counts(n, cells["split"])
+        empty = [s for s, c in zip(SPLITS, counts) if c == 0 and cells["split"][s] > 0]
+        if empty:
+            messages.append(f"config key '{key}': {n} {what}, split by cells.split, leave "
+                            f"{' and '.join(empty)} empty; each split needs one")
     return messages
 
 
@@ -208,35 +275,42 @@ def _replay_errors(cells: dict, net: dict) -> list[str]:
     return messages
 
 
-def _network_errors(net: dict, cells: dict, check_multiple) -> list[str]:
-    """Scenario, drive and condition names and keys, checked against hnn-core's API."""
+def scenario_errors(base: str, sc: dict, cells: dict, check_multiple) -> list[str]:
+    """One scenario's (or fit start's) duration and drives, against hnn-core's API."""
     import inspect
 
+    from hnn_core import Network
+
+    messages = []
+    check_multiple(f"{base}.tstop", sc["tstop"], "cells.bin_ms", cells["bin_ms"])
+    for i, drive in enumerate(sc["drives"]):
+        key = f"{base}.drives[{i}]"
+        if drive["type"] == "erp":
+            continue
+        if "name" not in drive:
+            messages.append(f"config key '{key}.name': a {drive['type']} drive needs a name")
+        method = getattr(Network, f"add_{drive['type']}_drive")
+        allowed = set(inspect.signature(method).parameters) - {"self", "name", "event_seed"}
+        for param in drive.get("params", {}):
+            if param not in allowed:
+                messages.append(f"config key '{key}.params.{param}': not an argument of "
+                                f"hnn-core's add_{drive['type']}_drive "
+                                f"({', '.join(sorted(allowed))})")
+    return messages
+
+
+def _network_errors(net: dict, cells: dict, check_multiple) -> list[str]:
+    """Scenario, drive and condition names and keys, checked against hnn-core's API."""
     messages = []
     if not net["scenarios"]:
         return ["config key 'network.scenarios': at least one scenario is needed"]
-    from hnn_core import Network
 
     ratio = cells["bin_ms"] / net["dt"]
     if abs(ratio - round(ratio)) > 1e-6:
         messages.append(f"config key 'network.dt': cells.bin_ms ({cells['bin_ms']}) is not a "
                         f"whole multiple of it ({net['dt']})")
     for name, sc in net["scenarios"].items():
-        base = f"network.scenarios.{name}"
-        check_multiple(f"{base}.tstop", sc["tstop"], "cells.bin_ms", cells["bin_ms"])
-        for i, drive in enumerate(sc["drives"]):
-            key = f"{base}.drives[{i}]"
-            if drive["type"] == "erp":
-                continue
-            if "name" not in drive:
-                messages.append(f"config key '{key}.name': a {drive['type']} drive needs a name")
-            method = getattr(Network, f"add_{drive['type']}_drive")
-            allowed = set(inspect.signature(method).parameters) - {"self", "name", "event_seed"}
-            for param in drive.get("params", {}):
-                if param not in allowed:
-                    messages.append(f"config key '{key}.params.{param}': not an argument of "
-                                    f"hnn-core's add_{drive['type']}_drive "
-                                    f"({', '.join(sorted(allowed))})")
+        messages += scenario_errors(f"network.scenarios.{name}", sc, cells, check_multiple)
     if net["benchmark_scenario"] not in net["scenarios"]:
         messages.append(f"config key 'network.benchmark_scenario': "
                         f"{net['benchmark_scenario']!r} is not one of the scenarios "

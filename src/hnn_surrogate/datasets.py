@@ -18,6 +18,14 @@ SPLITS = ("train", "val", "test")
 _SAME_ATTRS = ("cell_type", "dt_ms", "bin_ms", "tstop_ms", "synaptic_delay_ms", "seed")
 
 
+def split_counts(n_units: int, fractions) -> tuple[int, int, int]:
+    """(train, val, test) units of a regime with ``n_units`` split by ``fractions``."""
+    fr = np.asarray([fractions[s] for s in SPLITS], dtype=float)
+    n_val = int(round(fr[1] / fr.sum() * n_units))
+    n_test = int(round(fr[2] / fr.sum() * n_units))
+    return n_units - n_val - n_test, n_val, n_test
+
+
 def assign_splits(regimes, sim_index, *, fractions, seed, runs=None):
     """Split label of each simulation, stratified by regime, seeded.
 
@@ -38,16 +46,13 @@ def assign_splits(regimes, sim_index, *, fractions, seed, runs=None):
     runs = np.full(regimes.size, -1) if runs is None else np.asarray(runs)
     unit = np.where(runs >= 0, runs, sim_index)
     labels = np.empty(regimes.size, dtype=object)
-    fr = np.asarray([fractions[s] for s in SPLITS], dtype=float)
     for regime in np.unique(regimes):
         pos = np.flatnonzero(regimes == regime)
         if len(set((runs[pos] >= 0).tolist())) > 1:
             raise ArtifactError(f"regime {regime!r} mixes network-run cells and lone cells")
         units, which = np.unique(unit[pos], return_inverse=True)
         perm = np.random.default_rng([seed, name_code(regime), name_code("split")]).permutation(units.size)
-        n_val = int(round(fr[1] / fr.sum() * units.size))
-        n_test = int(round(fr[2] / fr.sum() * units.size))
-        n_train = units.size - n_val - n_test
+        n_train, n_val, n_test = split_counts(units.size, fractions)
         cuts = np.empty(units.size, dtype=object)
         cuts[perm] = np.repeat(np.array(SPLITS, dtype=object), [n_train, n_val, n_test])
         labels[pos] = cuts[which]

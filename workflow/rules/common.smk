@@ -28,6 +28,8 @@ wildcard_constraints:
     scenario="[A-Za-z][A-Za-z0-9_]*",
     condition="[A-Za-z][A-Za-z0-9_]*",
     seed=r"\d+",
+    start="[A-Za-z][A-Za-z0-9_]*",
+    point=r"[A-Za-z][A-Za-z0-9_.\-]*",
 
 
 REPLAY = CELLS["replay"]
@@ -135,6 +137,85 @@ def benchmark_spec():
     )
 
 
+OPT = config["optimize"]
+OPT_ON = OPT["enabled"] and NETWORK_ON
+"""The fits need the network stage's surrogates."""
+
+
+def fit_points():
+    """{point name: (start, objective, free set, lr)} of every grid point."""
+    g = OPT["grid"]
+    return {
+        f"{s}-{o}-{f}-lr{lr:g}": (s, o, f, lr)
+        for s in g["start"]
+        for o in g["objective"]
+        for f in g["free"]
+        for lr in g["lr"]
+    }
+
+
+def start_scenario(start):
+    """A fit's starting network: a key of optimize.starts or network.scenarios."""
+    return {**NET["scenarios"], **OPT["starts"]}[start]
+
+
+def optimize_spec(start, simulator):
+    """What a fit (``fit``), or a NEURON or surrogate run of its start or result,
+    depends on: the network model and grid, the surrogates' bin, the start's drives
+    and duration; for runs the dipole's post-processing, for NEURON its step."""
+    scenario = {k: v for k, v in start_scenario(start).items() if k != "transient_ms"}
+    spec = {
+        "model": NET["model"],
+        "mesh_shape": NET["mesh_shape"],
+        "bin_ms": CELLS["bin_ms"],
+        "scenarios": {start: scenario},
+        "conditions": {"default": []},
+    }
+    if simulator != "fit":
+        spec["postproc"] = NET["postproc"]
+    if simulator == "neuron":
+        spec["dt"] = NET["dt"]
+    return spec
+
+
+def fit_parameters(point):
+    """A fit job's settings (``fit-connectivity --fit``)."""
+    start, objective, free, lr = fit_points()[point]
+    return {
+        "start": start,
+        "objective": OPT["objectives"][objective],
+        "free": OPT["free_sets"][free],
+        "bounds": OPT["bounds"],
+        "lr": lr,
+        "steps": OPT["steps"],
+        "seeds": OPT["seeds"],
+        "tstop": start_scenario(start)["tstop"],
+        "transient_ms": OPT["transient_ms"],
+        "slope": NET["surrogate_slope"],
+    }
+
+
+def fit_check_runs(wildcards):
+    """(condition:seed:simulator, path) of the runs checking fit ``wildcards.point``."""
+    start = fit_points()[wildcards.point][0]
+    out = []
+    for seed in [*OPT["seeds"], *OPT["check_seeds"]]:
+        for sim in ("neuron", "surrogate"):
+            out.append(
+                (
+                    f"default:{seed}:{sim}",
+                    f"results/optimize/starts/{start}/{sim}_{seed}.nc",
+                )
+            )
+            out.append(
+                (
+                    f"fitted:{seed}:{sim}",
+                    f"results/optimize/{wildcards.point}/{sim}_fitted_{seed}.nc",
+                )
+            )
+    return out
+
+
 PARAMETERS = {
     "network": lambda scenario, condition, simulator: network_spec(
         scenario, condition, simulator
@@ -152,6 +233,8 @@ PARAMETERS = {
             k: v for k, v in PRIOR.items() if k not in ("n_runs", "mpi_ranks")
         },
     }[part](),
+    "optimize": lambda start, simulator: optimize_spec(start, simulator),
+    "fit": lambda point: fit_parameters(point),
     "train": lambda cell_type: train_config(config, cell_type),
     "train_subset": lambda cell_type, fraction: {
         **train_config(config, cell_type),
@@ -216,6 +299,14 @@ def all_targets():
                 "results/network/gradient_horizon.nc",
             ]
             if NETWORK_ON
+            else []
+        ),
+        *(
+            [
+                *(f"results/optimize/{p}/check.nc" for p in fit_points()),
+                "results/optimize/summary.nc",
+            ]
+            if OPT_ON
             else []
         ),
     ]

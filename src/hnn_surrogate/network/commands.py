@@ -6,7 +6,7 @@ Each is one Snakemake rule's action; ``hnn-surrogate <command> --help`` document
 
 from __future__ import annotations
 
-from ..cli_args import add_network_args, network_spec, positive_int
+from ..cli_args import add_condition_file, add_network_args, network_spec, positive_int
 
 
 def _network_neuron(args):
@@ -74,6 +74,7 @@ def register(sub) -> None:
                        help="one hnn-core network run in NEURON (run under mpiexec)")
     add_network_args(p)
     p.add_argument("--condition", required=True)
+    add_condition_file(p)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_network_neuron)
@@ -90,6 +91,7 @@ def register(sub) -> None:
     p = sub.add_parser("network-surrogate", help="one hnn-core network run with the surrogates")
     add_network_args(p)
     p.add_argument("--condition", required=True)
+    add_condition_file(p)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--checkpoints", nargs="+", required=True)
     p.add_argument("--threads", type=positive_int, required=True)

@@ -159,6 +159,19 @@ def regime_weights(y: torch.Tensor, regimes: np.ndarray, mode: str) -> torch.Ten
     return w.clamp(max=MAX_REGIME_WEIGHT)
 
 
+def training_subset(regimes, runs, fraction: float, seed: int) -> np.ndarray:
+    """Sorted positions of a seeded ``fraction`` of the training data (the learning
+    curve's subsets): the units drawn are network runs (all the cells of a run of
+    the replay or network_prior regime together) and lone-cell simulations, so a
+    subset holds fewer runs, not fewer cells of each run."""
+    keys = [f"{g}/{r}" if r >= 0 else f"sim/{i}"
+            for i, (g, r) in enumerate(zip(np.asarray(regimes).astype(str), runs))]
+    units, which = np.unique(keys, return_inverse=True)
+    perm = np.random.default_rng([seed, 7]).permutation(units.size)
+    chosen = perm[: max(1, int(round(fraction * units.size)))]
+    return np.flatnonzero(np.isin(which, chosen))
+
+
 def _crops(x, y, s, idx, rng, cfg):
     n, length = len(idx), x.shape[1]
     crop = cfg.crop_bins if 0 < cfg.crop_bins < length else length
@@ -197,8 +210,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     dhash = data_hash(ds)
     xt, yt, st, pos_t = split_tensors(ds, "train", norm)
     if cfg.train_fraction < 1.0:
-        keep = np.random.default_rng([cfg.seed, 7]).permutation(len(xt))
-        keep = np.sort(keep[: max(1, int(round(cfg.train_fraction * len(xt))))])
+        keep = training_subset(ds["regime"].values[pos_t], ds["run"].values[pos_t],
+                               cfg.train_fraction, cfg.seed)
         xt, yt, st, pos_t = xt[keep], yt[keep], st[keep], pos_t[keep]
     xv, yv, sv, pos_v = split_tensors(ds, "val", norm)
     regime = ds["regime"].values.astype(str)

@@ -1,0 +1,111 @@
+"""Objectives of a connectivity fit: pure, differentiable functions of a dipole.
+
+Each takes the aggregate dipole (a tensor over time bins, nAm, raw), the bin
+width and the start-up transient to leave out, and returns a scalar tensor
+that the fit maximises. The spectrum is a Hann-windowed periodogram of the
+dipole after the transient, its mean removed: the same for the surrogate's
+dipole (differentiable) and NEURON's (numpy in, numpy out through
+``torch.as_tensor``), so a fit and its NEURON check score alike.
+
+Kinds (``kind`` key of an objective's config):
+
+* ``band_share``: power in ``band`` over power in ``total`` (0-1);
+* ``band_ratio``: log of power in ``band`` over power in ``reference``;
+* ``peak_frequency``: minus the squared relative distance of the spectrum's
+  soft peak (a softmax over log power, ``temperature``) in ``total`` to
+  ``target_hz``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+NYQUIST_GUARD = 1e-9
+
+
+def spectrum(dipole, *, bin_ms: float, transient_ms: float):
+    """(frequencies Hz, power) of ``dipole`` after ``transient_ms``: Hann window, mean removed."""
+    x = torch.as_tensor(dipole)
+    if not torch.is_floating_point(x):
+        x = x.to(torch.float64)
+    start = int(round(transient_ms / bin_ms))
+    x = x[..., start:]
+    n = x.shape[-1]
+    if n < 8:
+        raise ValueError(f"{n} bins after the {transient_ms} ms transient: too short for a spectrum")
+    x = x - x.mean(dim=-1, keepdim=True)
+    window = torch.hann_window(n, periodic=False, dtype=x.dtype)
+    power = torch.fft.rfft(x * window).abs() ** 2
+    freqs = torch.fft.rfftfreq(n, d=bin_ms / 1000.0).to(x.dtype)
+    return freqs, power
+
+
+def band_power(freqs, power, band) -> torch.Tensor:
+    """Summed power of the frequencies in ``band`` = [low, high] Hz."""
+    lo, hi = (float(b) for b in band)
+    mask = (freqs >= lo) & (freqs <= hi)
+    if not bool(mask.any()):
+        raise ValueError(f"no frequency of the spectrum lies in {lo}-{hi} Hz "
+                         f"(resolution {float(freqs[1] - freqs[0]):.2f} Hz)")
+    return (power * mask).sum(dim=-1)
+
+
+def _band_share(freqs, power, cfg):
+    return band_power(freqs, power, cfg["band"]) / band_power(freqs, power, cfg["total"])
+
+
+def _band_ratio(freqs, power, cfg):
+    return torch.log(band_power(freqs, power, cfg["band"])
+                     / band_power(freqs, power, cfg["reference"]))
+
+
+def soft_peak(freqs, power, band, temperature: float) -> torch.Tensor:
+    """A differentiable peak frequency: mean frequency under softmax(log power / T) in ``band``."""
+    lo, hi = (float(b) for b in band)
+    mask = (freqs >= lo) & (freqs <= hi)
+    logp = torch.log(power[..., mask] + 1e-30) / float(temperature)
+    return (torch.softmax(logp, dim=-1) * freqs[mask]).sum(dim=-1)
+
+
+def _peak_frequency(freqs, power, cfg):
+    peak = soft_peak(freqs, power, cfg["total"], cfg["temperature"])
+    return -((peak - cfg["target_hz"]) / cfg["target_hz"]) ** 2
+
+
+OBJECTIVES = {
+    "band_share": (_band_share, ("band", "total")),
+    "band_ratio": (_band_ratio, ("band", "reference")),
+    "peak_frequency": (_peak_frequency, ("target_hz", "total", "temperature")),
+}
+"""kind -> (function of (freqs, power, config), the config keys it needs)."""
+
+
+def check_objective(cfg: dict, *, where: str = "objective", bin_ms: float | None = None) -> None:
+    """Refuse an objective config with an unknown kind, a missing key or a bad band."""
+    kind = cfg.get("kind")
+    if kind not in OBJECTIVES:
+        raise ValueError(f"{where}.kind: {kind!r} is not one of {', '.join(OBJECTIVES)}")
+    nyquist = math.inf if bin_ms is None else 500.0 / bin_ms
+    for key in OBJECTIVES[kind][1]:
+        if key not in cfg:
+            raise ValueError(f"{where}.{key}: missing (a {kind} objective needs "
+                             f"{', '.join(OBJECTIVES[kind][1])})")
+    for key in ("band", "total", "reference"):
+        if key in OBJECTIVES[kind][1]:
+            lo, hi = cfg[key]
+            if not 0 <= lo < hi <= min(500.0, nyquist):
+                raise ValueError(f"{where}.{key}: [{lo}, {hi}] Hz is not a band within "
+                                 f"0-{min(500.0, nyquist):g} Hz")
+    if kind == "peak_frequency" and not (cfg["total"][0] <= cfg["target_hz"] <= cfg["total"][1]):
+        raise ValueError(f"{where}.target_hz: {cfg['target_hz']} Hz is outside total "
+                         f"{cfg['total']}")
+    if kind == "peak_frequency" and cfg["temperature"] <= 0:
+        raise ValueError(f"{where}.temperature: must be > 0")
+
+
+def evaluate_objective(cfg: dict, dipole, *, bin_ms: float, transient_ms: float) -> torch.Tensor:
+    """The objective ``cfg`` of ``dipole`` (tensor over bins, or a batch (..., n_bins))."""
+    freqs, power = spectrum(dipole, bin_ms=bin_ms, transient_ms=transient_ms)
+    return OBJECTIVES[cfg["kind"]][0](freqs, power, cfg)

@@ -1,0 +1,191 @@
+"""The network_prior regime: drawn networks, every cell recorded in the run, whole runs held out."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from hnn_surrogate import CELL_TYPES, PYRAMIDAL_TYPES
+from hnn_surrogate.artifacts import CELL_SIMS
+from hnn_surrogate.cells import network_prior as npr
+from hnn_surrogate.config import ConfigError, load_config, validate_config
+from hnn_surrogate.datasets import assign_splits, merge_shards
+
+FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
+
+
+@pytest.fixture(scope="module")
+def tiny(repo):
+    cfg = load_config(repo / "config" / "tiny.yaml")
+    spec = {k: cfg["network"][k] for k in ("model", "mesh_shape")}
+    prior = {k: v for k, v in cfg["cells"]["network_prior"].items()
+             if k not in ("n_runs", "mpi_ranks")}
+    return cfg, spec, prior
+
+
+def _types(spec):
+    return npr.connection_types(npr.base_network(spec))
+
+
+def test_a_run_is_drawn_from_its_seed_and_index_alone(tiny):
+    cfg, spec, prior = tiny
+    types = _types(spec)
+    assert len(types) == len({t for t in types}) >= 10 and types == sorted(types)
+    one = npr.draw_run(prior, seed=3, run=5, tstop=100.0, conn_types=types)
+    assert one == npr.draw_run(prior, seed=3, run=5, tstop=100.0, conn_types=types)
+    assert one != npr.draw_run(prior, seed=3, run=6, tstop=100.0, conn_types=types)
+    assert one != npr.draw_run(prior, seed=4, run=5, tstop=100.0, conn_types=types)
+    assert one["drive_seed"] == prior["seeds_from"] + 5
+    lo, hi = prior["gain"]
+    assert [(g["src"], g["target"], g["receptor"]) for g in one["gains"]] == types
+    assert all(lo <= g["gain"] <= hi for g in one["gains"])
+    # a drive's probability changes whether it is there, and nothing else
+    always = dict(prior, evoked=dict(prior["evoked"], probability=1.0))
+    never = dict(prior, evoked=dict(prior["evoked"], probability=0.0))
+    a, b = (npr.draw_run(p, seed=3, run=5, tstop=100.0, conn_types=types) for p in (always, never))
+    assert a["gains"] == b["gains"]
+    assert [d for d in a["drives"] if d["type"] != "erp"] == b["drives"]
+    assert any(d["type"] == "erp" for d in a["drives"])
+
+
+def test_draws_cover_every_drive_kind_over_runs(tiny):
+    cfg, spec, prior = tiny
+    types = _types(spec)
+    kinds = [tuple(sorted({d.get("name", d["type"]) for d in
+                           npr.draw_run(prior, seed=3, run=r, tstop=100.0,
+                                        conn_types=types)["drives"]})) for r in range(40)]
+    seen = {k for ks in kinds for k in ks}
+    assert seen == {"proximal_noise", "distal_noise", "erp", "alpha_prox"}
+    assert all("proximal_noise" in ks for ks in kinds)
+
+
+def test_config_refuses_seeds_in_use_and_inverted_ranges(repo):
+    cfg = load_config(repo / "config" / "tiny.yaml")
+    bad = dict(cfg, cells=dict(cfg["cells"], network_prior=dict(
+        cfg["cells"]["network_prior"], seeds_from=0)))
+    with pytest.raises(ConfigError, match="network_prior.seeds_from.*network.seeds"):
+        validate_config(bad)
+    bad = dict(cfg, cells=dict(cfg["cells"], network_prior=dict(
+        cfg["cells"]["network_prior"], gain=[4.0, 0.25])))
+    with pytest.raises(ConfigError, match="network_prior.gain': low 4.0 is above high"):
+        validate_config(bad)
+
+
+def test_splits_hold_out_whole_runs():
+    regimes = np.array(["network_prior"] * 50 + ["mixed"] * 10)
+    runs = np.r_[np.repeat(np.arange(10), 5), np.full(10, -1)]
+    idx = np.r_[np.arange(50), np.arange(10)]
+    labels = assign_splits(regimes, idx, fractions=FRACTIONS, seed=1, runs=runs)
+    for r in range(10):
+        assert len(set(labels[:50][runs[:50] == r])) == 1, f"run {r} is in two splits"
+    assert sorted(set(labels[:50])) == ["test", "train", "val"]
+    # lone-cell regimes split by simulation, as before runs existed
+    np.testing.assert_array_equal(labels[50:], assign_splits(regimes[50:], idx[50:],
+                                                             fractions=FRACTIONS, seed=1))
+
+
+def test_prior_runs_end_to_end_on_two_ranks(repo, tiny, tmp_path):
+    """Tiny config: three drawn runs through the CLI on 2 MPI ranks; every cell a
+    simulation, its inputs those the wiring delivers, its spikes NEURON's; merged with
+    whole runs in one split each."""
+    import json
+
+    cfg, spec, prior = tiny
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    (tmp_path / "prior.json").write_text(json.dumps(prior))
+    c = cfg["cells"]
+    shards = {t: [] for t in CELL_TYPES}
+    for run in range(3):
+        outs = {t: tmp_path / f"{t}_{run}.nc" for t in CELL_TYPES}
+        subprocess.run(
+            ["mpiexec", "-n", "2", "hnn-surrogate", "simulate-network-prior", "--spec",
+             str(tmp_path / "spec.json"), "--prior", str(tmp_path / "prior.json"), "--run",
+             str(run), "--tstop", str(c["tstop"]), "--dt", str(c["dt"]), "--bin-ms",
+             str(c["bin_ms"]), "--delay", str(c["synaptic_delay"]), "--seed", str(cfg["seed"]),
+             "--store-fine", "--out", *(f"{t}={p}" for t, p in outs.items())],
+            check=True, capture_output=True)
+        for t in CELL_TYPES:
+            shards[t].append(outs[t])
+    net = npr.base_network(spec)
+    for t in CELL_TYPES:
+        ds = CELL_SIMS.read(shards[t][0])
+        n_cells = len(net.gid_ranges[t])
+        assert ds.sizes["sim"] == n_cells and ds.attrs["network_run"] == 0
+        assert (ds["run"].values == 0).all() and ("dipole" in ds) == (t in PYRAMIDAL_TYPES)
+        assert ds.sizes["time"] == int(round(c["tstop"] / c["bin_ms"]))
+        merged = merge_shards(shards[t], tmp_path / f"{t}.nc", fractions=FRACTIONS,
+                              seed=cfg["seed"])
+        split_of_run = {r: set(merged["split"].values[merged["run"].values == r])
+                        for r in range(3)}
+        assert all(len(s) == 1 for s in split_of_run.values()), split_of_run
+        assert set().union(*split_of_run.values()) == {"train", "val", "test"}
+    assert sum(CELL_SIMS.read(shards[t][0])["n_spikes"].values.sum() for t in CELL_TYPES) > 0
+
+
+def test_recorded_cells_are_the_networks_and_fire_alone_as_in_it(repo, tiny):
+    """In one process: a drawn run's per-cell dipoles sum to hnn-core's layer dipoles,
+    every cell's soma voltage is recorded, and a pyramidal cell fed alone the input the
+    shard says it received fires when the network run says it fired."""
+    from hnn_surrogate.cells.simulate import simulate_cell
+    from hnn_surrogate.network.ground_truth import run_neuron
+
+    cfg, spec, prior = tiny
+    c = cfg["cells"]
+    types = _types(spec)
+    # run 1 of the tiny prior: pick one that makes L5 pyramidal cells fire
+    draw = npr.draw_run(prior, seed=cfg["seed"], run=1, tstop=c["tstop"], conn_types=types)
+    res = run_neuron(npr.prior_network(spec, draw), tstop=c["tstop"], dt=c["dt"],
+                     record_cells=True)
+    net = npr.base_network(spec)
+    assert set(res["v_soma"]) == {g for t in CELL_TYPES for g in net.gid_ranges[t]}
+    for t, layer in (("L2_pyramidal", "dipole_L2"), ("L5_pyramidal", "dipole_L5")):
+        total = sum(res["cell_dipole"][g] for g in net.gid_ranges[t])
+        np.testing.assert_allclose(total, res[layer], rtol=1e-9, atol=1e-15)
+        assert np.abs(total).max() > 0
+    ds = npr.simulate_prior_run(spec=spec, prior=prior, run=1, seed=cfg["seed"],
+                                tstop=c["tstop"], dt=c["dt"], bin_ms=c["bin_ms"],
+                                delay=c["synaptic_delay"], store_fine=True)
+    checked = 0
+    for t in PYRAMIDAL_TYPES:
+        sims = ds[t]
+        for k, gid in enumerate(net.gid_ranges[t]):
+            np.testing.assert_allclose(sims["v_soma_fine"].values[k],
+                                       res["v_soma"][gid][:sims.sizes["time_fine"]],
+                                       rtol=0, atol=1e-4)
+            ev = sims["event_sim"].values == k
+            alone = simulate_cell(t, event_channel=sims["event_channel"].values[ev],
+                                  event_time=sims["event_time"].values[ev],
+                                  event_weight=sims["event_weight"].values[ev],
+                                  tstop=c["tstop"], dt=c["dt"], delay=c["synaptic_delay"])
+            want = sims["spike_time"].values[sims["spike_sim"].values == k]
+            np.testing.assert_allclose(alone.spike_times, want, atol=0.05, err_msg=f"{t} {gid}")
+            checked += want.size
+    assert checked, "no pyramidal cell fired: the check would be empty"
+
+
+def test_learning_curve_subsets_draw_whole_runs():
+    from hnn_surrogate.surrogate.train import training_subset
+
+    regimes = np.array(["network_prior"] * 40 + ["mixed"] * 20)
+    runs = np.r_[np.repeat(np.arange(8), 5), np.full(20, -1)]
+    keep = training_subset(regimes, runs, 0.5, seed=3)
+    assert np.array_equal(keep, np.sort(keep))
+    kept_runs = set(runs[keep[keep < 40]])
+    for r in kept_runs:                               # a run is kept whole or not at all
+        assert np.isin(np.flatnonzero(runs == r), keep).all()
+    assert len(kept_runs) + int((keep >= 40).sum()) == 14      # half of 8 runs + 20 sims
+    np.testing.assert_array_equal(keep, training_subset(regimes, runs, 0.5, seed=3))
+
+
+def test_config_refuses_too_few_runs_for_every_split(repo):
+    cfg = load_config(repo / "config" / "tiny.yaml")
+    few = dict(cfg, cells=dict(cfg["cells"], network_prior=dict(
+        cfg["cells"]["network_prior"], n_runs=2)))
+    with pytest.raises(ConfigError, match="network_prior.n_runs': 2 network runs, split by "
+                                          "cells.split, leave val and test empty"):
+        validate_config(few)
+    few = dict(cfg, cells=dict(cfg["cells"], replay=dict(cfg["cells"]["replay"], seeds=[1])))
+    with pytest.raises(ConfigError, match="cells.replay.seeds': 1 network runs"):
+        validate_config(few)

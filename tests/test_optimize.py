@@ -1,0 +1,161 @@
+"""Connectivity fits: bounded gains, differentiable objectives, gradients against finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hnn_surrogate.network.simulate import SurrogateNetwork
+from hnn_surrogate.network.wiring import build_wiring
+from hnn_surrogate.optimize.objectives import check_objective, evaluate_objective, soft_peak, spectrum
+from hnn_surrogate.optimize.params import FreeGains
+from network_helpers import BIN_MS, TSTOP, tiny_net, untrained_surrogates
+
+
+class _Conn:
+    def __init__(self, src, tgt, rec, scale, loc="proximal"):
+        self.src_type, self.target_type, self.receptor, self.scale, self.loc = src, tgt, rec, scale, loc
+
+
+CONNS = [_Conn("L2_basket", "L2_pyramidal", "gabaa", 0.05),
+         _Conn("L2_basket", "L2_pyramidal", "gabaa", 0.02, loc="distal"),
+         _Conn("L5_pyramidal", "L5_basket", "ampa", 0.001),
+         _Conn("noise", "L5_pyramidal", "ampa", 0.004)]
+
+
+def test_gains_stay_within_their_bounds_and_start_at_the_network():
+    g = FreeGains(CONNS, [("L2_basket", "L2_pyramidal", "gabaa"),
+                          ("L5_pyramidal", "L5_basket", "ampa")], 0.125, 8.0)
+    z = g.initial()
+    torch.testing.assert_close(g.scale(z), torch.tensor([c.scale for c in CONNS],
+                                                        dtype=torch.float64))
+    torch.testing.assert_close(z.detach(), torch.zeros(2, dtype=torch.float64), atol=1e-12, rtol=0)
+    for big in (-1e3, -30.0, 30.0, 1e3):
+        gains = g.gains(torch.full((2,), big, dtype=torch.float64))
+        assert ((gains >= 0.125) & (gains <= 8.0)).all()
+    s = g.scale(torch.tensor([np.log(3.0), 0.0], dtype=torch.float64))
+    # both locations of the freed type move together; the drive stays fixed
+    assert float(s[0] / 0.05) == pytest.approx(float(s[1] / 0.02))
+    assert float(s[3]) == 0.004 and float(s[2]) == pytest.approx(0.001)
+    torch.testing.assert_close(g.gains(g.z_of([0.5, 2.0])),
+                               torch.tensor([0.5, 2.0], dtype=torch.float64))
+
+
+def test_bad_free_sets_are_refused_naming_the_problem():
+    with pytest.raises(ValueError, match="nothing to fit"):
+        FreeGains(CONNS, [], 0.125, 8.0)
+    with pytest.raises(KeyError, match="no connection L5_basket -> L2_basket gabaa"):
+        FreeGains(CONNS, [("L5_basket", "L2_basket", "gabaa")], 0.125, 8.0)
+    with pytest.raises(ValueError, match="0 < low < 1 < high"):
+        FreeGains(CONNS, [("noise", "L5_pyramidal", "ampa")], 8.0, 0.125)
+
+
+def _sines(freqs_amps, n=2000, bin_ms=0.5):
+    t = np.arange(n) * bin_ms / 1000.0
+    return torch.tensor(sum(a * np.sin(2 * np.pi * f * t) for f, a in freqs_amps))
+
+
+def test_objectives_score_known_spectra():
+    alpha, beta = _sines([(10.0, 1.0), (20.0, 0.2)]), _sines([(10.0, 0.2), (20.0, 1.0)])
+    share = {"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0]}
+    ratio = {"kind": "band_ratio", "band": [13.0, 30.0], "reference": [8.0, 12.0]}
+    kw = dict(bin_ms=0.5, transient_ms=100.0)
+    assert float(evaluate_objective(share, alpha, **kw)) < 0.1 < 0.9 < float(
+        evaluate_objective(share, beta, **kw))
+    assert float(evaluate_objective(ratio, beta, **kw)) == pytest.approx(
+        -float(evaluate_objective(ratio, alpha, **kw)), rel=1e-6)
+    f, p = spectrum(beta, **kw)
+    assert float(soft_peak(f, p, [1.0, 100.0], temperature=0.05)) == pytest.approx(20.0, abs=0.5)
+    peak = {"kind": "peak_frequency", "target_hz": 20.0, "total": [1.0, 100.0], "temperature": 0.05}
+    assert float(evaluate_objective(peak, beta, **kw)) > float(evaluate_objective(peak, alpha, **kw))
+
+
+@pytest.mark.parametrize("cfg, match", [
+    ({"kind": "gamma_power"}, "kind: 'gamma_power' is not one of"),
+    ({"kind": "band_share", "band": [13.0, 30.0]}, "total: missing"),
+    ({"kind": "band_share", "band": [13.0, 600.0], "total": [1.0, 100.0]}, "band: .* within 0-500"),
+    ({"kind": "band_ratio", "band": [30.0, 13.0], "reference": [8.0, 12.0]}, "band: \\[30.0, 13.0\\]"),
+    ({"kind": "peak_frequency", "target_hz": 200.0, "total": [1.0, 100.0], "temperature": 1.0},
+     "target_hz"),
+])
+def test_bad_objectives_are_refused(cfg, match):
+    with pytest.raises(ValueError, match=match):
+        check_objective(cfg, bin_ms=0.5)
+
+
+def test_gradient_equals_central_finite_differences_where_no_spike_flips():
+    """float64, a tiny network, several free gains. With surrogate slope 0 a spike carries
+    no gradient, so autograd differentiates the run with its spikes held: exactly what a
+    central difference measures where the perturbation flips no spike. With the
+    configured slope the surrogate term of each spike is added (the fit's gradient);
+    its departure from the difference is measured here and must be nonzero."""
+    net = tiny_net(rate=80.0)
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    sim = SurrogateNetwork(wiring, untrained_surrogates(), dtype=torch.float64)
+    free = [("noise", "L5_pyramidal", "ampa"), ("noise", "L2_pyramidal", "ampa"),
+            ("L2_basket", "L2_pyramidal", "gabaa"), ("L5_pyramidal", "L5_pyramidal", "ampa"),
+            ("L2_pyramidal", "L5_pyramidal", "ampa")]
+    gains = FreeGains(wiring.connections, free, 0.125, 8.0)
+    cfg = {"kind": "band_share", "band": [30.0, 200.0], "total": [1.0, 500.0]}
+
+    def run(z, slope=0.0):
+        out = sim.run(gains.scale(z), surrogate_slope=slope)
+        value = evaluate_objective(cfg, out.dipole["L2"] + out.dipole["L5"], bin_ms=BIN_MS,
+                                   transient_ms=0.0)
+        return value, out
+
+    z = gains.z_of([1.3, 0.9, 1.1, 1.2, 0.8]).requires_grad_(True)
+    value, ref = run(z)
+    assert ref.spike_times.size > 0, "no spike: the check would not cross a spike"
+    value.backward()
+    grad = z.grad.clone()
+    eps = 1e-4
+    fd = []
+    for i in range(len(free)):
+        vals = []
+        for sign in (1, -1):
+            zi = z.detach().clone()
+            zi[i] += sign * eps
+            with torch.no_grad():
+                v, out = run(zi)
+            np.testing.assert_array_equal(out.spike_gids, ref.spike_gids)
+            np.testing.assert_array_equal(out.spike_times, ref.spike_times)
+            vals.append(float(v))
+        fd.append((vals[0] - vals[1]) / (2 * eps))
+    fd = np.array(fd)
+    assert np.abs(fd).max() > 0
+    np.testing.assert_allclose(grad.numpy(), fd, rtol=1e-4, atol=1e-6 * np.abs(fd).max())
+    # the fit's gradient (configured slope) adds each spike's surrogate term
+    z2 = z.detach().clone().requires_grad_(True)
+    v2, _ = run(z2, slope=0.3)
+    v2.backward()
+    assert v2.item() == pytest.approx(value.item())
+    assert not np.allclose(z2.grad.numpy(), fd, rtol=1e-3)
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"grid": {"objective": ["gamma"]}}, "optimize.grid.objective': 'gamma' is not one of"),
+    ({"free_sets": {"none": {"cells": False, "drives": []}}, "grid": {"free": ["none"]}},
+     "optimize.free_sets.none': frees nothing"),
+    ({"objectives": {"beta_share": {"kind": "band_share", "band": [13.0, 700.0],
+                                    "total": [1.0, 100.0]}}},
+     "optimize.objectives.beta_share'.band: .* within 0-500"),
+    ({"bounds": [8.0, 0.125]}, "optimize.bounds': \\[8.0, 0.125\\] must satisfy low < 1 < high"),
+    ({"check_seeds": [0]}, "optimize.check_seeds': \\[0\\] are fit seeds"),
+    ({"grid": {"start": ["nowhere"]}}, "optimize.grid.start': 'nowhere' is not one of"),
+    ({"starts": {"alpha": {"tstop": 100.0, "drives": [
+        {"type": "bursty", "name": "a", "params": {"burst_hz": 10.0}}]}}},
+     "optimize.starts.alpha.drives\\[0\\].params.burst_hz': not an argument"),
+])
+def test_bad_sweep_configs_are_refused_naming_the_key(repo, change, match):
+    import copy
+
+    from hnn_surrogate.config import ConfigError, load_config, validate_config
+
+    cfg = load_config(repo / "config" / "tiny.yaml")
+    opt = copy.deepcopy(cfg["optimize"])
+    for key, value in change.items():
+        opt[key] = {**opt[key], **value} if isinstance(value, dict) and key == "grid" else value
+    with pytest.raises(ConfigError, match=match):
+        validate_config({**cfg, "optimize": opt})
