@@ -142,6 +142,13 @@ def test_gradient_equals_central_finite_differences_where_no_spike_flips():
                                     "total": [1.0, 100.0]}}},
      "optimize.objectives.beta_share'.band: .* within 0-500"),
     ({"bounds": [8.0, 0.125]}, "optimize.bounds': \\[8.0, 0.125\\] must satisfy low < 1 < high"),
+    ({"bounds": [0.125, 8.0]}, "optimize.bounds': .* beyond the gains the surrogates were trained"),
+    ({"free_sets": {"cells_and_noise": {"cells": True, "drives": ["alpha_prox"]}}},
+     "optimize.free_sets.cells_and_noise.drives': start 'rhythm' has no drive 'alpha_prox'"),
+    ({"objectives": {"beta_share": {"kind": "band_share", "band": [13.0, 20.0],
+                                    "total": [1.0, 100.0]}}},
+     "band': \\[13.0, 20.0\\] Hz is narrower than the spectrum's resolution"),
+    ({"check_seeds": [2]}, "optimize.check_seeds': \\[2\\] are cells.replay.seeds"),
     ({"check_seeds": [0]}, "optimize.check_seeds': \\[0\\] are fit seeds"),
     ({"grid": {"start": ["nowhere"]}}, "optimize.grid.start': 'nowhere' is not one of"),
     ({"starts": {"alpha": {"tstop": 100.0, "drives": [

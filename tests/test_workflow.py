@@ -38,7 +38,7 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
                 "replay", "network_prior"))] == -1).all()
             for r in np.unique(runs[mine]):
                 assert len(set(ds["split"].values[mine & (runs == r)])) == 1, (regime, r)
-        # replayed network input: two tiny-network runs, events in every simulation
+        # replayed network input: three tiny-network runs, events in every simulation
         replay = ds.isel(sim=ds["regime"].values == "replay")
         assert (replay["inputs"].values.sum(axis=(1, 2)) > 0).all()
         assert set(ds["split"].values) == {"train", "val", "test"}
@@ -96,7 +96,7 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     assert traj.sizes["step"] == 3 and list(traj["seed"].values) == [0]
     assert traj.sizes["free"] == 15 + 4                # cell-to-cell types + the noise's
     assert np.isfinite(traj["grad"].values[:-1]).all() and (traj["grad"].values[0] != 0).any()
-    assert ((traj["gain"].values >= 0.125) & (traj["gain"].values <= 8.0)).all()
+    assert ((traj["gain"].values >= 0.25) & (traj["gain"].values <= 4.0)).all()
     fitted = json.loads((point / "fitted.json").read_text())
     assert [g["gain"] for g in fitted] == pytest.approx(list(traj["gain"].values[-1]))
     check = FIT_CHECK.read(point / "check.nc")

@@ -241,7 +241,7 @@ CELL_CALIBRATION = Schema(
 
 CELL_SIMS = Schema(
     name="cell_sims",
-    version=1,
+    version=2,  # 2: the ``run`` variable (splits by network run)
     attrs=_CELL_ATTRS + ("dt_ms", "bin_ms", "tstop_ms", "synaptic_delay_ms", "seed",
                          "config_hash"),
     variables={
@@ -589,9 +589,11 @@ FIT_SUMMARY = Schema(
         "surrogate_change": Var(("point",), "float64", "1",
                                 "objective change with the surrogates, fit seeds (mean)"),
         "beta_alpha_gain": Var(("point",), "float64", "1",
-                               "NEURON beta/alpha ratio fitted / start, fresh seeds (mean)"),
+                               "NEURON beta/alpha ratio fitted / start, fresh seeds (mean; all "
+                               "seeds where there are no fresh ones)"),
         "transfer": Var(("point",), "float64", "1", "NEURON change / surrogate change"),
-        "rank": Var(("point",), "int64", "1", "1: the largest NEURON change on fresh seeds"),
+        "rank": Var(("point",), "int64", "1",
+                    "1: the largest NEURON change on fresh seeds (fit seeds where none)"),
     },
 )
 

@@ -153,7 +153,9 @@ def _semantic_errors(config: dict) -> list[str]:
     messages += _replay_errors(cells, config["network"])
     messages += _prior_errors(cells, config["network"], check_range)
     messages += _split_errors(cells)
-    messages += _optimize_errors(config["optimize"], config["network"], cells, check_multiple)
+    if config["optimize"]["enabled"]:
+        messages += _optimize_errors(config["optimize"], config["network"], cells,
+                                     check_multiple)
     return messages
 
 
@@ -188,13 +190,46 @@ def _optimize_errors(opt: dict, net: dict, cells: dict, check_multiple) -> list[
     lo, hi = opt["bounds"]
     if not lo < 1.0 < hi:
         messages.append(f"config key '{base}.bounds': [{lo}, {hi}] must satisfy low < 1 < high")
+    prior = cells["network_prior"]
+    if prior["n_runs"] and (lo < prior["gain"][0] or hi > prior["gain"][1]):
+        messages.append(f"config key '{base}.bounds': [{lo}, {hi}] reaches beyond the gains the "
+                        f"surrogates were trained on (cells.network_prior.gain {prior['gain']})")
     shared = sorted(set(opt["seeds"]) & set(opt["check_seeds"]))
     if shared:
         messages.append(f"config key '{base}.check_seeds': {shared} are fit seeds (optimize.seeds)")
+    rep = cells["replay"]
     for name in opt["grid"]["start"]:
-        if name in starts and starts[name]["tstop"] <= opt["transient_ms"]:
+        if rep["n_sims"] and name in rep["scenarios"]:
+            seen = sorted(set(opt["check_seeds"]) & set(rep["seeds"]))
+            if seen:
+                messages.append(f"config key '{base}.check_seeds': {seen} are cells.replay.seeds "
+                                f"of scenario {name!r}: its runs are training data, not fresh")
+        if name not in starts:
+            continue
+        sc = starts[name]
+        if sc["tstop"] <= opt["transient_ms"]:
             messages.append(f"config key '{base}.transient_ms': {opt['transient_ms']} ms is not "
-                            f"shorter than start {name!r} ({starts[name]['tstop']} ms)")
+                            f"shorter than start {name!r} ({sc['tstop']} ms)")
+            continue
+        resolution = 1000.0 / (sc["tstop"] - opt["transient_ms"])
+        drives = {d.get("name") for d in sc["drives"]}
+        for free in opt["grid"]["free"]:
+            for drive in opt["free_sets"].get(free, {}).get("drives", []):
+                if drive not in drives:
+                    messages.append(f"config key '{base}.free_sets.{free}.drives': start {name!r} "
+                                    f"has no drive {drive!r} ({', '.join(sorted(map(str, drives)))})")
+        for oname in opt["grid"]["objective"]:
+            obj = opt["objectives"].get(oname, {})
+            for key in ("band", "total", "reference"):
+                if key in obj and obj[key][1] - obj[key][0] < resolution:
+                    messages.append(
+                        f"config key '{base}.objectives.{oname}.{key}': {obj[key]} Hz is narrower "
+                        f"than the spectrum's resolution for start {name!r} ({resolution:.2f} Hz)")
+    points = [f"{s}-{o}-{f}-lr{lr:g}" for s in opt["grid"]["start"] for o in opt["grid"]["objective"]
+              for f in opt["grid"]["free"] for lr in opt["grid"]["lr"]]
+    if len(set(points)) != len(points):
+        messages.append(f"config key '{base}.grid': two points get one name ({points}); "
+                        "give learning rates that differ in 6 significant digits")
     return messages
 
 
@@ -207,9 +242,10 @@ def _split_errors(cells: dict) -> list[str]:
              for k, r in cells["regimes"].items()}
     rep = cells["replay"]
     if rep["n_sims"]:
-        units["cells.replay.seeds"] = (len(rep["scenarios"]) * len(rep["conditions"])
-                                       * len(rep["seeds"]), "network runs (scenarios x "
-                                       "conditions x seeds)")
+        n_runs = len(rep["scenarios"]) * len(rep["conditions"]) * len(rep["seeds"])
+        units["cells.replay.seeds"] = (min(n_runs, rep["n_sims"]), "network runs holding "
+                                       "replayed cells (scenarios x conditions x seeds, at most "
+                                       "n_sims)")
     if cells["network_prior"]["n_runs"]:
         units["cells.network_prior.n_runs"] = (cells["network_prior"]["n_runs"], "network runs")
     messages = []
@@ -233,6 +269,10 @@ def _prior_errors(cells: dict, net: dict, check_range) -> list[str]:
     for key in ("rate_hz", "weight_pyramidal", "weight_basket"):
         check_range(f"{base}.poisson.{key}", prior["poisson"][key])
     check_range(f"{base}.evoked.tstart", prior["evoked"]["tstart"])
+    if prior["evoked"]["tstart"][0] >= cells["tstop"]:
+        messages.append(f"config key '{base}.evoked.tstart': starts from "
+                        f"{prior['evoked']['tstart'][0]} ms, not before cells.tstop "
+                        f"({cells['tstop']} ms)")
     check_range(f"{base}.alpha.burst_rate_hz", prior["alpha"]["burst_rate_hz"])
     check_range(f"{base}.alpha.weight", prior["alpha"]["weight"])
     seeds = range(prior["seeds_from"], prior["seeds_from"] + prior["n_runs"])

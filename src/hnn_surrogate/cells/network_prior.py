@@ -11,8 +11,11 @@ job), and makes every cell of every run one training example:
 * Poisson noise on the proximal synapses of every cell (rate and per-type AMPA
   weights log-uniform over the drive sweep's range), and with a probability
   distal Poisson noise; with a probability hnn-core's ERP drives (its
-  ``add_erp_drives_to_jones_model``, started at a uniform time, so a short
-  response sits inside a full-length run, never padded with rest); with a
+  ``add_erp_drives_to_jones_model``, started at a uniform time in
+  ``evoked.tstart``, so a short response sits inside a full-length run
+  instead of being padded with rest; its last input comes about 140 ms after
+  the start, so a start later than ``tstop - 170`` ms is cut by the run's
+  end: the default 0-800 ms of 1000 never is); with a
   probability hnn-core's 10 Hz bursty alpha drive (its alpha example's, burst
   rate and weight drawn around it);
 * drive seeds ``seeds_from + run``, apart from the comparison's and the replay

@@ -39,6 +39,8 @@ def _fit_check(args):
     for key, path in zip(args.keys, args.runs):
         condition, seed, simulator = key.split(":")
         runs[(condition, int(seed), simulator)] = path
+    if args.figure and not args.trajectory:
+        raise SystemExit("fit-check --figure needs --trajectory")
     check_fit(runs, start=fit["start"], objective=fit["objective"],
               transient_ms=fit["transient_ms"], fit_seeds=fit["seeds"], out=args.out,
               table=args.table)
@@ -73,7 +75,8 @@ def register(sub) -> None:
     p.add_argument("--threads", type=positive_int, required=True)
     p.add_argument("--out", required=True, help="fit_trajectory NetCDF")
     p.add_argument("--fitted", required=True,
-                   help="JSON file: the spec with condition 'fitted' (the fit's gains)")
+                   help="JSON file: the fitted gains, a list of {src, target, receptor, gain} "
+                        "(a network condition)")
     p.add_argument("--table")
     p.set_defaults(func=_fit)
 
@@ -82,7 +85,7 @@ def register(sub) -> None:
     p.add_argument("--runs", nargs="+", required=True, help="network_run NetCDF files")
     p.add_argument("--keys", nargs="+", required=True,
                    help="condition:seed:simulator of each run, in --runs order")
-    p.add_argument("--trajectory", required=True, help="the fit's fit_trajectory NetCDF")
+    p.add_argument("--trajectory", help="the fit's fit_trajectory NetCDF (for --figure)")
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.add_argument("--figure", help="PNG: the poster's fit figure")

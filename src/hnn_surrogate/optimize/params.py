@@ -2,15 +2,15 @@
 
 A connection type is (source, target, receptor): hnn-core's connections of
 that source and target type and receptor at every location share one gain
-(HNN's 20 cell-to-cell connection types in the default network), and so may
+(15 cell-to-cell connection types in hnn-core's default network), and so may
 a drive's (source: the drive's name) where the fit frees it. Each gain lives
 in an unconstrained variable ``z``:
 
     gain = exp(log(low) + (log(high) - log(low)) * sigmoid(z))
 
 so that no optimiser step can make a weight negative or leave [low, high]
-(x the network's own ``A_weight * gain``). ``z = inverse(1)`` is the network
-as built; with symmetric bounds (1/8, 8) that is z = 0.
+(x the network's own ``A_weight * gain``). ``z = z_of(1)`` is the network as
+built; with bounds symmetric in log (1/4, 4) that is z = 0.
 """
 
 from __future__ import annotations
