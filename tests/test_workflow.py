@@ -27,7 +27,8 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
                                   ("L2_basket", 3), ("L5_basket", 3)]:
         ds = open_cell_dataset(tmp_path / "results" / "cells" / f"{cell_type}.nc")
         # 18 lone-cell simulations, and every cell of 3 prior runs of the 2 x 2 network
-        per_run = 4 if cell_type.endswith("pyramidal") else 3
+        # (4 pyramidal and 2 basket cells per type)
+        per_run = 4 if cell_type.endswith("pyramidal") else 2
         assert ds.sizes["sim"] == 18 + 3 * per_run and ds.sizes["channel"] == n_channels
         assert set(ds["regime"].values) == {"subthreshold", "suprathreshold", "network",
                                             "replay", "network_prior"}

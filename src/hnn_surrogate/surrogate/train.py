@@ -52,6 +52,7 @@ class TrainConfig:
     patience: int = _DEFAULT["patience"]
     crop_bins: int = _DEFAULT["crop_bins"]
     burn_in_bins: int = _DEFAULT["burn_in_bins"]
+    start_fraction: float = _DEFAULT["start_fraction"]
     dipole_weight: float = _DEFAULT["dipole_weight"]
     spike_weight: float = _DEFAULT["spike_weight"]
     threads: int = _DEFAULT["threads"]
@@ -176,6 +177,8 @@ def _crops(x, y, s, idx, rng, cfg):
     n, length = len(idx), x.shape[1]
     crop = cfg.crop_bins if 0 < cfg.crop_bins < length else length
     starts = rng.integers(0, length - crop + 1, size=n) if crop < length else np.zeros(n, int)
+    if cfg.start_fraction > 0 and crop < length:     # drawn only when used: 0 changes nothing
+        starts[rng.random(n) < cfg.start_fraction] = 0
     xs = torch.stack([x[i, a:a + crop] for i, a in zip(idx, starts)])
     ys = torch.stack([y[i, a:a + crop] for i, a in zip(idx, starts)])
     ss = torch.stack([s[i, a:a + crop] for i, a in zip(idx, starts)])
