@@ -31,6 +31,17 @@ def network_spec(args) -> dict:
     return spec
 
 
+def keyed_runs(args, command: str) -> dict:
+    """{(condition, seed, simulator): path} from ``--runs`` and their ``--keys``."""
+    if len(args.runs) != len(args.keys):
+        raise SystemExit(f"{command}: give one --keys entry per run file")
+    runs = {}
+    for key, path in zip(args.keys, args.runs):
+        condition, seed, simulator = key.split(":")
+        runs[(condition, int(seed), simulator)] = path
+    return runs
+
+
 def add_condition_file(p):
     p.add_argument("--condition-file",
                    help="JSON file: the condition's gain changes (a fit's fitted.json), "

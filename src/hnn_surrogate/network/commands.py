@@ -6,7 +6,8 @@ Each is one Snakemake rule's action; ``hnn-surrogate <command> --help`` document
 
 from __future__ import annotations
 
-from ..cli_args import add_condition_file, add_network_args, network_spec, positive_int
+from ..cli_args import (add_condition_file, add_network_args, keyed_runs, network_spec,
+                        positive_int)
 
 
 def _network_neuron(args):
@@ -36,12 +37,7 @@ def _network_compare(args):
     from ..figures.network import plot_network_comparison
     from ..network.compare import compare_runs
 
-    if len(args.runs) != len(args.keys):
-        raise SystemExit("network-compare: give one --keys entry per run file")
-    runs = {}
-    for key, path in zip(args.keys, args.runs):
-        condition, seed, simulator = key.split(":")
-        runs[(condition, int(seed), simulator)] = path
+    runs = keyed_runs(args, "network-compare")
     compare_runs(runs, scenario=args.scenario, transient_ms=args.transient_ms, out=args.out,
                  table=args.table)
     if args.figure:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from ..cli_args import network_spec, positive_int, read_json
+from ..cli_args import keyed_runs, network_spec, positive_int, read_json
 
 
 def _fit(args):
@@ -33,12 +33,7 @@ def _fit_check(args):
     from .check import check_fit
 
     fit = read_json(args.fit, "fit")
-    if len(args.runs) != len(args.keys):
-        raise SystemExit("fit-check: give one --keys entry per run file")
-    runs = {}
-    for key, path in zip(args.keys, args.runs):
-        condition, seed, simulator = key.split(":")
-        runs[(condition, int(seed), simulator)] = path
+    runs = keyed_runs(args, "fit-check")
     if args.figure and not args.trajectory:
         raise SystemExit("fit-check --figure needs --trajectory")
     check_fit(runs, start=fit["start"], objective=fit["objective"],
