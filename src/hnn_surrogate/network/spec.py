@@ -37,7 +37,6 @@ def build_network(spec: dict, *, scenario: str, condition: str, seed: int):
         Drive seed: drive ``i`` gets ``event_seed = 1000 * seed + i``.
     """
     import hnn_core
-    from hnn_core.network import pick_connection
 
     for kind, name, table in (("scenario", scenario, spec["scenarios"]),
                               ("condition", condition, spec["conditions"])):
@@ -45,6 +44,14 @@ def build_network(spec: dict, *, scenario: str, condition: str, seed: int):
             raise KeyError(f"{kind} {name!r} is not in the config (known: {sorted(table)})")
     model = getattr(hnn_core, f"{spec['model']}_model")
     net = model(mesh_shape=tuple(spec["mesh_shape"]))
+    add_drives(net, spec, scenario=scenario, seed=seed)
+    apply_condition(net, spec, condition)
+    return net
+
+
+def add_drives(net, spec: dict, *, scenario: str, seed: int) -> None:
+    """Add the drives of ``scenario`` to ``net``, drive ``i`` with
+    ``event_seed = 1000 * seed + i`` (hnn-core's ERP drives: one seed each)."""
     drives = spec["scenarios"][scenario]["drives"]
     for i, drive in enumerate(drives):
         kind = drive["type"]
@@ -58,7 +65,17 @@ def build_network(spec: dict, *, scenario: str, condition: str, seed: int):
                 net.external_drives[name]["event_seed"] = event_seed(seed, i) + j
             continue
         getattr(net, DRIVE_TYPES[kind])(drive["name"], event_seed=event_seed(seed, i), **params)
+
+
+def apply_condition(net, spec: dict, condition: str, *, drives_only: bool = False) -> None:
+    """Multiply the gains of ``condition``'s connections of ``net`` (with
+    ``drives_only``, only those from a drive: a sparse network carries its
+    cell-to-cell gains in its rules, ``network.sparse``)."""
+    from hnn_core.network import pick_connection
+
     for change in spec["conditions"][condition]:
+        if drives_only and change["src"] in net.cell_types:
+            continue
         idx = pick_connection(net, src_gids=change["src"], target_gids=change["target"],
                               receptor=change.get("receptor"), loc=change.get("loc"))
         if not idx:
@@ -66,7 +83,6 @@ def build_network(spec: dict, *, scenario: str, condition: str, seed: int):
                            f"{change['target']} {change.get('receptor', '')}")
         for c in idx:
             net.connectivity[c]["nc_dict"]["gain"] *= float(change["gain"])
-    return net
 
 
 def scenario_tstop(spec: dict, scenario: str) -> float:

@@ -122,6 +122,45 @@ def check_network(net) -> None:
         raise NetworkError("extracellular recording arrays are not modelled by the surrogates")
 
 
+def synapse_entries(pairs, cells, g, delay, conn, channels, n_channels, n_bins, bin_ms):
+    """The synapse entries of one cell-to-cell connection, and how many had their
+    delay raised to one bin.
+
+    ``pairs`` (n, 2): presynaptic and target gids, in hnn-core's order;
+    ``cells`` each pair's target cell index within its type; ``g``, ``delay``
+    hnn-core's unit weight and delay (ms) of each pair; ``channels`` the
+    target's input channels of the connection's synapses. Returns a tuple of
+    arrays (src gid, row, delay bins, unit weight, connection, delay ms), one
+    entry per (pair, synapse), pairs in order, synapses within.
+    """
+    # a spike in bin k is placed at the bin's centre: it arrives in
+    # bin floor(k + 0.5 + delay / bin_ms); later than tstop: never delivered
+    d = np.floor(0.5 + delay / bin_ms).astype(np.int64)
+    keep = d < n_bins
+    pairs, cells, d, g, delay = pairs[keep], cells[keep], d[keep], g[keep], delay[keep]
+    k = len(channels)
+    clamped = int((d < 1).sum()) * k     # cannot act within the bin that fired
+    d = np.maximum(d, 1)
+    rows = (cells[:, None] * n_channels + np.asarray(channels, np.int64)[None, :]).ravel()
+    return ((np.repeat(pairs[:, 0], k), rows, np.repeat(d, k), np.repeat(g, k),
+             np.full(rows.size, conn, np.int64), np.repeat(delay, k)), clamped)
+
+
+def synapses_csr(parts, n_gids) -> Synapses:
+    """``Synapses`` from a list of ``synapse_entries`` (in connection order):
+    sorted by presynaptic gid, then delay (stable: ties keep their order)."""
+    if not parts:
+        return Synapses(np.zeros(n_gids + 1, np.int64), *(np.zeros(0, np.int64),) * 2,
+                        np.zeros(0), np.zeros(0, np.int64), np.zeros(0))
+    src, row, d, g, conn, delay = (np.concatenate(a) for a in zip(*parts))
+    order = np.lexsort((d, src))
+    src = src[order]
+    ptr = np.searchsorted(src, np.arange(n_gids + 1)).astype(np.int64)
+    del src
+    return Synapses(ptr, row[order], d[order], g[order].astype(np.float64), conn[order],
+                    delay[order].astype(np.float64))
+
+
 def build_wiring(net, *, tstop: float, bin_ms: float, trial_idx: int = 0) -> Wiring:
     """Read cells, connections and drive events of ``net`` (drives must be instantiated).
 
@@ -153,7 +192,7 @@ def build_wiring(net, *, tstop: float, bin_ms: float, trial_idx: int = 0) -> Wir
         drive_events[name] = events[trial_idx]
 
     connections = []
-    syn_parts = {t: [] for t in cell_types}     # arrays of (src_gid, row, delay_bins, g, conn, delay)
+    syn_parts = {t: [] for t in cell_types}     # synapse_entries of each connection
     drv_parts = {t: [] for t in cell_types}     # (bin, row, g, conn, arrival)
     clamped = 0
     for c, conn in enumerate(net.connectivity):
@@ -199,36 +238,15 @@ def build_wiring(net, *, tstop: float, bin_ms: float, trial_idx: int = 0) -> Wir
                     drv_parts[tgt_type].append((b, np.full(b.size, cell * n_ch + ch), g, c,
                                                 arrival))
         else:
-            # a spike in bin k is placed at the bin's centre: it arrives in
-            # bin floor(k + 0.5 + delay / bin_ms); later than tstop: never delivered
-            d = np.floor(0.5 + delay_all / bin_ms).astype(np.int64)
-            keep = d < n_bins
-            pairs, cells, d = pairs[keep], cells[keep], d[keep]
-            g_all, delay_all = g_all[keep], delay_all[keep]
-            k = len(channels_here)
-            clamped += int((d < 1).sum()) * k     # cannot act within the bin that fired
-            d = np.maximum(d, 1)
-            # one row per (pair, synapse), pairs in hnn-core's order, synapses within
-            rows = (cells[:, None] * n_ch + np.asarray(channels_here)[None, :]).ravel()
-            syn_parts[tgt_type].append(np.column_stack([
-                np.repeat(pairs[:, 0], k), rows, np.repeat(d, k), np.repeat(g_all, k),
-                np.full(rows.size, c), np.repeat(delay_all, k)]).astype(np.float64))
+            entries, n_clamped = synapse_entries(pairs, cells, g_all, delay_all, c,
+                                                 channels_here, n_ch, n_bins, bin_ms)
+            clamped += n_clamped
+            syn_parts[tgt_type].append(entries)
 
     n_gids = max(r.stop for r in net.gid_ranges.values())
     synapses, drives, n_events = {}, {}, {}
     for t in cell_types:
-        parts = syn_parts[t]
-        if parts:
-            arr = np.concatenate(parts)
-            order = np.lexsort((arr[:, 2], arr[:, 0]))
-            arr = arr[order]
-            src = arr[:, 0].astype(np.int64)
-            ptr = np.searchsorted(src, np.arange(n_gids + 1)).astype(np.int64)
-            synapses[t] = Synapses(ptr, arr[:, 1].astype(np.int64), arr[:, 2].astype(np.int64),
-                                   arr[:, 3], arr[:, 4].astype(np.int64), arr[:, 5])
-        else:
-            synapses[t] = Synapses(np.zeros(n_gids + 1, np.int64), *(np.zeros(0, np.int64),) * 2,
-                                   np.zeros(0), np.zeros(0, np.int64), np.zeros(0))
+        synapses[t] = synapses_csr(syn_parts[t], n_gids)
         dp = drv_parts[t]
         if dp:
             drives[t] = DriveEvents(
