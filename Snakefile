@@ -19,6 +19,7 @@ include: "workflow/rules/surrogate.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/network.smk"
 include: "workflow/rules/optimize.smk"
+include: "workflow/rules/scaling.smk"
 
 
 rule all:

@@ -11,8 +11,8 @@ import yaml
 
 from hnn_surrogate.artifacts import (
     CELLS_BENCHMARK, FIT_CHECK, FIT_SUMMARY, FIT_TRAJECTORY, GRADIENT_HORIZON, LEARNING_CURVE,
-    NETWORK_BENCHMARK, NETWORK_COMPARISON, NETWORK_RUN, SURROGATE_BENCHMARK, SURROGATE_METRICS,
-    SURROGATE_PANELS,
+    NETWORK_BENCHMARK, NETWORK_COMPARISON, NETWORK_RUN, SCALING_CUTOFF, SCALING_POINT,
+    SCALING_SUMMARY, SURROGATE_BENCHMARK, SURROGATE_METRICS, SURROGATE_PANELS,
 )
 from hnn_surrogate.datasets import open_cell_dataset
 
@@ -109,6 +109,25 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     assert (point / "fit.png").stat().st_size > 1e4
     summary = FIT_SUMMARY.read(tmp_path / "results" / "optimize" / "summary.nc")
     assert list(summary["rank"].values) == [1]
+    # The scaling sweep: two sizes side by side, NEURON on the first only (the
+    # second is above its max_cells), the cutoff's error on the 2 x 2 grid.
+    small = SCALING_POINT.read(tmp_path / "results" / "scaling" / "mesh_2.nc")
+    assert small.attrs["n_cells"] == 12 and list(small["status"].values) == ["ran"] * 4
+    assert (small["n_spikes"].values >= 0).all() and np.isfinite(small["sim_s"].values).all()
+    # the same drives and network in both surrogate runs: the same spikes
+    assert small["n_spikes"].values[0] == small["n_spikes"].values[1]
+    assert (small["peak_rss_gb"].values > 0).all()
+    assert 0 < small["bound_fraction"].values[0] < 1
+    larger = SCALING_POINT.read(tmp_path / "results" / "scaling" / "mesh_3.nc")
+    assert larger.attrs["n_cells"] == 24
+    assert list(larger["status"].values[2:]) == ["not run: above neuron.max_cells (12)"] * 2
+    assert np.isnan(larger["wall_s"].values[2:]).all()
+    scaling = SCALING_SUMMARY.read(tmp_path / "results" / "scaling" / "summary.nc")
+    assert list(scaling["size"].values) == [12, 24]
+    assert np.isfinite(scaling["time_exponent"].values[:2]).all()
+    assert (tmp_path / "results" / "scaling" / "summary.png").stat().st_size > 1e4
+    cutoff = SCALING_CUTOFF.read(tmp_path / "results" / "scaling" / "cutoff.nc")
+    assert 0 < cutoff.attrs["synapses_cut"] < cutoff.attrs["synapses_dense"]
     # Nothing left to do on a second call.
     assert _dry_run(cmd) == {}
     # A change reruns exactly the jobs whose output depends on it.
@@ -128,6 +147,9 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         ({"network": {"transient_ms": 10.0}}, {"compare_network": 2, "all": 1}),
         # a fit's learning rate: that fit, its NEURON and surrogate checks, not the starts
         ({"optimize": {"grid": {"lr": [0.2]}}}, "fit_lr"),
+        # one more scaling size: that size's job and the summary
+        ({"scaling": {"meshes": [2, 3, 4]}},
+         {"write_parameters": 1, "scaling_point": 1, "scaling_summary": 1, "all": 1}),
         # one more prior run: that run's job, nothing before it rerun
         ({"cells": {"network_prior": {"n_runs": 4}}}, "prior_run"),
         # one regime's weights: its parameter file, its shards and all that follows

@@ -490,6 +490,107 @@ NETWORK_BENCHMARK = Schema(
     },
 )
 
+_SCALING_RUN_VARS = {
+    "run": Var(("run",), "str", "1",
+               "surrogate_1thread, surrogate_2threads, neuron_1rank, neuron_2ranks"),
+    "status": Var(("run",), "str", "1",
+                  "ran, or why not: 'not run: above neuron.max_cells', 'not run: time limit'"),
+    "cores": Var(("run",), "int32", "1", "torch threads or MPI ranks"),
+    "wall_s": Var(("run",), "float64", "s", "set-up + warm-up + simulation", timing=True),
+    "setup_s": Var(("run",), "float64", "s",
+                   "building the network: hnn-core's cells and drives, the wiring or "
+                   "NEURON's NetworkBuilder, loading the surrogates", timing=True),
+    "warmup_s": Var(("run",), "float64", "s",
+                    "surrogate: groups, queues and delivery tables before the first step "
+                    "(NaN for NEURON)", timing=True),
+    "sim_s": Var(("run",), "float64", "s", "simulating", timing=True),
+    "sim_s_per_s": Var(("run",), "float64", "1", "simulation wall seconds per simulated second",
+                       timing=True),
+    "peak_rss_gb": Var(("run",), "float64", "GiB",
+                       "peak resident memory of the run's processes (summed over MPI ranks)",
+                       timing=True),
+    "n_spikes": Var(("run",), "int64", "1", "spikes of all cells"),
+    "rate_hz": Var(("run", "cell_type"), "float64", "Hz", "mean firing rate per cell type"),
+    "peak_hz": Var(("run",), "float64", "Hz", "aggregate dipole's spectral peak (after the transient)"),
+    "psd": Var(("run", "freq"), "float64", "nAm^2/Hz", "aggregate raw dipole's power spectrum"),
+    "model_s": Var(("run",), "float64", "s",
+                   "surrogate: stepping the models (NaN for NEURON)", timing=True),
+    "deliver_s": Var(("run",), "float64", "s",
+                     "surrogate: delivering spikes to their synapses (NaN for NEURON)", timing=True),
+    "gflops": Var(("run",), "float64", "GFLOP/s",
+                  "surrogate: matrix-product arithmetic per second of simulation", timing=True),
+    "bound_fraction": Var(("run",), "float64", "1",
+                          "surrogate: gflops / matrix-product peak at its threads", timing=True),
+}
+
+SCALING_POINT = Schema(
+    name="scaling_point",
+    version=1,
+    attrs=("mesh", "n_cells", "n_synapses", "tstop_ms", "scenario", "seed", "cutoff",
+           "flops_per_cell_bin", "device", "git_commit", "versions", "created"),
+    variables={
+        **_SCALING_RUN_VARS,
+        "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
+        "freq": Var(("freq",), "float64", "Hz", "frequency"),
+        "matmul_peak_gflops": Var(("run",), "float64", "GFLOP/s",
+                                  "measured float32 matrix-product peak at the run's threads "
+                                  "(NaN for NEURON)", timing=True),
+    },
+)
+
+SCALING_SUMMARY = Schema(
+    name="scaling_summary",
+    version=1,
+    attrs=("tstop_ms", "scenario", "cutoff", "device", "crossover_cells", "git_commit",
+           "versions", "created"),
+    variables={
+        "size": Var(("size",), "int64", "1", "cells"),
+        "mesh": Var(("size",), "int64", "1", "pyramidal grid side"),
+        "n_synapses": Var(("size",), "int64", "1", "cell-to-cell synapse entries"),
+        "run": Var(("run",), "str", "1", "as in scaling_point"),
+        "status": Var(("size", "run"), "str", "1", "ran, or why not"),
+        "wall_s": Var(("size", "run"), "float64", "s", "set-up + warm-up + simulation",
+                      timing=True),
+        "sim_s_per_s": Var(("size", "run"), "float64", "1", "simulation per simulated second",
+                           timing=True),
+        "peak_rss_gb": Var(("size", "run"), "float64", "GiB", "peak resident memory",
+                           timing=True),
+        "n_spikes": Var(("size", "run"), "int64", "1", "spikes"),
+        "speedup": Var(("size", "run"), "float64", "1",
+                       "neuron_1rank wall / this run's wall (NaN where either did not run)",
+                       timing=True),
+        "sim_speedup": Var(("size", "run"), "float64", "1",
+                           "neuron_1rank simulation time / this run's (set-up left out)",
+                           timing=True),
+        "bound_fraction": Var(("size", "run"), "float64", "1",
+                              "surrogate: fraction of the matrix-product peak", timing=True),
+        "time_exponent": Var(("run",), "float64", "1",
+                             "fitted d log(simulation time) / d log(cells) over the sizes it ran",
+                             timing=True),
+        "wall_exponent": Var(("run",), "float64", "1",
+                             "fitted d log(wall time) / d log(cells)", timing=True),
+        "memory_exponent": Var(("run",), "float64", "1",
+                               "fitted d log(peak memory) / d log(cells)", timing=True),
+    },
+)
+
+SCALING_CUTOFF = Schema(
+    name="scaling_cutoff",
+    version=1,
+    attrs=("mesh", "tstop_ms", "scenario", "cutoff", "synapses_dense", "synapses_cut",
+           "git_commit", "versions", "created"),
+    variables={
+        "seed": Var(("seed",), "int64", "1", "drive seed"),
+        "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
+        "rate_dense": Var(("seed", "cell_type"), "float64", "Hz", "dense wiring (hnn-core's)"),
+        "rate_cut": Var(("seed", "cell_type"), "float64", "Hz", "sparse wiring within the cutoff"),
+        "dipole_r": Var(("seed",), "float64", "1",
+                        "correlation of the processed (smoothed) aggregate dipoles"),
+        "peak_dense_hz": Var(("seed",), "float64", "Hz", "spectral peak, dense"),
+        "peak_cut_hz": Var(("seed",), "float64", "Hz", "spectral peak, cutoff"),
+    },
+)
+
 DRIVE_SWEEP = Schema(
     name="drive_sweep",
     version=2,

@@ -156,6 +156,24 @@ def _semantic_errors(config: dict) -> list[str]:
     if config["optimize"]["enabled"]:
         messages += _optimize_errors(config["optimize"], config["network"], cells,
                                      check_multiple)
+    if config["scaling"]["enabled"]:
+        messages += _scaling_errors(config["scaling"], config["network"], cells, check_multiple)
+    return messages
+
+
+def _scaling_errors(sc: dict, net: dict, cells: dict, check_multiple) -> list[str]:
+    """The sweep's scenario exists, its times fit the bins. (Whether a size fits in
+    memory is counted by its job before it builds anything.)"""
+    messages = []
+    if sc["scenario"] not in net["scenarios"]:
+        messages.append(f"config key 'scaling.scenario': {sc['scenario']!r} is not one of "
+                        f"network.scenarios ({', '.join(net['scenarios'])})")
+    check_multiple("scaling.tstop", sc["tstop"], "cells.bin_ms", cells["bin_ms"])
+    check_multiple("scaling.cutoff_tstop", sc["cutoff_tstop"], "cells.bin_ms", cells["bin_ms"])
+    for key, tstop in (("tstop", sc["tstop"]), ("cutoff_tstop", sc["cutoff_tstop"])):
+        if sc["transient_ms"] >= tstop:
+            messages.append(f"config key 'scaling.transient_ms': {sc['transient_ms']} is not "
+                            f"shorter than scaling.{key} ({tstop})")
     return messages
 
 

@@ -34,16 +34,51 @@ def _check_version() -> None:
 
 
 def instantiate_drives(net, tstop: float, n_trials: int = 1) -> None:
-    """Draw every drive's events as hnn-core's ``simulate_dipole`` does (same seeds).
+    """Draw every drive's events as hnn-core's ``simulate_dipole`` does (same seeds,
+    same numbers, same order).
 
     A drive whose ``dynamics`` leave ``tstop`` open ends at the simulation's.
+
+    hnn-core's ``Network._instantiate_drives`` looks up each cell-specific drive
+    cell's targets with ``pick_connection``, a scan of every connection's pairs:
+    quadratic in the network's size (about 1 min at 4,320 cells, measured), so
+    it cannot draw a 100,000-cell network's drives. This is its loop with that
+    lookup read once from the drives' own connections; each drive cell's events
+    still come from hnn-core's ``_drive_cell_event_times`` with hnn-core's seeds
+    (tests/test_scaling.py checks the events equal hnn-core's).
     """
+    from hnn_core.drives import _drive_cell_event_times
+
     _check_version()
     for drive in net.external_drives.values():
         dynamics = drive.get("dynamics", {})
         if "tstop" in dynamics and dynamics["tstop"] is None:
             dynamics["tstop"] = tstop
-    net._instantiate_drives(n_trials=n_trials, tstop=tstop)
+    net._reset_drives()
+    # target types of each drive cell, in the order hnn-core's set gives them
+    targets = {}
+    for conn in net.connectivity:
+        if conn["src_type"] in net.external_drives:
+            for src_gid in conn["gid_pairs"]:
+                targets.setdefault(int(src_gid), []).append(conn["target_type"])
+    trial_seed_offset = net._n_gids
+    for trial_idx in range(n_trials):
+        for drive in net.external_drives.values():
+            gids = net.gid_ranges[drive["name"]]
+            event_times = []
+            for gid in gids:
+                common = dict(trial_idx=trial_idx, drive_cell_gid=gid - gids[0],
+                              event_seed=drive["event_seed"], tstop=tstop,
+                              trial_seed_offset=trial_seed_offset)
+                if drive["cell_specific"]:
+                    for target_type in set(targets.get(gid, ())):
+                        event_times.append(_drive_cell_event_times(
+                            drive["type"], drive["dynamics"], target_type=target_type,
+                            **common))
+                else:
+                    event_times.append(_drive_cell_event_times(
+                        drive["type"], drive["dynamics"], target_type="any", **common))
+            drive["events"].append(event_times)
 
 
 def renormalize_dipole(dpl, net) -> None:
@@ -65,7 +100,7 @@ def gaussian_connection(src_pos, tgt_pos, nc_dict: dict, net):
 
 
 def simulate_trial(net, *, tstop: float, dt: float, trial_idx: int = 0,
-                   record_cells: bool = False) -> dict:
+                   record_cells: bool = False, timings: dict | None = None) -> dict:
     """One trial of ``net`` in NEURON by hnn-core's ``_simulate_single_trial``
     (its ``NetworkBuilder``, gids round-robin over the ranks; call on every rank).
     Returns hnn-core's trial dict (complete on rank 0).
@@ -76,7 +111,12 @@ def simulate_trial(net, *, tstop: float, dt: float, trial_idx: int = 0,
     hnn-core sums the cells' dipole vectors per type and gathers only the sum,
     so its ``aggregate_data`` is wrapped for this one trial to gather them first.
     Otherwise no section voltage or current is recorded.
+
+    ``timings``: a dict that gets ``build_s``, the seconds hnn-core's
+    ``NetworkBuilder`` took to build the cells and connections on this rank.
     """
+    import time
+
     from hnn_core import network_builder
     from hnn_core.network_builder import _simulate_single_trial
 
@@ -85,6 +125,20 @@ def simulate_trial(net, *, tstop: float, dt: float, trial_idx: int = 0,
     for key in ("record_vsec", "record_isec", "record_ca"):
         net._params[key] = False
     net._verbose = False
+    if timings is not None:
+        init = network_builder.NetworkBuilder.__init__
+
+        def timed_init(self, *args, **kwargs):
+            start = time.perf_counter()
+            init(self, *args, **kwargs)
+            timings["build_s"] = time.perf_counter() - start
+
+        network_builder.NetworkBuilder.__init__ = timed_init
+        try:
+            return simulate_trial(net, tstop=tstop, dt=dt, trial_idx=trial_idx,
+                                  record_cells=record_cells)
+        finally:
+            network_builder.NetworkBuilder.__init__ = init
     if not record_cells:
         return _simulate_single_trial(net, tstop, dt, trial_idx)
     net._params["record_vsec"] = "soma"

@@ -142,6 +142,37 @@ OPT_ON = OPT["enabled"] and NETWORK_ON
 """The fits need the network stage's surrogates."""
 
 
+SCALE = config["scaling"]
+SCALE_ON = SCALE["enabled"] and NETWORK_ON
+"""The scaling sweep needs the network stage's surrogates."""
+
+
+def scaling_point(mesh):
+    """What one size's runs depend on: the grid, duration, drives' seed, cutoff,
+    threads and NEURON's ranks and limits (a run over the limit is marked not run)."""
+    return {
+        "mesh": int(mesh),
+        "tstop": SCALE["tstop"],
+        "scenario": SCALE["scenario"],
+        "seed": SCALE["seed"],
+        "cutoff": SCALE["cutoff"],
+        "transient_ms": SCALE["transient_ms"],
+        "threads": SCALE["threads"],
+        "neuron": SCALE["neuron"],
+    }
+
+
+def scaling_cutoff_point():
+    """What the cutoff check depends on: its seeds, duration and the cutoff."""
+    return {
+        "scenario": SCALE["scenario"],
+        "seeds": SCALE["cutoff_seeds"],
+        "cutoff": SCALE["cutoff"],
+        "tstop": SCALE["cutoff_tstop"],
+        "transient_ms": SCALE["transient_ms"],
+    }
+
+
 def fit_points():
     """{point name: (start, objective, free set, lr)} of every grid point."""
     g = OPT["grid"]
@@ -234,6 +265,16 @@ PARAMETERS = {
         },
     }[part](),
     "optimize": lambda start, simulator: optimize_spec(start, simulator),
+    "scaling": lambda part, *mesh: {
+        "spec": lambda: network_spec(
+            SCALE["scenario"], "default", "neuron", tstop=SCALE["tstop"]
+        ),
+        "cutoff_spec": lambda: network_spec(
+            SCALE["scenario"], "default", "surrogate", tstop=SCALE["cutoff_tstop"]
+        ),
+        "point": lambda: scaling_point(*mesh),
+        "cutoff": scaling_cutoff_point,
+    }[part](),
     "fit": lambda point: fit_parameters(point),
     "train": lambda cell_type: train_config(config, cell_type),
     "train_subset": lambda cell_type, fraction: {
@@ -307,6 +348,11 @@ def all_targets():
                 "results/optimize/summary.nc",
             ]
             if OPT_ON
+            else []
+        ),
+        *(
+            ["results/scaling/summary.nc", "results/scaling/cutoff.nc"]
+            if SCALE_ON
             else []
         ),
     ]

@@ -75,6 +75,17 @@ def network_groups(models, n_cells, dtype=torch.float32, fuse=True, bins=1) -> l
     return out
 
 
+def flops_per_cell_bin(stepper) -> int:
+    """Floating-point operations per cell and bin of a ``FusedStepper``'s matrix
+    products (2 per multiply-add; padded input channels included, as they are
+    computed; the elementwise GELU, LSTM gates and biases, a few percent, left out)."""
+    mats = [stepper.w_in, *(w for ws in stepper.w_blocks for w in ws), stepper.w_ih,
+            stepper.w_hh, stepper.w_head]
+    if stepper.n_taus:
+        mats.append(stepper.w_lin)
+    return int(sum(2 * m.shape[-2] * m.shape[-1] for m in mats))
+
+
 def _lstm_cell_doubled(gates, c2):
     """One step of PyTorch's LSTM cell, in few operations, with the g gate's
     pre-activation and the cell state doubled: ``gates`` (..., 4 H) in the

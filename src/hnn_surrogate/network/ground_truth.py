@@ -58,7 +58,8 @@ def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0,
 
     Returns (rank 0) a dict: ``times`` (ms, NEURON's grid), ``dipole_L2``,
     ``dipole_L5`` (raw sums, nAm, before hnn-core's baseline renormalisation),
-    ``spike_times``, ``spike_gids``, ``wall_s`` (build + run), ``n_ranks``; with
+    ``spike_times``, ``spike_gids``, ``wall_s`` (build + run), ``build_s`` (of which
+    hnn-core's ``NetworkBuilder``, on rank 0), ``n_ranks``; with
     ``record_cells`` also ``v_soma`` {gid: mV} and ``cell_dipole`` {gid: nAm}
     (pyramidal cells), on NEURON's grid.
     """
@@ -73,8 +74,9 @@ def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0,
     pc = h.ParallelContext()
     pc.barrier()
     start = time.perf_counter()
+    timings = {}
     data = simulate_trial(net, tstop=tstop, dt=dt, trial_idx=trial_idx,
-                          record_cells=record_cells)
+                          record_cells=record_cells, timings=timings)
     pc.barrier()
     wall = time.perf_counter() - start
     if rank != 0:
@@ -100,6 +102,7 @@ def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0,
         "spike_times": times[order],
         "spike_gids": gids[order],
         "wall_s": wall,
+        "build_s": float(timings.get("build_s", float("nan"))),
         "n_ranks": n_ranks,
     }
     if record_cells:

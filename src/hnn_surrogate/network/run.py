@@ -47,7 +47,8 @@ class NetworkResult:
     wall_s : float
         Building the network in the simulator and simulating it (s).
     setup_s : float
-        Of which building (s); NaN where not measured apart (NEURON).
+        Of which building (s): the surrogates' wiring, NEURON's ``NetworkBuilder``
+        (rank 0's).
     n_ranks : int
         MPI ranks (1 for the surrogates).
     output : simulate.NetworkOutput | None
@@ -165,4 +166,4 @@ def simulate_neuron(net, *, tstop: float, dt: float, bin_ms: float,
     return NetworkResult(simulator="neuron", times=bin_centres(n_bins, bin_ms), dipole_l2=l2,
                          dipole_l5=l5, spike_times=res["spike_times"],
                          spike_gids=res["spike_gids"], wall_s=res["wall_s"],
-                         n_ranks=res["n_ranks"])
+                         setup_s=res["build_s"], n_ranks=res["n_ranks"])

@@ -82,6 +82,11 @@ class NetworkOutput:
     wall_s: float
     bin_ms: float
     n_bins: int
+    timings: dict = None
+    """Where ``wall_s`` went (s): ``prepare`` (groups, queues, delivery tables,
+    before the first step), ``model`` (each step's input out of the queues,
+    the surrogates' step and spike detection), ``deliver`` (queueing synaptic
+    events), ``collect`` (outputs)."""
 
     def layer_dipoles(self):
         """(L2, L5) raw layer dipoles as arrays (nAm; zeros for a layer without cells)."""
@@ -226,9 +231,12 @@ class SurrogateNetwork:
         fired_bins, fired_gids = [], []
         replay_bins = self._replay_spikes(replay) if replay is not None else None
         outgoing = self._outgoing(layout, [p.n_in for p in parts], scale)
+        clock = time.perf_counter
+        timings = {"prepare": clock() - start, "model": 0.0, "deliver": 0.0}
         for step in range(n_steps):
             k0 = step * kb
             now_bins, now_gids, now_vals = [], [], []
+            t_model = clock()
             for gi, part in enumerate(parts):
                 x = queues[gi].take(step)
                 z, state[gi] = part.step(x.view(part.n_slots, part.batch, kb, part.n_in),
@@ -256,6 +264,8 @@ class SurrogateNetwork:
                 if nz[0].size:
                     now_gids.append(gid_of[gi][nz[0], nz[1]])
                     now_bins.append(k0 + nz[2])
+            t_deliver = clock()
+            timings["model"] += t_deliver - t_model
             if now_gids:
                 g, b = np.concatenate(now_gids), np.concatenate(now_bins)
                 keep = b < w.n_bins                 # the last step may run past tstop
@@ -272,11 +282,16 @@ class SurrogateNetwork:
                 vals = (torch.cat(now_vals).to(torch.float64)[torch.from_numpy(order)]
                         if grad else None)
                 self._deliver(b[order], g[order], vals, queues, outgoing)
+            timings["deliver"] += clock() - t_deliver
             if progress_every and (k0 + kb) // progress_every > k0 // progress_every:
                 n_sp = sum(a.size for a in fired_gids)
                 log.info("bin %d/%d (%.0f ms simulated), %d spikes, %.1f s", k0 + kb,
                          w.n_bins, (k0 + kb) * w.bin_ms, n_sp, time.perf_counter() - start)
-        return self._collect(parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start)
+        t_collect = clock()
+        res = self._collect(parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start)
+        timings["collect"] = clock() - t_collect
+        res.timings = timings
+        return res
 
     def _queue(self, part, inv_scale, grad):
         """The input event queue of a group: numpy where no gradient is wanted
@@ -307,9 +322,18 @@ class SurrogateNetwork:
                           syn.delay_bins))
         pre = np.concatenate(pre)
         order = np.argsort(pre, kind="stable")      # by gid; within a gid, type then entry
-        group, idx, conn, unit, delay = (np.concatenate(a)[order] for a in zip(*parts))
         ptr = np.concatenate([[0], np.cumsum(np.bincount(pre, minlength=n_gids))])
-        weight = scale[torch.from_numpy(conn)] * torch.from_numpy(unit)
+        del pre
+        # one array at a time, in the smallest dtype that holds it (a 100,000-cell
+        # network has about 10^8 entries): group, delay and the placements fit int32
+        group = np.concatenate([a[0] for a in parts]).astype(np.int8)[order]
+        delay = np.concatenate([a[4] for a in parts]).astype(np.int32)[order]
+        idx = np.concatenate([a[1] for a in parts])[order]
+        conn = torch.from_numpy(np.concatenate([a[2] for a in parts])[order])
+        unit = torch.from_numpy(np.concatenate([a[3] for a in parts])[order])
+        del order, parts
+        weight = scale[conn] * unit
+        del conn, unit
         out = {"ptr": ptr, "key_group": group, "idx": idx, "weight": weight,
                "weight_np": None, "delay": delay, "n_groups": n_groups, "n_in": n_in}
         if not weight.requires_grad:
@@ -317,13 +341,13 @@ class SurrogateNetwork:
             # synapse's event placed in advance for a spike in each bin j of a
             # step: steps ahead of the spike's step, index into that step's input
             kb = self.bins_per_step
-            ahead, in_step = np.zeros((2, kb, idx.size), np.int64)
+            ahead, in_step = np.zeros((2, kb, idx.size), np.int32)
             for gi in range(n_groups):
-                sel = group == gi
+                sel = np.flatnonzero(group == gi)
                 for j in range(kb):
                     ahead[j, sel], in_step[j, sel] = step_index(j + delay[sel], idx[sel], kb,
                                                                 n_in[gi])
-            out.update(weight_np=weight.numpy(), ahead=ahead, in_step=in_step)
+            out.update(weight_np=weight.numpy(), ahead=ahead, in_step=in_step, idx=None)
         return out
 
     def _deliver(self, bins, gids, s_val, queues, out):
