@@ -584,8 +584,16 @@ SCALING_CUTOFF = Schema(
         "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
         "rate_dense": Var(("seed", "cell_type"), "float64", "Hz", "dense wiring (hnn-core's)"),
         "rate_cut": Var(("seed", "cell_type"), "float64", "Hz", "sparse wiring within the cutoff"),
+        "rate_perturbed": Var(("seed", "cell_type"), "float64", "Hz",
+                              "dense wiring, the first connection's weight x (1 + 1e-3): the "
+                              "network's own sensitivity, the floor of any approximation"),
         "dipole_r": Var(("seed",), "float64", "1",
-                        "correlation of the processed (smoothed) aggregate dipoles"),
+                        "correlation of the processed (smoothed) aggregate dipoles, cutoff vs "
+                        "dense"),
+        "dipole_r_perturbed": Var(("seed",), "float64", "1",
+                                  "the same, perturbed dense vs dense"),
+        "psd_r": Var((), "float64", "1",
+                     "correlation of the seed-mean log power spectra (1-100 Hz), cutoff vs dense"),
         "peak_dense_hz": Var(("seed",), "float64", "Hz", "spectral peak, dense"),
         "peak_cut_hz": Var(("seed",), "float64", "Hz", "spectral peak, cutoff"),
     },

@@ -317,19 +317,19 @@ class SurrogateNetwork:
         for t in w.cell_types:
             syn = w.synapses[t]
             gi, _, flat = layout[t]
-            pre.append(np.repeat(np.arange(n_gids), np.diff(syn.ptr)))
-            parts.append((np.full(syn.row.size, gi), flat[syn.row], syn.conn, syn.unit_weight,
-                          syn.delay_bins))
+            pre.append(np.repeat(np.arange(n_gids, dtype=np.int32), np.diff(syn.ptr)))
+            parts.append((np.full(syn.row.size, gi, np.int8), flat[syn.row].astype(np.int32),
+                          syn.conn, syn.unit_weight, syn.delay_bins))
         pre = np.concatenate(pre)
         order = np.argsort(pre, kind="stable")      # by gid; within a gid, type then entry
-        ptr = np.concatenate([[0], np.cumsum(np.bincount(pre, minlength=n_gids))])
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(pre, minlength=n_gids))]).astype(np.int64)
         del pre
         # one array at a time, in the smallest dtype that holds it (a 100,000-cell
         # network has about 10^8 entries): group, delay and the placements fit int32
         group = np.concatenate([a[0] for a in parts]).astype(np.int8)[order]
         delay = np.concatenate([a[4] for a in parts]).astype(np.int32)[order]
         idx = np.concatenate([a[1] for a in parts])[order]
-        conn = torch.from_numpy(np.concatenate([a[2] for a in parts])[order])
+        conn = torch.from_numpy(np.concatenate([a[2] for a in parts])[order].astype(np.int64))
         unit = torch.from_numpy(np.concatenate([a[3] for a in parts])[order])
         del order, parts
         weight = scale[conn] * unit

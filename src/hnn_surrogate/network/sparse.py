@@ -21,9 +21,15 @@ The cutoff radius of a connection is ``min(lamtha_multiple * lamtha,
 max_um)`` (in um, hnn-core's ``inplane_distance`` units). A pair at that
 distance has weight ``exp(-lamtha_multiple^2)`` of the nearest pair's; the cap
 bounds the long-range (basket, lamtha 20-70) connections, which hnn-core's rule
-spreads over the whole of any mesh. Either can be ``None`` (no limit); with
-both ``None`` every pair is kept and the wiring equals hnn-core's dense one
-entry by entry (tests/test_scaling.py).
+spreads over the whole of any mesh. Either can be ``None`` (no limit).
+
+Given the run's ``tstop``, pairs further than ``lamtha sqrt(ln(tstop / A_delay))``
+are left out as well, at no cost in accuracy: their delay (``A_delay`` times
+``exp(d^2 / lamtha^2)``) outlasts the run, so no event of theirs is ever
+delivered, in NEURON or here (2.6 lamtha for 1 s). With ``lamtha_multiple``
+``None`` and ``max_um`` at least the grid's diagonal, the wiring equals
+hnn-core's dense one entry by entry (tests/test_scaling.py): on the default
+10 x 10 grid, ``max_um`` 13 is exact.
 
 Two ways out, the same pairs:
 
@@ -70,6 +76,18 @@ class Cutoff:
         return cls(section.get("lamtha_multiple"), section.get("max_um"))
 
 
+def rule_radius(net, rule: dict, cutoff: Cutoff, tstop: float | None = None) -> float:
+    """The radius (um) within which ``rule``'s pairs are kept: the cutoff's, and,
+    given ``tstop``, no further than a pair whose delay still ends within the run."""
+    nc = rule["nc_dict"]
+    lamtha = nc["lamtha"] * net._inplane_distance
+    radius = cutoff.radius(nc["lamtha"], net._inplane_distance)
+    if tstop is not None:
+        ratio = tstop / nc["A_delay"]
+        radius = min(radius, lamtha * math.sqrt(math.log(ratio)) if ratio > 1 else 0.0)
+    return radius
+
+
 def connection_rules(net) -> list[dict]:
     """hnn-core's cell-to-cell connections of ``net`` as rules (no pairs)."""
     rules = []
@@ -89,14 +107,16 @@ def connection_rules(net) -> list[dict]:
 
 
 def build_sparse_network(spec: dict, *, scenario: str, condition: str, seed: int,
-                         mesh: int, cutoff: Cutoff, connect: bool = False):
+                         mesh: int, cutoff: Cutoff, connect: bool = False,
+                         tstop: float | None = None):
     """The config's network at a ``mesh`` x ``mesh`` grid: ``(net, rules)``.
 
     ``net`` holds hnn-core's cells and the scenario's drives (and, with
     ``connect``, the cell-to-cell pairs within the cutoff, through hnn-core's
     ``add_connection``, before the drives as in hnn-core's model; a rule
     with no pair within the cutoff adds none); ``rules`` the cell-to-cell
-    connections, the condition applied.
+    connections, the condition applied. ``tstop``: leave out the pairs whose
+    delay outlasts the run (``rule_radius``).
     """
     from hnn_core import Network
 
@@ -108,7 +128,7 @@ def build_sparse_network(spec: dict, *, scenario: str, condition: str, seed: int
                   cell_types=copy.deepcopy(ref.cell_types))
     if connect:
         for c, rule in enumerate(rules):
-            pairs = rule_pairs(net, rule, cutoff)
+            pairs = rule_pairs(net, rule, cutoff, tstop)
             if not pairs.size:      # hnn-core takes no empty connection: none to add
                 continue
             src, starts = np.unique(pairs[:, 0], return_index=True)
@@ -127,11 +147,11 @@ def _xy(net, cell_type) -> np.ndarray:
     return np.asarray(net.pos_dict[cell_type], dtype=float).reshape(-1, 3)[:, :2]
 
 
-def rule_pairs(net, rule: dict, cutoff: Cutoff) -> np.ndarray:
-    """(n, 2) presynaptic and target gids of ``rule`` within the cutoff, in
+def rule_pairs(net, rule: dict, cutoff: Cutoff, tstop: float | None = None) -> np.ndarray:
+    """(n, 2) presynaptic and target gids of ``rule`` within ``rule_radius``, in
     hnn-core's order (by presynaptic gid, then target gid)."""
     src_xy, tgt_xy = _xy(net, rule["src_type"]), _xy(net, rule["target_type"])
-    radius = cutoff.radius(rule["nc_dict"]["lamtha"], net._inplane_distance)
+    radius = rule_radius(net, rule, cutoff, tstop)
     if math.isinf(radius):
         i, j = (a.ravel() for a in np.meshgrid(np.arange(len(src_xy)), np.arange(len(tgt_xy)),
                                                 indexing="ij"))
@@ -155,7 +175,7 @@ def rule_pairs(net, rule: dict, cutoff: Cutoff) -> np.ndarray:
     return np.column_stack([src, tgt]).astype(np.int64)
 
 
-def count_entries(net, rules: list[dict], cutoff: Cutoff) -> int:
+def count_entries(net, rules: list[dict], cutoff: Cutoff, tstop: float | None = None) -> int:
     """Synapse entries (pair x synapse) a sparse wiring of ``net`` will hold, counted
     without building them (for the memory check before a run)."""
     from scipy.spatial import cKDTree
@@ -166,7 +186,7 @@ def count_entries(net, rules: list[dict], cutoff: Cutoff) -> int:
     total = 0
     for rule in rules:
         src_xy, tgt_xy = _xy(net, rule["src_type"]), _xy(net, rule["target_type"])
-        radius = cutoff.radius(rule["nc_dict"]["lamtha"], net._inplane_distance)
+        radius = rule_radius(net, rule, cutoff, tstop)
         n = (len(src_xy) * len(tgt_xy) if math.isinf(radius)
              else int(cKDTree(src_xy).count_neighbors(cKDTree(tgt_xy), radius)))
         k = len(_target_sections(cell_template(rule["target_type"]), rule["loc"]))
@@ -200,7 +220,7 @@ def sparse_wiring(net, rules: list[dict], cutoff: Cutoff, *, tstop: float,
         template = net.cell_types[tgt_type]["cell_object"]
         channels = [chan[f"{sec}_{rule['receptor']}"]
                     for sec in _target_sections(template, rule["loc"])]
-        pairs = rule_pairs(net, rule, cutoff)
+        pairs = rule_pairs(net, rule, cutoff, tstop)
         if not pairs.size:
             continue
         src0, tgt0 = net.gid_ranges[src_type][0], net.gid_ranges[tgt_type][0]

@@ -60,11 +60,12 @@ class Synapses:
     """
 
     ptr: np.ndarray          # (n_gids + 1,) int64
-    row: np.ndarray          # (n_entries,) int64
-    delay_bins: np.ndarray   # (n_entries,) int64, >= 1
+    row: np.ndarray          # (n_entries,) int32
+    delay_bins: np.ndarray   # (n_entries,) int32, >= 1
     unit_weight: np.ndarray  # (n_entries,) float64
-    conn: np.ndarray         # (n_entries,) int64
+    conn: np.ndarray         # (n_entries,) int32
     delay: np.ndarray        # (n_entries,) float64, ms: hnn-core's exact delay
+    # int32 where it holds: a 100,000-cell network has about 10^8 entries
 
 
 @dataclass
@@ -142,23 +143,25 @@ def synapse_entries(pairs, cells, g, delay, conn, channels, n_channels, n_bins, 
     clamped = int((d < 1).sum()) * k     # cannot act within the bin that fired
     d = np.maximum(d, 1)
     rows = (cells[:, None] * n_channels + np.asarray(channels, np.int64)[None, :]).ravel()
-    return ((np.repeat(pairs[:, 0], k), rows, np.repeat(d, k), np.repeat(g, k),
-             np.full(rows.size, conn, np.int64), np.repeat(delay, k)), clamped)
+    return ((np.repeat(pairs[:, 0], k), rows.astype(np.int32), np.repeat(d.astype(np.int32), k),
+             np.repeat(g, k), np.full(rows.size, conn, np.int32), np.repeat(delay, k)), clamped)
 
 
 def synapses_csr(parts, n_gids) -> Synapses:
     """``Synapses`` from a list of ``synapse_entries`` (in connection order):
     sorted by presynaptic gid, then delay (stable: ties keep their order)."""
     if not parts:
-        return Synapses(np.zeros(n_gids + 1, np.int64), *(np.zeros(0, np.int64),) * 2,
-                        np.zeros(0), np.zeros(0, np.int64), np.zeros(0))
-    src, row, d, g, conn, delay = (np.concatenate(a) for a in zip(*parts))
+        return Synapses(np.zeros(n_gids + 1, np.int64), *(np.zeros(0, np.int32),) * 2,
+                        np.zeros(0), np.zeros(0, np.int32), np.zeros(0))
+    src = np.concatenate([p[0] for p in parts])
+    d = np.concatenate([p[2] for p in parts])
     order = np.lexsort((d, src))
-    src = src[order]
-    ptr = np.searchsorted(src, np.arange(n_gids + 1)).astype(np.int64)
+    ptr = np.searchsorted(src[order], np.arange(n_gids + 1)).astype(np.int64)
     del src
-    return Synapses(ptr, row[order], d[order], g[order].astype(np.float64), conn[order],
-                    delay[order].astype(np.float64))
+    d = d[order]
+    # one array at a time: its parts joined, reordered, the parts let go
+    row, g, conn, delay = (np.concatenate([p[i] for p in parts])[order] for i in (1, 3, 4, 5))
+    return Synapses(ptr, row, d, g.astype(np.float64), conn, delay.astype(np.float64))
 
 
 def build_wiring(net, *, tstop: float, bin_ms: float, trial_idx: int = 0) -> Wiring:
