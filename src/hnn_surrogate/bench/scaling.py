@@ -48,13 +48,14 @@ SURROGATE_RUNS = ("surrogate_1thread", "surrogate_2threads")
 NEURON_RUNS = ("neuron_1rank", "neuron_2ranks")
 RUNS = SURROGATE_RUNS + NEURON_RUNS
 
-# Memory of a surrogate run, measured on the 100,000-cell network (README,
-# "Network scaling"): bytes per synapse entry (the wiring, its sorting, the
-# delivery tables), per cell and bin (outputs kept for the dipole and
-# spikes), per cell (state, drives) and a fixed part (python, torch, hnn-core).
-BYTES_PER_ENTRY = 130.0
+# Memory of a surrogate run: bytes per synapse entry (the wiring, its
+# sorting, the delivery tables), per cell and bin (outputs kept for the
+# dipole and spikes), per cell (state, drives) and a fixed part (python,
+# torch, hnn-core). Calibrated on the 100,492-cell network, 200 ms, 125
+# million entries: 16.1 GiB peak resident measured, 16.2 GiB estimated.
+BYTES_PER_ENTRY = 110.0
 BYTES_PER_CELL_BIN = 40.0
-BYTES_PER_CELL = 40e3
+BYTES_PER_CELL = 10e3
 BYTES_FIXED = 1.0e9
 
 
