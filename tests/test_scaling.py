@@ -177,3 +177,29 @@ def test_a_neuron_run_over_the_time_limit_is_stopped_with_its_children():
     start = __import__("time").perf_counter()
     assert not _run_within(cmd, None, 2)
     assert __import__("time").perf_counter() - start < 20
+
+
+def test_a_fused_step_in_blocks_of_cells_equals_the_whole(monkeypatch):
+    """Past CELL_BLOCK cells per slot the cells go through the layers a block at a
+    time, each block with its own state: the same outputs, step after step."""
+    from hnn_surrogate.network import fused
+    from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
+
+    torch.manual_seed(1)
+    models = [Surrogate(SurrogateConfig(n_channels=n, n_targets=k, hidden=8, kernel_size=3,
+                                        dilations=(1, 2, 4), lstm_hidden=16,
+                                        linear_taus=(2.0, 8.0))).eval()
+              for n, k in ((5, 2), (3, 1))]
+    batch, slots = 23, [(0, 0, 23), (1, 0, 23)]
+    whole = fused.FusedStepper(models, batch, slots=slots, bins=2)
+    s_whole = whole.init_state()
+    monkeypatch.setattr(fused, "CELL_BLOCK", 7)          # blocks of 7, 7, 7 and 2 cells
+    blocked = fused.FusedStepper(models, batch, slots=slots, bins=2)
+    s_blocked = blocked.init_state()
+    assert len(s_blocked["blocks"]) == 4 and "blocks" not in s_whole
+    with torch.no_grad():
+        for _ in range(20):
+            x = torch.randn(2, batch, 2, whole.n_in)
+            z_whole, s_whole = whole.step(x, s_whole)
+            z_blocked, s_blocked = blocked.step(x, s_blocked)
+            torch.testing.assert_close(z_blocked, z_whole, rtol=1e-5, atol=1e-6)
