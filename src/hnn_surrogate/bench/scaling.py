@@ -107,12 +107,14 @@ def matmul_peak_gflops(threads: int, n: int = 1024, repeats: int = 7) -> float:
 
 
 def _spectrum(dipole: np.ndarray, bin_ms: float, transient_ms: float):
-    """(freq Hz, power, peak Hz) of a dipole after the transient (Hann periodogram)."""
-    x = np.asarray(dipole, float)[int(round(transient_ms / bin_ms)):]
-    x = (x - x.mean()) * np.hanning(x.size)
-    fs = 1000.0 / bin_ms
-    p = np.abs(np.fft.rfft(x)) ** 2 / (fs * x.size)
-    f = np.fft.rfftfreq(x.size, 1.0 / fs)
+    """(freq Hz, power nAm^2/Hz, peak Hz in 1-100 Hz) of a dipole after the
+    transient: the fits' periodogram (``optimize.objectives.spectrum``), per Hz."""
+    from ..optimize.objectives import spectrum
+
+    x = np.asarray(dipole, float)
+    n = x.size - int(round(transient_ms / bin_ms))
+    f, p = (a.numpy() for a in spectrum(x, bin_ms=bin_ms, transient_ms=transient_ms))
+    p = p / (1000.0 / bin_ms * n)
     band = (f >= 1.0) & (f <= 100.0)
     peak = float(f[band][np.argmax(p[band])]) if band.any() else float("nan")
     return f, p, peak
