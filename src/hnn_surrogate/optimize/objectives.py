@@ -38,7 +38,7 @@ def spectrum(dipole, *, bin_ms: float, transient_ms: float):
     x = x - x.mean(dim=-1, keepdim=True)
     window = torch.hann_window(n, periodic=False, dtype=x.dtype)
     power = torch.fft.rfft(x * window).abs() ** 2
-    freqs = torch.fft.rfftfreq(n, d=bin_ms / 1000.0).to(x.dtype)
+    freqs = torch.fft.rfftfreq(n, d=bin_ms / 1000.0, dtype=x.dtype)
     return freqs, power
 
 
