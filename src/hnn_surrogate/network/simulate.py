@@ -70,7 +70,8 @@ class NetworkOutput:
     spike_times : array (n_spikes,), ms, bin centres
     spike_gids : array (n_spikes,)
     dipole : dict layer ("L2", "L5") -> tensor (n_bins,), nAm, raw (hnn-core's units
-        before its baseline renormalisation), differentiable
+        before its baseline renormalisation), differentiable; (n_copies, n_bins)
+        for a wiring of several networks (``batch.BatchedNetwork`` splits it)
     v_soma : dict cell type -> array (n_bins, n_cells), mV (recorded when asked)
     wall_s : float
     """
@@ -411,10 +412,14 @@ class SurrogateNetwork:
                 v_soma[t] = phys[..., 0].detach().numpy()
             if t in PYRAMIDAL_TYPES:
                 k = torch.from_numpy(s.norm.spike_kernels[1:2])
-                # the kernel is linear: convolve the type's summed spike train once
-                n_spikes = sp.sum(dim=1, dtype=torch.float64)[None]          # (1, n_bins)
-                dipole[DIPOLE_LAYER[t]] = (phys[..., 1].sum(dim=1)
-                                           + apply_kernels(n_spikes, k)[0, :, 0])  # (n_bins,)
+                # per network of a batch (cells in copy order; one copy: the
+                # whole network): the kernel is linear, so the summed spike
+                # train is convolved once
+                c = w.n_copies
+                n_spikes = sp.reshape(n_bins, c, -1).sum(dim=2, dtype=torch.float64).T
+                layer = (phys[..., 1].reshape(n_bins, c, -1).sum(dim=2).T
+                         + apply_kernels(n_spikes, k)[..., 0])              # (c, n_bins)
+                dipole[DIPOLE_LAYER[t]] = layer[0] if c == 1 else layer
         if fired_bins:
             b = np.concatenate(fired_bins)
             g = np.concatenate(fired_gids)

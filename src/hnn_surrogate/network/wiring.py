@@ -94,6 +94,7 @@ class Wiring:
     tstop: float
     n_drive_events: dict[str, int] = field(default_factory=dict)  # delivered (arrival < tstop)
     min_delay_clamped: int = 0            # entries whose delay was under one bin
+    n_copies: int = 1                     # networks side by side (``batch.batch_wirings``)
 
     @property
     def n_gids(self) -> int:

@@ -4,11 +4,12 @@ One fit: a starting network (a scenario's drives on the config's network
 model), a set of free connection types with bounded gains (``params``), an
 objective of the aggregate dipole (``objectives``) averaged over several drive
 seeds, a learning rate and a number of steps. Every step runs the surrogate
-network once per seed with the current gains, scores the objective after the
-transient (with hnn-core's baseline renormalisation, as the NEURON check
-scores it), and backpropagates through the whole run (spikes carry a surrogate
-gradient, ``network.surrogate_slope``); the seeds' gradients are accumulated
-one run at a time, so memory holds one run's graph. Each step's objective
+network with the current gains, every seed's network stepped as one batch
+(``network.batch``: all seeds' cells together, each seed's network exactly as
+alone), scores the objective after the transient (with hnn-core's baseline
+renormalisation, as the NEURON check scores it) per seed, and backpropagates
+the seeds' mean through the whole run (spikes carry a surrogate gradient,
+``network.surrogate_slope``). Each step's objective
 per seed, gains, rates per cell type and spectrum are kept; the trajectory
 and the fitted gains are the fit's output.
 """
@@ -92,24 +93,25 @@ def fit_connectivity(spec: dict, *, scenario: str, surrogates, free, bounds, obj
         Drive seeds; the objective is their mean.
     """
     from ..network.api import load_surrogates
-    from ..network.run import surrogate_network
+    from ..network.batch import BatchedNetwork
+    from ..network.run import network_wiring
     from ..network.spec import build_network
 
     torch.set_num_threads(int(threads))
     loaded = load_surrogates(surrogates)
+    bin_ms = float(spec["bin_ms"])
     nets = [build_network(spec, scenario=scenario, condition="default", seed=s) for s in seeds]
-    sims = [surrogate_network(net, tstop=tstop, surrogates=loaded, bin_ms=spec["bin_ms"])
-            for net in nets]
-    wiring = sims[0].wiring
+    wirings = [network_wiring(net, tstop=tstop, bin_ms=bin_ms) for net in nets]
+    wiring = wirings[0]
+    for s, w in zip(seeds[1:], wirings[1:]):
+        if [c.label for c in w.connections] != [c.label for c in wiring.connections]:
+            raise ValueError(f"seed {s}: the network's connections differ from seed {seeds[0]}'s")
+    batch = BatchedNetwork(wirings, loaded)
     gains = FreeGains(wiring.connections, resolve_free(wiring.connections, free, wiring.cell_types),
                       *bounds)
-    for s, sim in zip(seeds, sims[1:]):
-        if [c.label for c in sim.wiring.connections] != [c.label for c in sims[0].wiring.connections]:
-            raise ValueError(f"seed {s}: the network's connections differ from seed {seeds[0]}'s")
     z = gains.initial()
     opt = torch.optim.Adam([z], lr=float(lr))
-    bin_ms = float(spec["bin_ms"])
-    baseline = hnn_baseline(nets[0], sims[0].wiring.n_bins, bin_ms)
+    baseline = hnn_baseline(nets[0], wiring.n_bins, bin_ms)
     rec = {k: [] for k in ("objective", "gain", "grad", "rate", "power", "wall_s")}
     freqs = None
     for step in range(int(n_steps) + 1):
@@ -117,16 +119,16 @@ def fit_connectivity(spec: dict, *, scenario: str, surrogates, free, bounds, obj
         opt.zero_grad()
         learn = step < n_steps
         values, rates, powers = [], [], []
-        for sim in sims:
-            with torch.set_grad_enabled(learn):
-                out = sim.run(gains.scale(z), surrogate_slope=slope)
-                dipole = out.dipole["L2"] + out.dipole["L5"] + baseline
-                value = evaluate_objective(objective, dipole, bin_ms=bin_ms,
-                                           transient_ms=transient_ms)
-                if learn:
-                    (-value / len(sims)).backward()
+        with torch.set_grad_enabled(learn):
+            outs = batch.run(gains.scale(z), surrogate_slope=slope)
+            dipoles = [o.dipole["L2"] + o.dipole["L5"] + baseline for o in outs]
+            scored = [evaluate_objective(objective, d, bin_ms=bin_ms, transient_ms=transient_ms)
+                      for d in dipoles]
+            if learn:
+                (-torch.stack(scored).mean()).backward()
+        for out, dipole, value in zip(outs, dipoles, scored):
             values.append(float(value.detach()))
-            rates.append(_rates(out, sim.wiring, transient_ms, tstop))
+            rates.append(_rates(out, wiring, transient_ms, tstop))
             f, p = spectrum(dipole.detach(), bin_ms=bin_ms, transient_ms=transient_ms)
             keep = f <= SPECTRUM_MAX_HZ
             freqs = f[keep].numpy()
@@ -146,7 +148,7 @@ def fit_connectivity(spec: dict, *, scenario: str, surrogates, free, bounds, obj
                  " ".join(f"{g:.2f}" for g in rec["gain"][-1]),
                  " ".join(f"{r:.1f}" for r in np.mean(rates, axis=0)), rec["wall_s"][-1])
     return Trajectory(labels=gains.labels, types=gains.types, seeds=list(seeds),
-                      cell_types=list(sims[0].wiring.cell_types),
+                      cell_types=list(wiring.cell_types),
                       objective=np.array(rec["objective"]), gain=np.array(rec["gain"]),
                       grad=np.array(rec["grad"]), rate=np.array(rec["rate"]), freqs=freqs,
                       power=np.array(rec["power"]), wall_s=np.array(rec["wall_s"]))
