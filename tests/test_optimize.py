@@ -166,3 +166,124 @@ def test_bad_sweep_configs_are_refused_naming_the_key(repo, change, match):
         opt[key] = {**opt[key], **value} if isinstance(value, dict) and key == "grid" else value
     with pytest.raises(ConfigError, match=match):
         validate_config({**cfg, "optimize": opt})
+
+
+def test_a_fit_over_several_seeds_scores_each_as_its_network_alone(repo, tmp_path):
+    """The seeds' networks step as one batch: each seed's objective is that of its
+    network run alone, and the first step's gradient the seeds' mean."""
+    from hnn_surrogate.network.run import network_wiring
+    from hnn_surrogate.network.spec import build_network
+    from hnn_surrogate.optimize.fit import fit_connectivity, hnn_baseline
+    from hnn_surrogate.optimize.params import resolve_free
+
+    from network_helpers import tiny_spec
+
+    spec = tiny_spec(repo, tmp_path)
+    surrogates = untrained_surrogates()
+    cfg = {"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0]}
+    free = {"cells": True, "drives": ["proximal_noise"]}
+    seeds, tstop = [0, 3], 60.0
+    traj = fit_connectivity(spec, scenario="rhythm", surrogates=surrogates, free=free,
+                            bounds=(0.25, 4.0), objective=cfg, lr=0.1, n_steps=1, seeds=seeds,
+                            tstop=tstop, transient_ms=10.0, slope=1.0)
+    values, grads = [], []
+    for seed in seeds:
+        net = build_network(spec, scenario="rhythm", condition="default", seed=seed)
+        w = network_wiring(net, tstop=tstop, bin_ms=spec["bin_ms"])
+        gains = FreeGains(w.connections, resolve_free(w.connections, free, w.cell_types), 0.25, 4.0)
+        z = gains.initial().requires_grad_(True)
+        out = SurrogateNetwork(w, surrogates).run(gains.scale(z), surrogate_slope=1.0)
+        dipole = out.dipole["L2"] + out.dipole["L5"] + hnn_baseline(net, w.n_bins, spec["bin_ms"])
+        value = evaluate_objective(cfg, dipole, bin_ms=spec["bin_ms"], transient_ms=10.0)
+        value.backward()
+        values.append(float(value.detach()))
+        grads.append(z.grad.numpy())
+    assert values[0] != values[1]
+    np.testing.assert_allclose(traj.objective[0], values, rtol=1e-4)
+    np.testing.assert_allclose(traj.grad[0], np.mean(grads, axis=0), rtol=1e-3,
+                               atol=1e-4 * np.abs(grads).max())
+
+
+@pytest.mark.parametrize("solver", ["bayesian", "cobyla", "cma"])
+def test_hnn_cores_optimizer_searches_the_gains_within_its_budget(repo, tmp_path, solver):
+    """hnn-core's own solvers on log2 gains: the start is evaluated first, the search
+    stops once its wall-clock budget is spent and keeps the best evaluation. The
+    objective here is a known function of the gains (NEURON's runs are tested by
+    the tiny pipeline)."""
+    import json
+    import time
+
+    from hnn_surrogate.optimize.hnn_optimizer import search
+
+    from network_helpers import tiny_spec
+
+    tiny_spec(repo, tmp_path)
+    types = [("L2_basket", "L2_pyramidal", "gabaa"), ("proximal_noise", "L5_pyramidal", "ampa")]
+    calls = []
+
+    def evaluate(condition):
+        calls.append(condition)
+        time.sleep(0.02)
+        g = np.log2([c["gain"] for c in condition])
+        return [-float(((g - [1.0, -0.5]) ** 2).sum()), 0.0]
+
+    res = search(tmp_path / "spec.json", start="rhythm", types=types, bounds=(0.25, 4.0),
+                 objective={"kind": "band_share"}, seeds=[0, 1], transient_ms=0.0,
+                 solver=solver, budget_s=1.0, max_iter=500, evaluate=evaluate)
+    assert res.objective.shape == (len(calls), 2) and len(calls) >= 2
+    np.testing.assert_allclose(res.gain[0], 1.0)                    # the start first
+    assert res.wall_s[-1] < 1.0 + 0.5                             # stopped by the budget
+    assert res.objective.mean(axis=1)[res.best] == res.objective.mean(axis=1).max()
+    assert res.objective.mean(axis=1).max() > res.objective.mean(axis=1)[0]
+    assert ((res.gain >= 0.25 - 1e-12) & (res.gain <= 4.0 + 1e-12)).all()
+    assert json.loads(json.dumps(res.condition()))[0]["src"] == "L2_basket"
+    with pytest.raises(ValueError, match="solver 'adam' is not one of hnn-core's"):
+        search(tmp_path / "spec.json", start="rhythm", types=types, bounds=(0.25, 4.0),
+               objective={}, seeds=[0], transient_ms=0.0, solver="adam", budget_s=1.0,
+               max_iter=5, evaluate=evaluate)
+
+
+def test_rate_penalties_score_the_surrogates_spikes_with_their_gradient():
+    """An objective's rate ranges subtract (distance / high)^2 per type outside its
+    range, from rates that carry the spikes' surrogate gradient."""
+    from hnn_surrogate.optimize.fit import spike_rates
+    from hnn_surrogate.optimize.objectives import rate_penalty
+
+    assert float(rate_penalty({"L5_pyramidal": [1.0, 10.0]}, {"L5_pyramidal": 5.0})) == 0.0
+    assert float(rate_penalty({"L5_pyramidal": [1.0, 10.0]}, {"L5_pyramidal": 15.0})) == 0.25
+    assert float(rate_penalty({"L2_basket": [4.0, 10.0]}, {"L2_basket": 2.0})) == pytest.approx(0.04)
+    net = tiny_net(rate=80.0)
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    sim = SurrogateNetwork(wiring, untrained_surrogates(), dtype=torch.float64)
+    scale = sim.scale.clone().requires_grad_(True)
+    out = sim.run(scale, surrogate_slope=1.0)
+    rates = spike_rates(out, wiring, transient_ms=0.0)
+    late = out.spike_times >= 0.0
+    for t in wiring.cell_types:
+        cells = np.asarray(wiring.gid_ranges[t])
+        n = np.isin(out.spike_gids[late], cells).sum()
+        assert float(rates[t]) == pytest.approx(n / (cells.size * TSTOP / 1000.0))
+    busiest = max(rates, key=lambda t: float(rates[t]))
+    assert float(rates[busiest]) > 0
+    cfg = {"kind": "band_share", "band": [30.0, 200.0], "total": [1.0, 500.0],
+           "rates": {busiest: [0.0, float(rates[busiest]) / 2]}, "rate_weight": 2.0}
+    dipole = out.dipole["L2"] + out.dipole["L5"]
+    plain = evaluate_objective({k: cfg[k] for k in ("kind", "band", "total")}, dipole,
+                               bin_ms=BIN_MS, transient_ms=0.0)
+    value = evaluate_objective(cfg, dipole, bin_ms=BIN_MS, transient_ms=0.0, rates=rates)
+    assert float(plain - value) == pytest.approx(2.0 * 1.0)            # (r - r/2)^2 / (r/2)^2
+    value.backward()
+    assert torch.isfinite(scale.grad).all() and (scale.grad != 0).any()
+    with pytest.raises(ValueError, match="rates are needed"):
+        evaluate_objective(cfg, dipole.detach(), bin_ms=BIN_MS, transient_ms=0.0)
+
+
+@pytest.mark.parametrize("cfg, match", [
+    ({"kind": "band_share", "band": [13, 30], "total": [1, 100], "rates": {"L4_pyr": [0, 5]}},
+     "rates: 'L4_pyr' is not a cell type"),
+    ({"kind": "band_share", "band": [13, 30], "total": [1, 100],
+      "rates": {"L5_pyramidal": [5, 1]}}, r"rates.L5_pyramidal: \[5, 1\] Hz"),
+])
+def test_bad_rate_ranges_are_refused(cfg, match):
+    with pytest.raises(ValueError, match=match):
+        check_objective(cfg)

@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from hnn_surrogate.artifacts import (
-    CELLS_BENCHMARK, FIT_CHECK, FIT_SUMMARY, FIT_TRAJECTORY, GRADIENT_HORIZON, LEARNING_CURVE,
-    NETWORK_BENCHMARK, NETWORK_COMPARISON, NETWORK_RUN, SCALING_CUTOFF, SCALING_POINT,
-    SCALING_SUMMARY, SURROGATE_BENCHMARK, SURROGATE_METRICS, SURROGATE_PANELS,
+    CELLS_BENCHMARK, FIT_BASELINE, FIT_CHECK, FIT_STEP_BENCHMARK, FIT_SUMMARY, FIT_TRAJECTORY,
+    GRADIENT_HORIZON, HNN_SEARCH, LEARNING_CURVE, NETWORK_BENCHMARK, NETWORK_COMPARISON, NETWORK_RUN,
+    SCALING_BATCH, SCALING_CUTOFF, SCALING_POINT, SCALING_SUMMARY, SURROGATE_BENCHMARK,
+    SURROGATE_METRICS, SURROGATE_PANELS,
 )
 from hnn_surrogate.datasets import open_cell_dataset
 
@@ -21,7 +22,7 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     cmd = ["snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
            "--workflow-profile", str(repo / "profiles" / "default"),
            "--configfile", str(repo / "config" / "tiny.yaml"), "--cores", "2"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-5000:]
     for cell_type, n_channels in [("L2_pyramidal", 30), ("L5_pyramidal", 34),
                                   ("L2_basket", 3), ("L5_basket", 3)]:
@@ -109,6 +110,19 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     assert (point / "fit.png").stat().st_size > 1e4
     summary = FIT_SUMMARY.read(tmp_path / "results" / "optimize" / "summary.nc")
     assert list(summary["rank"].values) == [1]
+    # hnn-core's Optimizer, each solver in NEURON within the fit's wall clock
+    for solver in ("bayesian", "cobyla", "cma"):
+        search = HNN_SEARCH.read(point / f"hnn_{solver}.nc")
+        assert search["objective"].shape[0] >= 1 and np.isfinite(search["objective"]).all()
+        np.testing.assert_allclose(search["gain"].values[0], 1.0)        # the start first
+        assert json.loads((point / f"hnn_{solver}.json").read_text())[0]["gain"] > 0
+    step = FIT_STEP_BENCHMARK.read(point / "step_benchmark.nc")
+    assert step["ratio"].values > 0 and step["step_rss_gb"].values >= step["forward_rss_gb"]
+    assert "FIT_STEP_BENCHMARK" in (point / "step_benchmark.md").read_text()
+    baseline = FIT_BASELINE.read(point / "baseline.nc")
+    assert list(baseline["method"].values) == ["gradient", "bayesian", "cobyla", "cma"]
+    assert np.isfinite(baseline["neuron_objective"].values).all()
+    assert (point / "baseline.png").stat().st_size > 1e4
     # The scaling sweep: two sizes side by side, NEURON on the first only (the
     # second is above its max_cells), the cutoff's error on the 2 x 2 grid.
     small = SCALING_POINT.read(tmp_path / "results" / "scaling" / "mesh_2.nc")
@@ -128,6 +142,11 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     assert (tmp_path / "results" / "scaling" / "summary.png").stat().st_size > 1e4
     cutoff = SCALING_CUTOFF.read(tmp_path / "results" / "scaling" / "cutoff.nc")
     assert 0 < cutoff.attrs["synapses_cut"] < cutoff.attrs["synapses_dense"]
+    # two networks stepped as one batch: each fires exactly its spikes alone
+    batch = SCALING_BATCH.read(tmp_path / "results" / "scaling" / "batch.nc")
+    assert list(batch["batch"].values) == [1, 2] and list(batch["identical"].values) == [1, 1]
+    assert list(batch["spikes_batched"].values[1]) == list(batch["spikes_alone"].values)
+    assert np.isfinite(batch["speedup"].values).all() and (batch["sim_s"].values > 0).all()
     # Nothing left to do on a second call.
     assert _dry_run(cmd) == {}
     # A change reruns exactly the jobs whose output depends on it.
@@ -147,6 +166,9 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         ({"network": {"transient_ms": 10.0}}, {"compare_network": 2, "all": 1}),
         # a fit's learning rate: that fit, its NEURON and surrogate checks, not the starts
         ({"optimize": {"grid": {"lr": [0.2]}}}, "fit_lr"),
+        # the baseline's budget: its three searches and the comparison, not the fit
+        ({"optimize": {"baseline": {"budget_factor": 0.2}}},
+         {"search_hnn": 3, "compare_search": 1, "all": 1}),
         # one more scaling size: that size's job and the summary
         ({"scaling": {"meshes": [2, 3, 4]}},
          {"write_parameters": 1, "scaling_point": 1, "scaling_summary": 1, "all": 1}),
@@ -163,9 +185,12 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         path.write_text(yaml.safe_dump(cfg))
         jobs = _dry_run(cmd[:-4] + ["--configfile", str(path), "--cores", "2"])
         if want == "fit_lr":
+            # the new point's fit, checks, searches, comparison and the step
+            # benchmark (on the first grid point, now this one)
             assert jobs == {"write_parameters": 1, "fit_connectivity": 1,
                             "simulate_fit_neuron": 2, "simulate_fit_surrogate": 2,
-                            "check_fit": 1, "summarize_fits": 1, "all": 1}, jobs
+                            "check_fit": 1, "summarize_fits": 1, "benchmark_fit_step": 1,
+                            "search_hnn": 3, "compare_search": 1, "all": 1}, jobs
         elif want == "prior_run":
             assert jobs["simulate_network_prior"] == 1 and jobs["merge_cells"] == 4, jobs
             assert "write_parameters" not in jobs and "simulate_cells" not in jobs, jobs

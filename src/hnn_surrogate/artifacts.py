@@ -599,6 +599,38 @@ SCALING_CUTOFF = Schema(
     },
 )
 
+SCALING_BATCH = Schema(
+    name="scaling_batch",
+    version=1,
+    attrs=("mesh", "n_cells", "tstop_ms", "scenario", "threads", "device", "git_commit",
+           "versions", "created"),
+    variables={
+        "batch": Var(("batch",), "int64", "1", "networks stepped as one"),
+        "seed": Var(("seed",), "int64", "1", "drive seed of each network"),
+        "sim_s": Var(("batch",), "float64", "s", "the batch's simulation (set-up left out)",
+                     timing=True),
+        "prepare_s": Var(("batch",), "float64", "s",
+                         "its warm-up: groups, queues, delivery tables", timing=True),
+        "alone_sim_s": Var(("seed",), "float64", "s",
+                           "each network simulated alone (the faster of a run before and one "
+                           "after the batches)", timing=True),
+        "throughput": Var(("batch",), "float64", "1",
+                          "simulated network-seconds per second of simulation", timing=True),
+        "speedup": Var(("batch",), "float64", "1",
+                       "the batch's networks run alone (summed) / the batch, simulation time",
+                       timing=True),
+        "peak_rss_gb": Var(("batch",), "float64", "GiB",
+                           "the process's peak resident memory after this batch (batches run "
+                           "smallest first)", timing=True),
+        "spikes_batched": Var(("batch", "seed"), "int64", "1",
+                              "spikes of each network in the batch (-1: not in it)"),
+        "spikes_alone": Var(("seed",), "int64", "1", "spikes of each network alone"),
+        "identical": Var(("batch",), "int64", "1",
+                         "1 where every network of the batch fired the spikes it fires alone "
+                         "(same cells, same bins)"),
+    },
+)
+
 DRIVE_SWEEP = Schema(
     name="drive_sweep",
     version=2,
@@ -657,6 +689,75 @@ FIT_TRAJECTORY = Schema(
                      "periodogram (Hann) of the aggregate dipole after the transient"),
         "wall_s": Var(("step",), "float64", "s", "wall time of the step (all seeds)",
                       timing=True),
+    },
+)
+
+HNN_SEARCH = Schema(
+    name="hnn_search",
+    version=1,
+    attrs=("solver", "start", "objective", "budget_s", "best", "git_commit", "versions",
+           "created"),
+    variables={
+        "evaluation": Var(("evaluation",), "int64", "1", "NEURON evaluation, in order (0: start)"),
+        "seed": Var(("seed",), "int64", "1", "drive seed (the gradient fit's)"),
+        "free": Var(("free",), "str", "1", "free connection type: src->target receptor"),
+        "wall_s": Var(("evaluation",), "float64", "s",
+                      "wall clock since the search began, at the end of the evaluation",
+                      timing=True),
+        "objective": Var(("evaluation", "seed"), "float64", "1",
+                         "the fit's objective of the NEURON run (maximised)"),
+        "best_so_far": Var(("evaluation",), "float64", "1",
+                           "best seed-mean objective up to this evaluation"),
+        "gain": Var(("evaluation", "free"), "float64", "1",
+                    "gain x the starting network's weight"),
+    },
+)
+
+FIT_BASELINE = Schema(
+    name="fit_baseline",
+    version=1,
+    attrs=("start", "objective", "fit_wall_s", "gradient_ahead", "git_commit", "versions",
+           "created"),
+    variables={
+        "method": Var(("method",), "str", "1", "gradient (the surrogate fit) or hnn-core's solver"),
+        "wall_s": Var(("method",), "float64", "s",
+                      "wall clock used: the fit's steps, or the search's evaluations",
+                      timing=True),
+        "neuron_objective": Var(("method",), "float64", "1",
+                                "the fit's objective in NEURON on the fit seeds (mean): the "
+                                "fitted gains' check, or the search's best evaluation"),
+        "neuron_objective_at_fit_wall": Var(
+            ("method",), "float64", "1",
+            "the same, of evaluations finished within the gradient fit's wall clock"),
+        "start_objective": Var(("method",), "float64", "1",
+                               "the start's objective in NEURON on the fit seeds"),
+        "n_evaluations": Var(("method",), "int64", "1",
+                             "NEURON evaluations (gradient: the check's runs on fit seeds)"),
+    },
+)
+
+FIT_STEP_BENCHMARK = Schema(
+    name="fit_step_benchmark",
+    version=1,
+    attrs=("start", "n_cells", "n_seeds", "tstop_ms", "threads", "device", "spikes",
+           "grad_storage", "git_commit", "versions", "created"),
+    variables={
+        "repeat": Var(("repeat",), "int64", "1", "repetition (the forward runs, then the steps)"),
+        "forward_s": Var((), "float64", "s", "median forward run of the seeds' batch, no "
+                                             "gradient", timing=True),
+        "step_s": Var((), "float64", "s", "median fit step: the run with gradients, the "
+                                          "objective, backpropagation", timing=True),
+        "ratio": Var((), "float64", "1", "step_s / forward_s", timing=True),
+        "forward_rss_gb": Var((), "float64", "GiB", "peak resident memory after the forward "
+                                                    "runs", timing=True),
+        "step_rss_gb": Var((), "float64", "GiB", "peak resident memory after the steps",
+                           timing=True),
+        "exact_rss_gb": Var((), "float64", "GiB",
+                            "peak after one more step with gradients kept exact", timing=True),
+        "grad_cosine": Var((), "float64", "1",
+                           "cosine of the steps' gradient with the exact step's"),
+        "forward_all_s": Var(("repeat",), "float64", "s", "each forward run", timing=True),
+        "step_all_s": Var(("repeat",), "float64", "s", "each step", timing=True),
     },
 )
 

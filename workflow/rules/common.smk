@@ -223,6 +223,7 @@ def fit_parameters(point):
         "tstop": start_scenario(start)["tstop"],
         "transient_ms": OPT["transient_ms"],
         "slope": NET["surrogate_slope"],
+        "grad_storage": OPT["grad_storage"],
     }
 
 
@@ -274,6 +275,14 @@ PARAMETERS = {
         ),
         "point": lambda: scaling_point(*mesh),
         "cutoff": scaling_cutoff_point,
+        "batch_spec": lambda: network_spec(
+            SCALE["scenario"], "default", "surrogate", tstop=SCALE["batch"]["tstop"]
+        ),
+        "batch": lambda: {
+            "scenario": SCALE["scenario"],
+            "seed": SCALE["seed"],
+            **SCALE["batch"],
+        },
     }[part](),
     "fit": lambda point: fit_parameters(point),
     "train": lambda cell_type: train_config(config, cell_type),
@@ -346,12 +355,23 @@ def all_targets():
             [
                 *(f"results/optimize/{p}/check.nc" for p in fit_points()),
                 "results/optimize/summary.nc",
+                *(
+                    f"results/optimize/{p}/baseline.nc"
+                    for p in fit_points()
+                    if OPT["baseline"]["enabled"]
+                ),
+                # the step's cost, on the first grid point
+                f"results/optimize/{next(iter(fit_points()))}/step_benchmark.nc",
             ]
             if OPT_ON
             else []
         ),
         *(
-            ["results/scaling/summary.nc", "results/scaling/cutoff.nc"]
+            [
+                "results/scaling/summary.nc",
+                "results/scaling/cutoff.nc",
+                "results/scaling/batch.nc",
+            ]
             if SCALE_ON
             else []
         ),

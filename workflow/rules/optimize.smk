@@ -1,7 +1,8 @@
 # The optimize stage: connectivity fits by gradient descent through the
 # surrogate network (one job per grid point), each fit's start and result
 # re-simulated in NEURON and by the surrogates on the fit's seeds and fresh
-# ones, scored per fit, and the fits ranked.
+# ones, scored per fit, and the fits ranked; where enabled, hnn-core's own
+# gradient-free Optimizer on the same gains within the fit's wall clock.
 
 
 rule fit_connectivity:
@@ -188,4 +189,92 @@ rule summarize_fits:
         points=" ".join(fit_points()),
     shell:
         "hnn-surrogate fit-summary {input} --points {params.points} --out {output.nc}"
+        " --table {output.table} > {log} 2>&1"
+
+
+rule search_hnn:
+    input:
+        spec=lambda wc: parameter_file("optimize", fit_points()[wc.point][0], "neuron"),
+        fit=parameter_file("fit", "{point}"),
+        trajectory="results/optimize/{point}/trajectory.nc",
+    output:
+        nc="results/optimize/{point}/hnn_{solver}.nc",
+        best="results/optimize/{point}/hnn_{solver}.json",
+        table="results/optimize/{point}/hnn_{solver}.md",
+    log:
+        "logs/search_hnn/{point}_{solver}.log",
+    benchmark:
+        "benchmarks/search_hnn/{point}_{solver}.tsv"
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: NET["mpi_ranks"]
+    resources:
+        mpi="mpiexec",
+        tasks=NET["mpi_ranks"],
+        mem_mb=RES["mem_mb"],
+        runtime=240,
+    params:
+        factor=OPT["baseline"]["budget_factor"],
+        max_iter=OPT["baseline"]["max_iter"],
+    shell:
+        "hnn-surrogate hnn-search --spec {input.spec} --fit {input.fit}"
+        " --trajectory {input.trajectory} --solver {wildcards.solver}"
+        " --budget-factor {params.factor} --max-iter {params.max_iter}"
+        " --mpiexec '{resources.mpi}' --ranks {resources.tasks} --out {output.nc}"
+        " --best {output.best} --table {output.table} > {log} 2>&1"
+
+
+rule compare_search:
+    input:
+        trajectory="results/optimize/{point}/trajectory.nc",
+        check="results/optimize/{point}/check.nc",
+        searches=expand(
+            "results/optimize/{{point}}/hnn_{solver}.nc",
+            solver=OPT["baseline"]["solvers"],
+        ),
+    output:
+        nc="results/optimize/{point}/baseline.nc",
+        table=report(
+            "results/optimize/{point}/baseline.md",
+            category="optimize",
+            caption="../report/compare_search.rst",
+        ),
+        figure=report(
+            "results/optimize/{point}/baseline.png",
+            category="optimize",
+            caption="../report/compare_search.rst",
+        ),
+    log:
+        "logs/compare_search/{point}.log",
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: 1
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=10,
+    shell:
+        "hnn-surrogate compare-search --trajectory {input.trajectory} --check {input.check}"
+        " --searches {input.searches} --out {output.nc} --table {output.table}"
+        " --figure {output.figure} > {log} 2>&1"
+
+
+rule benchmark_fit_step:
+    input:
+        spec=lambda wc: parameter_file("optimize", fit_points()[wc.point][0], "fit"),
+        fit=parameter_file("fit", "{point}"),
+        checkpoints=expand("results/train/{cell_type}.pt", cell_type=CELL_TYPES),
+    output:
+        nc="results/optimize/{point}/step_benchmark.nc",
+        table="results/optimize/{point}/step_benchmark.md",
+    log:
+        "logs/benchmark_fit_step/{point}.log",
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: OPT["threads"]
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=60,
+    shell:
+        "hnn-surrogate fit-step-benchmark --spec {input.spec} --fit {input.fit}"
+        " --checkpoints {input.checkpoints} --threads {threads} --out {output.nc}"
         " --table {output.table} > {log} 2>&1"

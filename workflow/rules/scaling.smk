@@ -74,3 +74,36 @@ rule scaling_cutoff:
         "hnn-surrogate scaling-cutoff --spec {input.spec} --point {input.point}"
         " --checkpoints {input.checkpoints} --out {output.nc} --table {output.table}"
         " > {log} 2>&1"
+
+
+rule scaling_batch:
+    input:
+        spec=parameter_file("scaling", "batch_spec"),
+        point=parameter_file("scaling", "batch"),
+        checkpoints=expand("results/train/{cell_type}.pt", cell_type=CELL_TYPES),
+    output:
+        nc="results/scaling/batch.nc",
+        table=report(
+            "results/scaling/batch.md",
+            category="scaling",
+            caption="../report/scaling.rst",
+        ),
+        figure=report(
+            "results/scaling/batch.png",
+            category="scaling",
+            caption="../report/scaling.rst",
+        ),
+    log:
+        "logs/scaling_batch/batch.log",
+    benchmark:
+        "benchmarks/scaling_batch/batch.tsv"
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: SCALE["batch"]["threads"]
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=60,
+    shell:
+        "hnn-surrogate scaling-batch --spec {input.spec} --point {input.point}"
+        " --checkpoints {input.checkpoints} --out {output.nc} --table {output.table}"
+        " --figure {output.figure} > {log} 2>&1"

@@ -74,6 +74,16 @@ def _scaling_cutoff(args):
                      transient_ms=point["transient_ms"], out=args.out, table=args.table)
 
 
+def _scaling_batch(args):
+    from ..bench.scaling import run_batch_throughput
+
+    point = read_json(args.point, "scaling batch point")
+    run_batch_throughput(read_json(args.spec, "network spec"), scenario=point["scenario"],
+                         seed=point["seed"], sizes=point["sizes"], checkpoints=args.checkpoints,
+                         tstop=point["tstop"], threads=point["threads"], out=args.out,
+                         table=args.table, figure=args.figure)
+
+
 def register(sub) -> None:
     """Add this stage's subcommands to ``sub`` (argparse subparsers)."""
     p = sub.add_parser("bench-cells", help="NEURON throughput and MPI speed-up per cell type")
@@ -152,3 +162,14 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_scaling_cutoff)
+
+    p = sub.add_parser("scaling-batch",
+                       help="throughput against batch size: networks stepped as one batch")
+    p.add_argument("--spec", required=True)
+    p.add_argument("--point", required=True,
+                   help="JSON file: scenario, seed (the first), sizes, tstop, threads")
+    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--table")
+    p.add_argument("--figure")
+    p.set_defaults(func=_scaling_batch)

@@ -554,3 +554,117 @@ def run_cutoff_check(spec, *, scenario, seeds, cutoff_cfg, checkpoints, tstop, t
               f"peak {peaks[:, 0].mean():.1f} vs {peaks[:, 1].mean():.1f} Hz",
               "targets: rates within 5 %, smoothed dipole r >= 0.95"]
     return SCALING_CUTOFF.publish(ds, out, "\n".join(lines), table)
+
+
+def run_batch_throughput(spec, *, scenario, seed, sizes, checkpoints, tstop, threads, out,
+                         table=None, figure=None):
+    """Throughput against batch size: the config's network (hnn-core's dense
+    wiring) with drive seeds ``seed, seed + 1, ...``, each simulated alone and
+    then ``B`` at a time as one batch (``network.batch``), same process, same
+    threads: simulation time, throughput (simulated network-seconds per
+    second), speed-up over running the batch's networks one after the other,
+    and whether every network of the batch fired exactly its spikes alone."""
+    import torch
+
+    from ..artifacts import SCALING_BATCH
+    from ..network.api import load_surrogates
+    from ..network.batch import BatchedNetwork
+    from ..network.run import network_wiring
+    from ..network.simulate import SurrogateNetwork
+    from ..network.spec import build_network
+
+    sizes = sorted(int(b) for b in sizes)
+    if not sizes or sizes[0] < 1:
+        raise ValueError(f"batch sizes {sizes}: at least one, each at least 1")
+    torch.set_num_threads(int(threads))
+    loaded = load_surrogates(checkpoints)
+    seeds = [int(seed) + i for i in range(sizes[-1])]
+    wirings = []
+    for s in seeds:
+        net = build_network(spec, scenario=scenario, condition="default", seed=s)
+        wirings.append(network_wiring(net, tstop=tstop, bin_ms=spec["bin_ms"]))
+    n_cells = sum(wirings[0].n_cells(t) for t in wirings[0].cell_types)
+    log.info("%d networks of %d cells, %.0f ms each; batches %s, %d thread(s)", len(seeds),
+             n_cells, tstop, sizes, threads)
+    with torch.no_grad():
+        SurrogateNetwork(wirings[0], loaded).run()               # warm-up of torch itself
+
+        def run_alone():
+            outs = [SurrogateNetwork(w, loaded).run() for w in wirings]
+            return outs, [sum(o.timings[k] for k in ("model", "deliver", "collect"))
+                          for o in outs]
+
+        alone, first = run_alone()
+        rec = {k: [] for k in ("sim_s", "prepare_s", "rss", "spikes", "identical")}
+        for b in sizes:
+            batch = BatchedNetwork(wirings[:b], loaded)
+            outs = batch.run()
+            t = outs[0].timings
+            rec["prepare_s"].append(t["prepare"])
+            rec["sim_s"].append(sum(t[k] for k in ("model", "deliver", "collect")))
+            rec["rss"].append(peak_rss_gb())
+            rec["spikes"].append([o.spike_times.size for o in outs] + [-1] * (len(seeds) - b))
+            rec["identical"].append(int(all(
+                np.array_equal(o.spike_gids, a.spike_gids)
+                and np.array_equal(o.spike_times, a.spike_times)
+                for o, a in zip(outs, alone))))
+            log.info("batch of %d: %.2f s (%.2f s warm-up), %.2f GiB peak", b, rec["sim_s"][-1],
+                     t["prepare"], rec["rss"][-1])
+        # each network alone before and after the batches, the faster counts
+        _, second = run_alone()
+    alone_s = np.minimum(first, second)
+    for s, a, o in zip(seeds, alone_s, alone):
+        log.info("seed %d alone: %.2f s, %d spikes", s, a, o.spike_times.size)
+    sim_s = np.array(rec["sim_s"])
+    b = np.array(sizes)
+    throughput = b * tstop / 1e3 / sim_s
+    speedup = np.array([alone_s[:k].sum() for k in sizes]) / sim_s
+    attrs = provenance_attrs()
+    attrs.update(mesh=int(spec["mesh_shape"][0]), n_cells=int(n_cells), tstop_ms=float(tstop),
+                 scenario=scenario, threads=int(threads), device=cpu_name())
+    ds = SCALING_BATCH.build(
+        {"sim_s": sim_s, "prepare_s": np.array(rec["prepare_s"]), "alone_sim_s": alone_s,
+         "throughput": throughput, "speedup": speedup, "peak_rss_gb": np.array(rec["rss"]),
+         "spikes_batched": np.array(rec["spikes"], np.int64),
+         "spikes_alone": np.array([a.spike_times.size for a in alone], np.int64),
+         "identical": np.array(rec["identical"], np.int64)},
+        {"batch": b.astype(np.int64), "seed": np.asarray(seeds, np.int64)}, attrs)
+    lines = [f"Batched networks: {n_cells}-cell network ({scenario}, {tstop:.0f} ms), drive "
+             f"seeds {seeds[0]}-{seeds[-1]}, {threads} thread(s), {cpu_name()}. Simulation time "
+             "(set-up and warm-up apart); alone: the batch's networks one after the other.", "",
+             "| networks | batch (s) | alone, summed (s) | speed-up | network-s per s "
+             "| warm-up (s) | peak GiB | spikes as alone |", "|---|---|---|---|---|---|---|---|"]
+    for i, k in enumerate(sizes):
+        lines.append(f"| {k} | {sim_s[i]:.2f} | {alone_s[:k].sum():.2f} | {speedup[i]:.2f}x | "
+                     f"{throughput[i]:.3f} | {rec['prepare_s'][i]:.2f} | {rec['rss'][i]:.2f} | "
+                     f"{'yes' if rec['identical'][i] else 'no'} |")
+    lines += ["", f"SCALING_BATCH batch {sizes[-1]}: {speedup[-1]:.2f}x the throughput of one "
+                  f"network at a time ({throughput[-1]:.3f} vs {throughput[0] / speedup[0]:.3f} "
+                  "network-s per s)"]
+    text = SCALING_BATCH.publish(ds, out, "\n".join(lines), table)
+    if figure is not None:
+        plot_batch(ds, figure)
+    return text
+
+
+def plot_batch(ds, path):
+    """Throughput and speed-up against batch size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    b = ds["batch"].values
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    axes[0].plot(b, ds["throughput"].values, "o-")
+    axes[0].set(xscale="log", xlabel="networks per batch", ylabel="simulated network-s per s",
+                title=f"{ds.attrs['n_cells']}-cell networks")
+    axes[1].plot(b, ds["speedup"].values, "o-")
+    axes[1].plot(b, b, ":", color="0.5", label="ideal")
+    axes[1].set(xscale="log", yscale="log", xlabel="networks per batch",
+                ylabel="speed-up over one at a time")
+    axes[1].legend(frameon=False)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

@@ -163,9 +163,11 @@ class BatchedNetwork:
             sel = copy == b
             v = {t: a.reshape(a.shape[0], self.n_copies, w0.n_cells(t))[:, b]
                  for t, a in out.v_soma.items()}
+            one = self.n_copies == 1            # a lone network's outputs have no copy axis
             res.append(replace(out, spike_times=out.spike_times[sel], spike_gids=gids[sel],
-                               dipole={k: d if self.n_copies == 1 else d[b]
-                                       for k, d in out.dipole.items()}, v_soma=v))
+                               dipole={k: d if one else d[b] for k, d in out.dipole.items()},
+                               v_soma=v, spike_count={k: c if one else c[b]
+                                                      for k, c in out.spike_count.items()}))
         for r in res:
             r.wall_s = out.wall_s + time.perf_counter() - t0
         return res

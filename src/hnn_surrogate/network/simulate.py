@@ -28,8 +28,10 @@ kernel at its spikes (nAm); the layer dipoles are sums over cells, and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +63,57 @@ surrogates (``results/network/gradient_horizon.{nc,md}``); the default is the
 slope chosen from it."""
 
 
+GRAD_STORAGE = ("exact", "float16")
+"""How a run with gradients keeps what backpropagation needs (``SurrogateNetwork.run``)."""
+
+HALF_MIN_ELEMENTS = 4096
+"""Smaller saved tensors stay as they are (converting them would cost more than it saves)."""
+
+
+class _HalfSaved:
+    """saved_tensors_hooks that keep large float32 tensors in float16, once per
+    base tensor: autograd often saves several views of one tensor (the LSTM's
+    gates are four chunks of one sigmoid output, which is saved too); each view
+    is kept as (the base's float16 copy, its offset, shape and strides), so a
+    base is converted once. A base is known by identity through a weak
+    reference, never by address (a freed tensor's memory is reused), and its
+    copy is made again if the base has changed in place since."""
+
+    def __init__(self):
+        self.bases = {}
+
+    def pack(self, t: torch.Tensor):
+        if t.dtype != torch.float32 or t.numel() < HALF_MIN_ELEMENTS:
+            return (None, t)
+        base = t if t._base is None else t._base
+        hit = self.bases.get(id(base))
+        if hit is None or hit[0]() is not base or hit[3] != base._version:
+            half = base.to(torch.float16)
+            if half.stride() != base.stride():      # a layout as_strided cannot map back
+                return (None, t.to(torch.float16), t.dtype)
+            hit = (weakref.ref(base), half, base.storage_offset(), base._version)
+            self.bases[id(base)] = hit
+        _, half, offset, _ = hit
+        return (half, t.storage_offset() - offset, tuple(t.shape), t.stride())
+
+    @staticmethod
+    def unpack(packed):
+        if packed[0] is None:
+            return packed[1].to(torch.float32) if len(packed) == 3 else packed[1]
+        half, offset, shape, stride = packed
+        return torch.as_strided(half.to(torch.float32), shape, stride,
+                                half.storage_offset() + offset)
+
+
+def half_saved_tensors():
+    """Context in which autograd keeps every large float32 tensor it saves for
+    backpropagation in float16 (the models' activations: sigmoid outputs, GELU
+    inputs, LSTM cell states), each base tensor once (``_HalfSaved``); float64
+    (event sums, dipoles) and integer tensors stay exact."""
+    hooks = _HalfSaved()
+    return torch.autograd.graph.saved_tensors_hooks(hooks.pack, hooks.unpack)
+
+
 @dataclass
 class NetworkOutput:
     """A surrogate network run.
@@ -83,6 +136,10 @@ class NetworkOutput:
     wall_s: float
     bin_ms: float
     n_bins: int
+    spike_count: dict = None
+    """cell type -> tensor (n_bins,): spikes of the type's cells per bin, with
+    their surrogate gradient in a run with gradients; (n_copies, n_bins) for a
+    wiring of several networks (``batch.BatchedNetwork`` splits it)."""
     timings: dict = None
     """Where ``wall_s`` went (s): ``prepare`` (groups, queues, delivery tables,
     before the first step), ``model`` (each step's input out of the queues,
@@ -131,7 +188,8 @@ class SurrogateNetwork:
 
     def run(self, scale: torch.Tensor | None = None, *, record_v: bool = False,
             progress_every: int = 0, replay=None,
-            surrogate_slope: float = SURROGATE_GRADIENT_SLOPE) -> NetworkOutput:
+            surrogate_slope: float = SURROGATE_GRADIENT_SLOPE,
+            grad_storage: str = "exact") -> NetworkOutput:
         """Simulate ``wiring.tstop`` ms.
 
         Parameters
@@ -151,12 +209,21 @@ class SurrogateNetwork:
         surrogate_slope : float
             Slope of the spike's surrogate gradient (``SURROGATE_GRADIENT_SLOPE``);
             changes gradients only, never spikes or outputs.
+        grad_storage : str
+            ``exact``: what backpropagation needs is kept as computed; ``float16``:
+            the model's float32 activations are kept in half precision
+            (``half_saved_tensors``: about half the memory of a run with
+            gradients; the gradient approximate, the run itself unchanged).
         """
         scale = self.scale if scale is None else scale
         grad = torch.is_grad_enabled() and scale.requires_grad
+        if grad_storage not in GRAD_STORAGE:
+            raise ValueError(f"grad_storage {grad_storage!r}: one of {', '.join(GRAD_STORAGE)}")
         ctx = torch.enable_grad() if grad else torch.no_grad()
+        saved = (half_saved_tensors() if grad and grad_storage == "float16"
+                 else contextlib.nullcontext())
         start = time.perf_counter()
-        with ctx:
+        with ctx, saved:
             return self._run(scale, record_v, progress_every, start, replay, surrogate_slope)
 
     def _replay_spikes(self, replay):
@@ -396,7 +463,7 @@ class SurrogateNetwork:
         s_all = [(torch.stack(s) if isinstance(s[0], torch.Tensor)
                   else torch.from_numpy(np.stack(s)).to(self.dtype))
                  .permute(0, 3, 1, 2).flatten(0, 1)[:n_bins] for s in spikes]
-        dipole, v_soma = {}, {}
+        dipole, v_soma, counts = {}, {}, {}
         for t in w.cell_types:
             s = self.surrogates[t]
             gi, slots, _ = layout[t]
@@ -405,6 +472,8 @@ class SurrogateNetwork:
             z = z_all[gi][:, slots[0]:slots[-1] + 1].flatten(1, 2)[:, :n]
             y = z[..., :s.model.config.n_targets]                   # (n_bins, n_cells, n_targets)
             sp = s_all[gi][:, slots[0]:slots[-1] + 1].flatten(1, 2)[:, :n]
+            per_copy = sp.reshape(n_bins, w.n_copies, -1).sum(dim=2, dtype=torch.float64).T
+            counts[t] = per_copy[0] if w.n_copies == 1 else per_copy
             mean = torch.from_numpy(s.norm.target_mean)
             std = torch.from_numpy(s.norm.target_std)
             phys = y.to(torch.float64) * std + mean
@@ -428,4 +497,4 @@ class SurrogateNetwork:
         order = np.lexsort((g, b))
         return NetworkOutput(spike_times=(b[order] + 0.5) * w.bin_ms, spike_gids=g[order],
                              dipole=dipole, v_soma=v_soma, wall_s=time.perf_counter() - start,
-                             bin_ms=w.bin_ms, n_bins=w.n_bins)
+                             bin_ms=w.bin_ms, n_bins=w.n_bins, spike_count=counts)

@@ -29,7 +29,6 @@ def _score(path, objective, transient_ms):
     run = NETWORK_RUN.read(path)
     bin_ms = float(run.attrs["bin_ms"])
     agg = run["dipole"].sel(layer="agg").values
-    value = float(evaluate_objective(objective, agg, bin_ms=bin_ms, transient_ms=transient_ms))
     f, p = spectrum(agg, bin_ms=bin_ms, transient_ms=transient_ms)
     try:
         ratio = float(band_power(f, p, (13.0, 30.0)) / band_power(f, p, (8.0, 12.0)))
@@ -45,6 +44,8 @@ def _score(path, objective, transient_ms):
     for t, g0, n in zip(run["cell_type"].values, run["gid_start"].values, run["n_cells"].values):
         mine = late & (sg >= g0) & (sg < g0 + n)
         rates[str(t)] = mine.sum() / (n * (tstop - transient_ms) / 1000.0)
+    value = float(evaluate_objective(objective, agg, bin_ms=bin_ms, transient_ms=transient_ms,
+                                     rates=rates))
     return value, ratio, peak, rates, f.numpy()[keep], p.numpy()[keep]
 
 

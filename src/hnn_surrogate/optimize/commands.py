@@ -25,8 +25,23 @@ def _fit(args):
                             objective=fit["objective"], lr=fit["lr"], n_steps=fit["steps"],
                             seeds=fit["seeds"], tstop=fit["tstop"],
                             transient_ms=fit["transient_ms"], slope=fit["slope"],
-                            threads=args.threads, log=logging.getLogger("fit"))
+                            threads=args.threads, grad_storage=fit["grad_storage"],
+                            log=logging.getLogger("fit"))
     write_fit(traj, spec=spec, fit=fit, out=args.out, fitted_out=args.fitted, table=args.table)
+
+
+def _fit_step_benchmark(args):
+    from .fit import step_benchmark, write_step_benchmark
+
+    spec = network_spec(args)
+    fit = read_json(args.fit, "fit")
+    res = step_benchmark(spec, scenario=fit["start"], surrogates=args.checkpoints,
+                         free=fit["free"], bounds=fit["bounds"], objective=fit["objective"],
+                         seeds=fit["seeds"], tstop=fit["tstop"],
+                         transient_ms=fit["transient_ms"], slope=fit["slope"],
+                         threads=args.threads, grad_storage=fit["grad_storage"],
+                         repeats=args.repeats)
+    write_step_benchmark(res, start=fit["start"], out=args.out, table=args.table)
 
 
 def _fit_check(args):
@@ -48,6 +63,29 @@ def _fit_check(args):
                  args.figure)
 
 
+def _hnn_search(args):
+    from ..artifacts import FIT_TRAJECTORY
+    from .hnn_optimizer import search, write_search
+
+    fit = read_json(args.fit, "fit")
+    traj = FIT_TRAJECTORY.read(args.trajectory)
+    types = list(zip(*(traj[f"free_{k}"].values.tolist()
+                       for k in ("src", "target", "receptor"))))
+    budget = float(traj["wall_s"].sum()) * args.budget_factor
+    res = search(args.spec, start=fit["start"], types=types, bounds=fit["bounds"],
+                 objective=fit["objective"], seeds=fit["seeds"],
+                 transient_ms=fit["transient_ms"], solver=args.solver, budget_s=budget,
+                 max_iter=args.max_iter, mpiexec=args.mpiexec, ranks=args.ranks)
+    write_search(res, fit=fit, out=args.out, best_out=args.best, table=args.table)
+
+
+def _compare_search(args):
+    from .hnn_optimizer import compare_searches
+
+    compare_searches(args.trajectory, args.check, args.searches, out=args.out,
+                     table=args.table, figure=args.figure)
+
+
 def _fit_summary(args):
     from .check import summarize_fits
 
@@ -65,7 +103,7 @@ def register(sub) -> None:
                         "the start, conditions with default)")
     p.add_argument("--fit", required=True,
                    help="JSON file: start, objective, free, bounds, lr, steps, seeds, tstop, "
-                        "transient_ms, slope")
+                        "transient_ms, slope, grad_storage")
     p.add_argument("--checkpoints", nargs="+", required=True)
     p.add_argument("--threads", type=positive_int, required=True)
     p.add_argument("--out", required=True, help="fit_trajectory NetCDF")
@@ -92,3 +130,44 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_fit_summary)
+
+    p = sub.add_parser("hnn-search",
+                       help="the baseline: hnn-core's Optimizer on the fit's gains, in NEURON, "
+                            "within the gradient fit's wall clock")
+    p.add_argument("--spec", required=True, help="JSON file: the start's NEURON network spec")
+    p.add_argument("--fit", required=True, help="JSON file: the fit (as for fit-connectivity)")
+    p.add_argument("--trajectory", required=True,
+                   help="the gradient fit's fit_trajectory NetCDF: its free types and wall time")
+    p.add_argument("--solver", required=True, choices=["bayesian", "cobyla", "cma"])
+    p.add_argument("--budget-factor", type=float, required=True,
+                   help="wall-clock budget as a multiple of the gradient fit's")
+    p.add_argument("--max-iter", type=positive_int, required=True,
+                   help="hnn-core's max_iter (the budget usually ends the search first)")
+    p.add_argument("--mpiexec", required=True, help="MPI launcher of each NEURON run")
+    p.add_argument("--ranks", type=positive_int, required=True,
+                   help="MPI ranks of each NEURON run")
+    p.add_argument("--out", required=True, help="hnn_search NetCDF")
+    p.add_argument("--best", required=True, help="JSON file: the best gains (a condition)")
+    p.add_argument("--table")
+    p.set_defaults(func=_hnn_search)
+
+    p = sub.add_parser("compare-search",
+                       help="the gradient fit beside hnn-core's Optimizer searches")
+    p.add_argument("--trajectory", required=True, help="the fit's fit_trajectory NetCDF")
+    p.add_argument("--check", required=True, help="the fit's fit_check NetCDF")
+    p.add_argument("--searches", nargs="+", required=True, help="hnn_search NetCDF files")
+    p.add_argument("--out", required=True)
+    p.add_argument("--table")
+    p.add_argument("--figure")
+    p.set_defaults(func=_compare_search)
+
+    p = sub.add_parser("fit-step-benchmark",
+                       help="one fit step against a forward run of the same batch: time, memory")
+    p.add_argument("--spec", required=True, help="JSON file: network spec (as fit-connectivity)")
+    p.add_argument("--fit", required=True, help="JSON file: the fit (as fit-connectivity)")
+    p.add_argument("--checkpoints", nargs="+", required=True)
+    p.add_argument("--threads", type=positive_int, required=True)
+    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--out", required=True)
+    p.add_argument("--table")
+    p.set_defaults(func=_fit_step_benchmark)

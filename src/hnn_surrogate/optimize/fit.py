@@ -73,9 +73,55 @@ def hnn_baseline(net, n_bins: int, bin_ms: float) -> torch.Tensor:
     return torch.from_numpy(dpl.data["agg"].copy())
 
 
+def fit_networks(spec, scenario, surrogates, free, bounds, seeds, tstop):
+    """A fit's networks: (hnn-core networks per seed, the first one's wiring, the
+    seeds' ``BatchedNetwork``, the ``FreeGains``, hnn-core's dipole baseline)."""
+    from ..network.api import load_surrogates
+    from ..network.batch import BatchedNetwork
+    from ..network.run import network_wiring
+    from ..network.spec import build_network
+
+    loaded = load_surrogates(surrogates)
+    bin_ms = float(spec["bin_ms"])
+    nets = [build_network(spec, scenario=scenario, condition="default", seed=s) for s in seeds]
+    wirings = [network_wiring(net, tstop=tstop, bin_ms=bin_ms) for net in nets]
+    wiring = wirings[0]
+    for s, w in zip(seeds[1:], wirings[1:]):
+        if [c.label for c in w.connections] != [c.label for c in wiring.connections]:
+            raise ValueError(f"seed {s}: the network's connections differ from seed {seeds[0]}'s")
+    batch = BatchedNetwork(wirings, loaded)
+    gains = FreeGains(wiring.connections, resolve_free(wiring.connections, free, wiring.cell_types),
+                      *bounds)
+    return nets, wiring, batch, gains, hnn_baseline(nets[0], wiring.n_bins, bin_ms)
+
+
+def spike_rates(out, wiring, transient_ms: float) -> dict:
+    """{cell type: spikes per cell per second after the transient} of a surrogate run,
+    as tensors that carry the spikes' surrogate gradient."""
+    k0 = int(round(transient_ms / out.bin_ms))
+    span = (out.n_bins - k0) * out.bin_ms / 1000.0
+    return {t: c[k0:].sum() / (wiring.n_cells(t) * span) for t, c in out.spike_count.items()}
+
+
+def score_batch(batch, gains, z, baseline, objective, bin_ms, transient_ms, slope, learn,
+                grad_storage="exact"):
+    """Run the seeds' batch at gains ``z``, score each seed's objective, and (``learn``)
+    backpropagate minus their mean into ``z.grad``: one step's work."""
+    with torch.set_grad_enabled(learn):
+        outs = batch.run(gains.scale(z), surrogate_slope=slope, grad_storage=grad_storage)
+        dipoles = [o.dipole["L2"] + o.dipole["L5"] + baseline for o in outs]
+        scored = [evaluate_objective(objective, d, bin_ms=bin_ms, transient_ms=transient_ms,
+                                     rates=spike_rates(o, batch.wirings[0], transient_ms))
+                  for o, d in zip(outs, dipoles)]
+        if learn:
+            (-torch.stack(scored).mean()).backward()
+    return outs, dipoles, scored
+
+
 def fit_connectivity(spec: dict, *, scenario: str, surrogates, free, bounds, objective: dict,
                      lr: float, n_steps: int, seeds, tstop: float, transient_ms: float,
-                     slope: float, threads: int = 1, log=log) -> Trajectory:
+                     slope: float, threads: int = 1, grad_storage: str = "exact",
+                     log=log) -> Trajectory:
     """Fit the gains of ``free`` connection types by Adam; see the module docstring.
 
     Parameters
@@ -91,27 +137,15 @@ def fit_connectivity(spec: dict, *, scenario: str, surrogates, free, bounds, obj
         An objective config (``objectives``), maximised.
     seeds : list of int
         Drive seeds; the objective is their mean.
+    grad_storage : how the runs keep what backpropagation needs
+        (``SurrogateNetwork.run``: ``exact`` or ``float16``).
     """
-    from ..network.api import load_surrogates
-    from ..network.batch import BatchedNetwork
-    from ..network.run import network_wiring
-    from ..network.spec import build_network
-
     torch.set_num_threads(int(threads))
-    loaded = load_surrogates(surrogates)
+    _, wiring, batch, gains, baseline = fit_networks(spec, scenario, surrogates, free, bounds,
+                                                     seeds, tstop)
     bin_ms = float(spec["bin_ms"])
-    nets = [build_network(spec, scenario=scenario, condition="default", seed=s) for s in seeds]
-    wirings = [network_wiring(net, tstop=tstop, bin_ms=bin_ms) for net in nets]
-    wiring = wirings[0]
-    for s, w in zip(seeds[1:], wirings[1:]):
-        if [c.label for c in w.connections] != [c.label for c in wiring.connections]:
-            raise ValueError(f"seed {s}: the network's connections differ from seed {seeds[0]}'s")
-    batch = BatchedNetwork(wirings, loaded)
-    gains = FreeGains(wiring.connections, resolve_free(wiring.connections, free, wiring.cell_types),
-                      *bounds)
     z = gains.initial()
     opt = torch.optim.Adam([z], lr=float(lr))
-    baseline = hnn_baseline(nets[0], wiring.n_bins, bin_ms)
     rec = {k: [] for k in ("objective", "gain", "grad", "rate", "power", "wall_s")}
     freqs = None
     for step in range(int(n_steps) + 1):
@@ -119,13 +153,8 @@ def fit_connectivity(spec: dict, *, scenario: str, surrogates, free, bounds, obj
         opt.zero_grad()
         learn = step < n_steps
         values, rates, powers = [], [], []
-        with torch.set_grad_enabled(learn):
-            outs = batch.run(gains.scale(z), surrogate_slope=slope)
-            dipoles = [o.dipole["L2"] + o.dipole["L5"] + baseline for o in outs]
-            scored = [evaluate_objective(objective, d, bin_ms=bin_ms, transient_ms=transient_ms)
-                      for d in dipoles]
-            if learn:
-                (-torch.stack(scored).mean()).backward()
+        outs, dipoles, scored = score_batch(batch, gains, z, baseline, objective, bin_ms,
+                                            transient_ms, slope, learn, grad_storage)
         for out, dipole, value in zip(outs, dipoles, scored):
             values.append(float(value.detach()))
             rates.append(_rates(out, wiring, transient_ms, tstop))
@@ -187,3 +216,83 @@ def json_text(obj) -> str:
     import json
 
     return json.dumps(obj, sort_keys=True)
+
+
+def step_benchmark(spec: dict, *, scenario: str, surrogates, free, bounds, objective: dict,
+                   seeds, tstop: float, transient_ms: float, slope: float, threads: int,
+                   grad_storage: str = "exact", repeats: int = 3) -> dict:
+    """One fit step against a forward run of the same batch, side by side in this
+    process: ``repeats`` forward runs (no gradient), then ``repeats`` steps (the
+    run with gradients kept as ``grad_storage``, the objective, backpropagation);
+    medians, and the process's peak resident memory after the forward runs and
+    after the steps. Last, where ``grad_storage`` is not exact, one exact step:
+    its gradient against the steps' (cosine) and its own peak memory."""
+    from ..bench.scaling import cpu_name, peak_rss_gb
+
+    torch.set_num_threads(int(threads))
+    _, wiring, batch, gains, baseline = fit_networks(spec, scenario, surrogates, free, bounds,
+                                                     seeds, tstop)
+    bin_ms = float(spec["bin_ms"])
+    z = gains.initial()
+    rest = (baseline, objective, bin_ms, transient_ms, slope)
+    score_batch(batch, gains, z, *rest, learn=False)                # warm-up
+    fwd, step, spikes = [], [], []
+    for _ in range(int(repeats)):
+        t0 = time.perf_counter()
+        outs, _, _ = score_batch(batch, gains, z, *rest, learn=False)
+        fwd.append(time.perf_counter() - t0)
+        spikes.append(sum(o.spike_times.size for o in outs))
+    rss_forward = peak_rss_gb()
+
+    def one_step(storage):
+        zz = z.detach().requires_grad_(True)
+        t0 = time.perf_counter()
+        score_batch(batch, gains, zz, *rest, learn=True, grad_storage=storage)
+        return time.perf_counter() - t0, zz.grad
+
+    for _ in range(int(repeats)):
+        wall, grad = one_step(grad_storage)
+        step.append(wall)
+    rss_step = peak_rss_gb()
+    cosine, rss_exact = 1.0, rss_step
+    if grad_storage != "exact":
+        _, exact = one_step("exact")
+        rss_exact = peak_rss_gb()
+        cosine = float(torch.nn.functional.cosine_similarity(grad, exact, dim=0))
+    return {"forward_s": float(np.median(fwd)), "step_s": float(np.median(step)),
+            "ratio": float(np.median(step) / np.median(fwd)), "forward_rss_gb": rss_forward,
+            "step_rss_gb": rss_step, "exact_rss_gb": rss_exact, "grad_cosine": cosine,
+            "grad_storage": grad_storage,
+            "n_cells": sum(wiring.n_cells(t) for t in wiring.cell_types),
+            "n_seeds": len(seeds), "tstop_ms": float(tstop), "spikes": int(np.median(spikes)),
+            "threads": int(threads), "device": cpu_name(), "forward_all_s": fwd,
+            "step_all_s": step}
+
+
+def write_step_benchmark(res: dict, *, start: str, out, table=None) -> str:
+    """The ``fit_step_benchmark`` NetCDF and its printed line."""
+    from ..artifacts import FIT_STEP_BENCHMARK
+    from ..provenance import provenance_attrs
+
+    attrs = provenance_attrs()
+    attrs.update(start=start, **{k: res[k] for k in ("n_cells", "n_seeds", "tstop_ms",
+                                                      "threads", "device", "spikes",
+                                                      "grad_storage")})
+    ds = FIT_STEP_BENCHMARK.build(
+        {k: res[k] for k in ("forward_s", "step_s", "ratio", "forward_rss_gb", "step_rss_gb",
+                             "exact_rss_gb", "grad_cosine", "forward_all_s", "step_all_s")},
+        {"repeat": np.arange(len(res["forward_all_s"]))}, attrs)
+    text = "\n".join([
+        f"One fit step against a forward run of the same batch: {res['n_seeds']} seed(s) of the "
+        f"{res['n_cells']}-cell network ({start}), {res['tstop_ms']:.0f} ms, "
+        f"{res['threads']} thread(s), {res['device']}; medians of "
+        f"{len(res['forward_all_s'])}", "",
+        "| | wall (s) | peak resident (GiB) |", "|---|---|---|",
+        f"| forward run (no gradient) | {res['forward_s']:.2f} | {res['forward_rss_gb']:.2f} |",
+        f"| fit step (run with gradients kept {res['grad_storage']}, objective, backward) | "
+        f"{res['step_s']:.2f} | {res['step_rss_gb']:.2f} |",
+        f"| one step with gradients kept exact (for comparison) | | {res['exact_rss_gb']:.2f} |",
+        "", f"gradient against the exact step's: cosine {res['grad_cosine']:.6f}", "",
+        f"FIT_STEP_BENCHMARK step / forward {res['ratio']:.2f}x, peak "
+        f"{res['step_rss_gb']:.2f} GiB (targets: at most 3x and 4 GB)"])
+    return FIT_STEP_BENCHMARK.publish(ds, out, text, table)

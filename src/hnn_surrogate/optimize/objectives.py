@@ -14,6 +14,12 @@ Kinds (``kind`` key of an objective's config):
 * ``peak_frequency``: minus the squared relative distance of the spectrum's
   soft peak (a softmax over log power, ``temperature``) in ``total`` to
   ``target_hz``.
+
+Any kind may add a penalty on firing rates: ``rates`` {cell type: [low, high]
+Hz} and ``rate_weight`` (default 1): each type's rate after the transient
+outside its range subtracts ``rate_weight * (distance / high)^2``. The rates
+are passed in (``evaluate_objective(..., rates=)``): the surrogate network's
+differentiable spike counts, or a NEURON run's.
 """
 
 from __future__ import annotations
@@ -103,9 +109,37 @@ def check_objective(cfg: dict, *, where: str = "objective", bin_ms: float | None
                          f"{cfg['total']}")
     if kind == "peak_frequency" and cfg["temperature"] <= 0:
         raise ValueError(f"{where}.temperature: must be > 0")
+    from .. import CELL_TYPES
+
+    for t, band in (cfg.get("rates") or {}).items():
+        if t not in CELL_TYPES:
+            raise ValueError(f"{where}.rates: {t!r} is not a cell type "
+                             f"({', '.join(CELL_TYPES)})")
+        lo, hi = band
+        if not 0 <= lo < hi:
+            raise ValueError(f"{where}.rates.{t}: [{lo}, {hi}] Hz must satisfy 0 <= low < high")
+    if "rate_weight" in cfg and not cfg["rate_weight"] > 0:
+        raise ValueError(f"{where}.rate_weight: must be > 0")
 
 
-def evaluate_objective(cfg: dict, dipole, *, bin_ms: float, transient_ms: float) -> torch.Tensor:
-    """The objective ``cfg`` of ``dipole`` (tensor over bins, or a batch (..., n_bins))."""
+def rate_penalty(ranges: dict, rates: dict) -> torch.Tensor:
+    """Sum over the types of ``ranges`` {type: [low, high] Hz} of the squared
+    distance of ``rates[type]`` (Hz; a float or a tensor) outside its range, over high."""
+    total = torch.zeros((), dtype=torch.float64)
+    for t, (lo, hi) in ranges.items():
+        r = torch.as_tensor(rates[t], dtype=torch.float64)
+        total = total + (torch.relu(r - hi) ** 2 + torch.relu(lo - r) ** 2) / float(hi) ** 2
+    return total
+
+
+def evaluate_objective(cfg: dict, dipole, *, bin_ms: float, transient_ms: float,
+                       rates: dict | None = None) -> torch.Tensor:
+    """The objective ``cfg`` of ``dipole`` (tensor over bins, or a batch (..., n_bins));
+    ``rates`` {cell type: Hz after the transient} where ``cfg`` has rate ranges."""
     freqs, power = spectrum(dipole, bin_ms=bin_ms, transient_ms=transient_ms)
-    return OBJECTIVES[cfg["kind"]][0](freqs, power, cfg)
+    value = OBJECTIVES[cfg["kind"]][0](freqs, power, cfg)
+    if cfg.get("rates"):
+        if rates is None:
+            raise ValueError("the objective has rate ranges: the run's rates are needed")
+        value = value - float(cfg.get("rate_weight", 1.0)) * rate_penalty(cfg["rates"], rates)
+    return value
