@@ -104,4 +104,5 @@ def test_the_throughput_benchmark_writes_every_batch_size(repo, tmp_path):
     assert list(ds["identical"].values) == [1, 1]
     assert list(ds["spikes_batched"].values[0]) == [ds["spikes_alone"].values[0], -1, -1]
     assert (ds["throughput"].values > 0).all() and np.isfinite(ds["speedup"].values).all()
+    assert ((ds["bound_fraction"].values > 0) & (ds["bound_fraction"].values < 1)).all()
     assert "SCALING_BATCH batch 3:" in text and (tmp_path / "batch.png").stat().st_size > 1e4

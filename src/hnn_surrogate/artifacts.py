@@ -602,8 +602,8 @@ SCALING_CUTOFF = Schema(
 SCALING_BATCH = Schema(
     name="scaling_batch",
     version=1,
-    attrs=("mesh", "n_cells", "tstop_ms", "scenario", "threads", "device", "git_commit",
-           "versions", "created"),
+    attrs=("mesh", "n_cells", "tstop_ms", "scenario", "threads", "device",
+           "matmul_peak_gflops", "git_commit", "versions", "created"),
     variables={
         "batch": Var(("batch",), "int64", "1", "networks stepped as one"),
         "seed": Var(("seed",), "int64", "1", "drive seed of each network"),
@@ -628,6 +628,9 @@ SCALING_BATCH = Schema(
         "identical": Var(("batch",), "int64", "1",
                          "1 where every network of the batch fired the spikes it fires alone "
                          "(same cells, same bins)"),
+        "bound_fraction": Var(("batch",), "float64", "1",
+                              "the batch's matrix-product arithmetic per second of simulation "
+                              "over the float32 matmul peak at its threads", timing=True),
     },
 )
 

@@ -143,7 +143,6 @@ def surrogate_run(spec, point, checkpoints, threads) -> dict:
     import torch
 
     from ..network.api import load_surrogates
-    from ..network.fused import flops_per_cell_bin, network_groups
     from ..network.simulate import SurrogateNetwork
     from ..network.sparse import sparse_wiring
 
@@ -159,9 +158,7 @@ def surrogate_run(spec, point, checkpoints, threads) -> dict:
              sum(s.row.size for s in wiring.synapses.values()), setup)
     out = sim.run(progress_every=max(1, wiring.n_bins // 10))
     t = out.timings
-    parts = network_groups([surrogates[c].model for c in wiring.cell_types],
-                           [wiring.n_cells(c) for c in wiring.cell_types], fuse=True)
-    flops = sum(flops_per_cell_bin(p) * p.n_slots * p.batch for p in parts if hasattr(p, "w_in"))
+    flops = sim.flops_per_bin()
     n_cells = sum(wiring.n_cells(c) for c in wiring.cell_types)
     sim_s = out.wall_s - t["prepare"]
     l2, l5 = out.layer_dipoles()
@@ -595,13 +592,15 @@ def run_batch_throughput(spec, *, scenario, seed, sizes, checkpoints, tstop, thr
                           for o in outs]
 
         alone, first = run_alone()
-        rec = {k: [] for k in ("sim_s", "prepare_s", "rss", "spikes", "identical")}
+        rec = {k: [] for k in ("sim_s", "prepare_s", "rss", "spikes", "identical", "gflops")}
         for b in sizes:
             batch = BatchedNetwork(wirings[:b], loaded)
             outs = batch.run()
             t = outs[0].timings
             rec["prepare_s"].append(t["prepare"])
             rec["sim_s"].append(sum(t[k] for k in ("model", "deliver", "collect")))
+            rec["gflops"].append(batch.network.flops_per_bin() * batch.joined.n_bins
+                                 / rec["sim_s"][-1] / 1e9)
             rec["rss"].append(peak_rss_gb())
             rec["spikes"].append([o.spike_times.size for o in outs] + [-1] * (len(seeds) - b))
             rec["identical"].append(int(all(
@@ -613,6 +612,8 @@ def run_batch_throughput(spec, *, scenario, seed, sizes, checkpoints, tstop, thr
         # each network alone before and after the batches, the faster counts
         _, second = run_alone()
     alone_s = np.minimum(first, second)
+    peak = matmul_peak_gflops(threads)
+    bound = np.array(rec["gflops"]) / peak
     for s, a, o in zip(seeds, alone_s, alone):
         log.info("seed %d alone: %.2f s, %d spikes", s, a, o.spike_times.size)
     sim_s = np.array(rec["sim_s"])
@@ -621,23 +622,25 @@ def run_batch_throughput(spec, *, scenario, seed, sizes, checkpoints, tstop, thr
     speedup = np.array([alone_s[:k].sum() for k in sizes]) / sim_s
     attrs = provenance_attrs()
     attrs.update(mesh=int(spec["mesh_shape"][0]), n_cells=int(n_cells), tstop_ms=float(tstop),
-                 scenario=scenario, threads=int(threads), device=cpu_name())
+                 scenario=scenario, threads=int(threads), device=cpu_name(),
+                 matmul_peak_gflops=float(peak))
     ds = SCALING_BATCH.build(
         {"sim_s": sim_s, "prepare_s": np.array(rec["prepare_s"]), "alone_sim_s": alone_s,
          "throughput": throughput, "speedup": speedup, "peak_rss_gb": np.array(rec["rss"]),
          "spikes_batched": np.array(rec["spikes"], np.int64),
          "spikes_alone": np.array([a.spike_times.size for a in alone], np.int64),
-         "identical": np.array(rec["identical"], np.int64)},
+         "identical": np.array(rec["identical"], np.int64), "bound_fraction": bound},
         {"batch": b.astype(np.int64), "seed": np.asarray(seeds, np.int64)}, attrs)
     lines = [f"Batched networks: {n_cells}-cell network ({scenario}, {tstop:.0f} ms), drive "
              f"seeds {seeds[0]}-{seeds[-1]}, {threads} thread(s), {cpu_name()}. Simulation time "
              "(set-up and warm-up apart); alone: the batch's networks one after the other.", "",
              "| networks | batch (s) | alone, summed (s) | speed-up | network-s per s "
-             "| warm-up (s) | peak GiB | spikes as alone |", "|---|---|---|---|---|---|---|---|"]
+             f"| share of the {peak:.0f} GFLOP/s matmul peak | warm-up (s) | peak GiB "
+             "| spikes as alone |", "|---|---|---|---|---|---|---|---|---|"]
     for i, k in enumerate(sizes):
         lines.append(f"| {k} | {sim_s[i]:.2f} | {alone_s[:k].sum():.2f} | {speedup[i]:.2f}x | "
-                     f"{throughput[i]:.3f} | {rec['prepare_s'][i]:.2f} | {rec['rss'][i]:.2f} | "
-                     f"{'yes' if rec['identical'][i] else 'no'} |")
+                     f"{throughput[i]:.3f} | {bound[i]:.2f} | {rec['prepare_s'][i]:.2f} | "
+                     f"{rec['rss'][i]:.2f} | {'yes' if rec['identical'][i] else 'no'} |")
     lines += ["", f"SCALING_BATCH batch {sizes[-1]}: {speedup[-1]:.2f}x the throughput of one "
                   f"network at a time ({throughput[-1]:.3f} vs {throughput[0] / speedup[0]:.3f} "
                   "network-s per s)"]

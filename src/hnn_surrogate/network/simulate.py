@@ -226,6 +226,19 @@ class SurrogateNetwork:
         with ctx, saved:
             return self._run(scale, record_v, progress_every, start, replay, surrogate_slope)
 
+    def flops_per_bin(self) -> int:
+        """Floating-point operations of the matrix products of one bin of every
+        cell, padding included (``fused.flops_per_cell_bin`` per fused slot): the
+        arithmetic the run's share of the machine's matrix-product peak counts."""
+        from .fused import flops_per_cell_bin
+
+        w = self.wiring
+        parts = network_groups([self.surrogates[t].model for t in w.cell_types],
+                               [w.n_cells(t) for t in w.cell_types], dtype=self.dtype,
+                               fuse=self.fuse, bins=self.bins_per_step)
+        return int(sum(flops_per_cell_bin(p) * p.n_slots * p.batch for p in parts
+                       if hasattr(p, "w_in")))
+
     def _replay_spikes(self, replay):
         """bin -> sorted unique gids (of modelled cells) of the replayed spikes in it."""
         w = self.wiring
