@@ -162,6 +162,9 @@ def fit_connectivity(spec: dict, *, scenario: str, surrogates, free, bounds, obj
             keep = f <= SPECTRUM_MAX_HZ
             freqs = f[keep].numpy()
             powers.append(p[keep].numpy())
+        # the run's graph (what the loss did not reach, e.g. the spike counts, keeps
+        # its saved tensors) goes now, not when the next step's run replaces it
+        del outs, dipoles, scored
         rec["objective"].append(values)
         rec["gain"].append(gains.gains(z.detach()).numpy())
         if learn and z.grad is None:      # nothing of the run depends on a free gain
