@@ -54,14 +54,6 @@ class Trajectory:
                 for (s, t, r), g in zip(self.types, self.gain[step])]
 
 
-def _rates(out, wiring, transient_ms: float, tstop: float) -> list[float]:
-    keep = out.spike_times >= transient_ms
-    gids = out.spike_gids[keep]
-    span = (tstop - transient_ms) / 1000.0
-    return [float(np.isin(gids, np.asarray(wiring.gid_ranges[t])).sum()) / (wiring.n_cells(t) * span)
-            for t in wiring.cell_types]
-
-
 def hnn_baseline(net, n_bins: int, bin_ms: float) -> torch.Tensor:
     """What hnn-core's baseline renormalisation adds to ``net``'s aggregate dipole (nAm per
     bin; affine, so a fixed tensor), so that a fit scores the dipole its NEURON check does."""
@@ -110,8 +102,10 @@ def score_batch(batch, gains, z, baseline, objective, bin_ms, transient_ms, slop
     with torch.set_grad_enabled(learn):
         outs = batch.run(gains.scale(z), surrogate_slope=slope, grad_storage=grad_storage)
         dipoles = [o.dipole["L2"] + o.dipole["L5"] + baseline for o in outs]
+        penalised = bool(objective.get("rates"))
         scored = [evaluate_objective(objective, d, bin_ms=bin_ms, transient_ms=transient_ms,
-                                     rates=spike_rates(o, batch.wirings[0], transient_ms))
+                                     rates=spike_rates(o, batch.wirings[0], transient_ms)
+                                     if penalised else None)
                   for o, d in zip(outs, dipoles)]
         if learn:
             (-torch.stack(scored).mean()).backward()
@@ -157,7 +151,7 @@ def fit_connectivity(spec: dict, *, scenario: str, surrogates, free, bounds, obj
                                             transient_ms, slope, learn, grad_storage)
         for out, dipole, value in zip(outs, dipoles, scored):
             values.append(float(value.detach()))
-            rates.append(_rates(out, wiring, transient_ms, tstop))
+            rates.append([float(r) for r in spike_rates(out, wiring, transient_ms).values()])
             f, p = spectrum(dipole.detach(), bin_ms=bin_ms, transient_ms=transient_ms)
             keep = f <= SPECTRUM_MAX_HZ
             freqs = f[keep].numpy()
