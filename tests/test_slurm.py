@@ -13,7 +13,7 @@ import pytest
 
 from hnn_surrogate.datasets import open_cell_dataset
 
-pytestmark = pytest.mark.skipif(
+needs_slurm = pytest.mark.skipif(
     shutil.which("sbatch") is None or shutil.which("slurmctld") is None,
     reason="SLURM is not installed (apt-get install slurmctld slurmd munge slurm-client)",
 )
@@ -28,6 +28,7 @@ def slurm(repo):
     return partition
 
 
+@needs_slurm
 def test_cells_stage_through_the_slurm_executor(repo, tmp_path, slurm):
     target = "results/cells/L2_basket.nc"
     cmd = ["snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
