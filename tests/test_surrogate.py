@@ -65,6 +65,19 @@ def test_spike_matching_and_masks():
     assert keep[:6].all() and not keep[6:26].any() and keep[26:].all()
 
 
+def test_wider_windows_tell_timing_from_count():
+    """One spike 3 ms late, one 20 ms late, one missed: F1 counts 0, 1 and 2 of 3
+    NEURON spikes (of 2 predicted) within +/-2, 5 and 50 ms."""
+    from hnn_surrogate.surrogate.evaluate import fidelity
+
+    v = np.full((1, 400), -65.0)
+    m = fidelity(v, v, v, -55.0, [np.array([20.0, 80.0, 150.0])], [np.array([23.0, 100.0])],
+                 0.5)
+    assert m["spike_f1"] == 0.0
+    assert m["spike_f1_5ms"] == pytest.approx(2 * 1 / 5)
+    assert m["spike_f1_50ms"] == pytest.approx(2 * 2 / 5)
+
+
 def _train_cmd(dataset, out, history, config=TINY_TRAIN):
     cfg = write_json(config, Path(out).with_name(Path(out).stem + "_config.json"))
     return [sys.executable, "-m", "hnn_surrogate", "train", str(dataset), "--config", str(cfg),

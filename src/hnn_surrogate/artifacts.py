@@ -314,7 +314,7 @@ SURROGATE_HISTORY = Schema(
 
 SURROGATE_METRICS = Schema(
     name="surrogate_metrics",
-    version=1,
+    version=2,  # 2: spike F1 at +/-5 and +/-50 ms (timing error against count error)
     attrs=("cell_type", "split", "data_hash", "git_commit", "versions", "created"),
     variables={
         "regime": Var(("regime",), "str", "1", "input regime, or 'all'"),
@@ -327,6 +327,9 @@ SURROGATE_METRICS = Schema(
                "spike_precision": ("1", "matched predicted / predicted spikes (+/-2 ms)"),
                "spike_recall": ("1", "matched NEURON / NEURON spikes (+/-2 ms)"),
                "spike_f1": ("1", "F1 of spike timing (+/-2 ms)"),
+               "spike_f1_5ms": ("1", "spike F1 within +/-5 ms (what timing costs over 2-5 ms)"),
+               "spike_f1_50ms": ("1", "spike F1 within +/-50 ms (nearly a count: what is "
+                                      "left is spikes missed or added)"),
                "rate_error": ("1", "|predicted - NEURON spike count| / NEURON spike count"),
                "n_spikes_true": ("1", "NEURON spikes"),
                "n_spikes_pred": ("1", "surrogate spikes"),
