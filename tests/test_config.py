@@ -174,6 +174,12 @@ def test_per_cell_type_train_settings_override_the_shared_ones():
     assert (basket["hidden"], basket["lstm_hidden"], basket["epochs"]) == (16, 16, 30)
     assert (pyr["hidden"], pyr["lstm_hidden"], pyr["epochs"]) == (48, 64, 10)
     assert basket["lr"] == pyr["lr"] and "per_cell_type" not in basket
+    # whole simulations for one type, crops for the others
+    cfg = validate_config({"train": {"per_cell_type": {
+        "L5_pyramidal": {"crop_bins": 0, "batch_size": 8}}}})
+    pyr, basket = train_config(cfg, "L5_pyramidal"), train_config(cfg, "L5_basket")
+    assert (pyr["crop_bins"], pyr["batch_size"]) == (0, 8)
+    assert (basket["crop_bins"], basket["batch_size"]) == (400, 32)
 
 
 def test_missing_and_malformed_config_files(tmp_path):
