@@ -151,7 +151,8 @@ def fit_connectivity(spec: dict, *, scenario: str, surrogates, free, bounds, obj
                                             transient_ms, slope, learn, grad_storage)
         for out, dipole, value in zip(outs, dipoles, scored):
             values.append(float(value.detach()))
-            rates.append([float(r) for r in spike_rates(out, wiring, transient_ms).values()])
+            with torch.no_grad():           # a record, not part of the objective's graph
+                rates.append([float(r) for r in spike_rates(out, wiring, transient_ms).values()])
             f, p = spectrum(dipole.detach(), bin_ms=bin_ms, transient_ms=transient_ms)
             keep = f <= SPECTRUM_MAX_HZ
             freqs = f[keep].numpy()
