@@ -31,10 +31,11 @@ CUT_BEFORE_MS = 2.0
 CUT_AFTER_MS = 8.0
 
 METRICS = tuple(v for v in SURROGATE_METRICS.variables if v not in ("regime", "n_sims"))
-# Spike F1 within wider windows beside the +/-2 ms one: how much of the miss is
-# timing (2-5 ms) and how much spikes missed or added (what +/-50 ms leaves)
-WIDE_WINDOWS_MS = (5.0, 50.0)
 """Metric names; their units and meanings live in the ``surrogate_metrics`` schema."""
+
+WIDE_WINDOWS_MS = (5.0, 50.0)
+"""Spike F1 windows beside the +/-2 ms one (metrics ``spike_f1_5ms``, ``spike_f1_50ms``):
+how much of the miss is timing (2-5 ms) and how much spikes missed or added."""
 
 
 @torch.no_grad()
