@@ -15,11 +15,12 @@ BIN_MS = 0.5
 TSTOP = 60.0
 
 
-def untrained_surrogates(seed=0, sizes=None, taus=()):
+def untrained_surrogates(seed=0, sizes=None, taus=(), rest=False):
     """Small random (untrained) surrogates: real models, real checkpoints' layout.
 
     ``sizes``: {cell type: (hidden, lstm_hidden)} where it differs from (8, 8);
-    ``taus``: time constants (bins) of a linear path, its readout random.
+    ``taus``: time constants (bins) of a linear path, its readout random;
+    ``rest``: models that start at rest, their learned start state random.
     """
     from hnn_surrogate.surrogate.checkpoint import FORMAT, LoadedSurrogate
     from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
@@ -31,13 +32,16 @@ def untrained_surrogates(seed=0, sizes=None, taus=()):
         hidden, lstm_hidden = (sizes or {}).get(t, (8, 8))
         model = Surrogate(SurrogateConfig(n_channels=len(channels(t)), n_targets=n_t,
                                           hidden=hidden, dilations=(1, 2), lstm_hidden=lstm_hidden,
-                                          linear_taus=tuple(taus)))
+                                          linear_taus=tuple(taus), rest_start=rest))
         with torch.no_grad():
             model.head.bias[-1] = 0.0           # spikes now and then, driven by input
             model.head.weight[-1] *= 20.0
             if taus:
                 model.linear.readout.weight.normal_(0.0, 0.3)
                 model.linear.readout.bias.normal_(0.0, 0.3)
+            if rest:
+                model.h0.normal_(0.0, 0.5)
+                model.c0.normal_(0.0, 0.5)
         out[t] = LoadedSurrogate({
             "format": FORMAT, "model_config": model.config.to_dict(),
             "state_dict": model.state_dict(),

@@ -262,14 +262,15 @@ def test_cells_are_cut_into_slots_that_pad_little():
     assert sub_batch([7]) == 7
 
 
-@pytest.mark.parametrize("sizes, n_groups, mesh, taus", [
-    (None, 1, (2, 2), ()),                                   # all four types, 2-cell slots
-    ({"L2_basket": (4, 4), "L5_basket": (4, 4)}, 2, (2, 2), ()),  # smaller basket models
-    ({"L2_basket": (4, 4), "L5_pyramidal": (6, 8)}, 3, (2, 2), ()),
-    (None, 1, (10, 10), ()),  # HNN's 270 cells: 35-cell slots, the last pyramidal ones padded
-    (None, 1, (2, 2), (2.0, 20.0)),                          # with a linear path
+@pytest.mark.parametrize("sizes, n_groups, mesh, taus, rest", [
+    (None, 1, (2, 2), (), False),                            # all four types, 2-cell slots
+    ({"L2_basket": (4, 4), "L5_basket": (4, 4)}, 2, (2, 2), (), False),  # smaller basket models
+    ({"L2_basket": (4, 4), "L5_pyramidal": (6, 8)}, 3, (2, 2), (), False),
+    (None, 1, (10, 10), (), False),  # HNN's 270 cells: 35-cell slots, the last pyramidal padded
+    (None, 1, (2, 2), (2.0, 20.0), False),                   # with a linear path
+    (None, 1, (2, 2), (2.0,), True),                         # started at rest
 ])
-def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh, taus):
+def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh, taus, rest):
     """Types are fused where they share layer sizes, their cells cut into equal
     slots; whatever the grouping, the network runs (spikes, voltages,
     gradients) as with every model stepping alone."""
@@ -277,7 +278,7 @@ def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh, taus):
 
     net = tiny_net(rate=80.0, mesh=mesh)
     wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
-    surrogates = untrained_surrogates(sizes=sizes, taus=taus)
+    surrogates = untrained_surrogates(sizes=sizes, taus=taus, rest=rest)
     models = [surrogates[t].model for t in wiring.cell_types]
     assert len(network_groups(models, [wiring.n_cells(t) for t in wiring.cell_types])) == n_groups
     with torch.no_grad():
@@ -300,20 +301,26 @@ def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh, taus):
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-6 * big)
 
 
-@pytest.mark.parametrize("bins, taus", [(1, ()), (2, ()), (3, ()), (4, ()), (2, (1.5, 8.0))])
-def test_fused_stepper_takes_k_bins_as_each_model_takes_one(bins, taus):
+@pytest.mark.parametrize("bins, taus, rest", [(1, (), False), (2, (), False), (3, (), False),
+                                              (4, (), False), (2, (1.5, 8.0), False),
+                                              (1, (), True), (3, (1.5,), True)])
+def test_fused_stepper_takes_k_bins_as_each_model_takes_one(bins, taus, rest):
     """K bins per step (taps of one step, or spanning two, whatever the dilation;
-    a linear path's traces) give each model's own bin-by-bin outputs."""
+    a linear path's traces; a start at rest) give each model's own bin-by-bin outputs."""
     from hnn_surrogate.network.fused import FusedStepper
     from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
 
     torch.manual_seed(0)
     models = [Surrogate(SurrogateConfig(n_channels=c, n_targets=n, hidden=6, kernel_size=k,
-                                        dilations=(1, 2, 3), lstm_hidden=5, linear_taus=taus))
+                                        dilations=(1, 2, 3), lstm_hidden=5, linear_taus=taus,
+                                        rest_start=rest))
               for c, n, k in ((4, 1, 3), (7, 2, 3))]
     for m in models:
         if taus:
             torch.nn.init.normal_(m.linear.readout.weight)
+        if rest:
+            torch.nn.init.normal_(m.h0)
+            torch.nn.init.normal_(m.c0)
     n_cells, n_bins = 3, 12
     stepper = FusedStepper(models, n_cells, bins=bins)
     x = torch.randn(len(models), n_cells, n_bins, stepper.n_in)
@@ -540,3 +547,29 @@ def test_half_precision_saved_activations_keep_the_run_and_the_gradient():
     torch.testing.assert_close(grads[1], grads[0], rtol=2e-2, atol=2e-3 * big)
     with pytest.raises(ValueError, match="grad_storage 'bf16': one of exact, float16"):
         sim.run(sim.scale.clone().requires_grad_(True), grad_storage="bf16")
+
+
+def test_the_network_expands_compressed_targets_as_the_checkpoint_does():
+    """A surrogate trained with target compression: the network stage's voltages
+    are the heads' outputs expanded by the checkpoint's own mapping."""
+    from hnn_surrogate.surrogate.checkpoint import LoadedSurrogate
+
+    net = tiny_net(rate=80.0)
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    plain = untrained_surrogates()
+    soft = {}
+    for t, s in plain.items():
+        blob = dict(s.blob, normalization=dict(s.blob["normalization"]))
+        n_t = len(s.targets)
+        blob["normalization"]["target_center"] = [-70.0, 0.0][:n_t]
+        blob["normalization"]["target_soft"] = [0.5, 0.0][:n_t]      # voltage only
+        soft[t] = LoadedSurrogate(blob)
+    with torch.no_grad():
+        a = SurrogateNetwork(wiring, plain).run(record_v=True)
+        b = SurrogateNetwork(wiring, soft).run(record_v=True)
+    assert a.spike_times.size > 0
+    np.testing.assert_array_equal(a.spike_gids, b.spike_gids)        # the heads do not feed back
+    for t in a.v_soma:
+        np.testing.assert_allclose(b.v_soma[t], -70.0 + 0.5 * np.sinh(a.v_soma[t]), rtol=1e-12)
+    for layer in ("L2", "L5"):                    # the dipole is not compressed: unchanged
+        torch.testing.assert_close(a.dipole[layer], b.dipole[layer])

@@ -23,14 +23,19 @@ TINY_TRAIN = {"hidden": 8, "kernel_size": 3, "dilations": [1, 2, 4], "lstm_hidde
               "spike_weight": 1.0, "threads": 1, "device": "cpu"}
 
 
-@pytest.mark.parametrize("n_targets, taus", [(1, ()), (2, ()), (2, (1.0, 4.0, 40.0))])
-def test_step_over_a_sequence_equals_the_full_forward(n_targets, taus):
+@pytest.mark.parametrize("n_targets, taus, rest", [(1, (), False), (2, (), False),
+                                                   (2, (1.0, 4.0, 40.0), False),
+                                                   (2, (1.0, 4.0), True)])
+def test_step_over_a_sequence_equals_the_full_forward(n_targets, taus, rest):
     torch.manual_seed(0)
     model = Surrogate(SurrogateConfig(n_channels=5, n_targets=n_targets, hidden=16,
                                       dilations=(1, 2, 4, 8), lstm_hidden=12,
-                                      linear_taus=taus)).eval()
+                                      linear_taus=taus, rest_start=rest)).eval()
     if taus:                       # the linear path's readout starts at zero: make it count
         torch.nn.init.normal_(model.linear.readout.weight)
+    if rest:                       # the learned start state starts at zero: make it count
+        torch.nn.init.normal_(model.h0)
+        torch.nn.init.normal_(model.c0)
     x = torch.rand(7, 150, 5) * (torch.rand(7, 150, 5) > 0.9)
     with torch.no_grad():
         y, logit = model(x)
@@ -42,6 +47,37 @@ def test_step_over_a_sequence_equals_the_full_forward(n_targets, taus):
     torch.testing.assert_close(torch.stack([s[0] for s in steps], 1), y, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(torch.stack([s[1] for s in steps], 1), logit, atol=1e-5, rtol=1e-4)
     assert y.shape == (7, 150, n_targets)
+
+
+def test_a_model_started_at_rest_stays_at_rest_without_input():
+    """rest_start: the TCN's history is each layer's own activation under no
+    input; with the LSTM's start state at its fixed point for no input, a run
+    of no input is flat from t = 0 (a zero start makes a transient of about
+    the receptive field)."""
+    from hnn_surrogate.surrogate.model import lstm_cell
+
+    torch.manual_seed(1)
+    cfg = dict(n_channels=3, n_targets=2, hidden=8, dilations=(1, 2, 4), lstm_hidden=6)
+    model = Surrogate(SurrogateConfig(**cfg, rest_start=True)).eval()
+    zero_start = Surrogate(SurrogateConfig(**cfg)).eval()
+    zero_start.load_state_dict({k: v for k, v in model.state_dict().items()
+                                if k not in ("h0", "c0")})
+    with torch.no_grad():
+        h = model.rest_inputs()[-1]
+        h = model.blocks[-1].rest(h)
+        gx = model.lstm.weight_ih_l0 @ h + model.lstm.bias_ih_l0 + model.lstm.bias_hh_l0
+        hl = torch.zeros(6)
+        c = torch.zeros(6)
+        for _ in range(3000):
+            hl, c = lstm_cell(gx + model.lstm.weight_hh_l0 @ hl, c)
+        model.h0.copy_(hl[None])
+        model.c0.copy_(c[None])
+        x = torch.zeros(2, 100, 3)
+        y, logit = model(x)
+        y0, _ = zero_start(x)
+    torch.testing.assert_close(y, y[:, :1].expand_as(y), atol=1e-5, rtol=0)
+    torch.testing.assert_close(logit, logit[:, :1].expand_as(logit), atol=1e-5, rtol=0)
+    assert float((y0 - y0[:, -1:]).abs().max()) > 1e-3         # zeros: a transient
 
 
 def test_output_is_causal():
@@ -307,3 +343,48 @@ def test_linear_baseline_fits_the_subthreshold_response(tmp_path, calibration):
             < float(sub["v_rmse_sub"].sel(fit="pooled")))
     assert np.isnan(ds["dipole_r"].values).all()                 # a basket cell has none
     assert "| subthreshold | linear, per-regime |" in (tmp_path / "b.md").read_text()
+
+
+def test_target_compression_is_invertible_and_lifts_the_small_signal(tiny_dataset):
+    from hnn_surrogate.surrogate.data import Normalization, target_array
+
+    ds = open_cell_dataset(tiny_dataset)
+    plain = Normalization.fit(ds, n_lags=20)
+    soft = Normalization.fit(ds, n_lags=20, compression=0.05)
+    assert np.array_equal(plain.target_soft, [0.0, 0.0])
+    assert np.all(soft.target_soft > 0)
+    y = target_array(ds, -55.0, soft.spike_kernels)
+    # the resting value is the first bin's (every simulation starts at rest)
+    assert soft.target_center[0] == pytest.approx(np.median(y[:, 0, 0]))
+    np.testing.assert_allclose(soft.physical(soft.targets(y)), y, rtol=1e-5, atol=1e-9)
+    z0, z1 = plain.targets(y).numpy(), soft.targets(y).numpy()
+    train = ds["split"].values == "train"                 # both standardised on training data
+    assert np.allclose(z0[train].reshape(-1, 2).std(0), 1, atol=1e-3)
+    assert np.allclose(z1[train].reshape(-1, 2).std(0), 1, atol=1e-3)
+    sub = ds["regime"].values.astype(str) == "subthreshold"
+    # the subthreshold response's share of the standardised range grows
+    assert np.median(z1[sub].std(axis=1), 0)[0] > 2 * np.median(z0[sub].std(axis=1), 0)[0]
+    # a checkpoint written before the key existed loads as uncompressed
+    old = {k: v for k, v in soft.to_dict().items() if k not in ("target_center", "target_soft")}
+    assert np.array_equal(Normalization.from_dict(old).target_soft, [0.0, 0.0])
+    again = Normalization.from_dict(soft.to_dict())
+    np.testing.assert_array_equal(again.physical(torch.from_numpy(z1)), soft.physical(torch.from_numpy(z1)))
+    with pytest.raises(ValueError, match="target compression"):
+        Normalization.fit(ds, compression=-1.0)
+
+
+def test_training_with_compression_and_rest_start_gives_a_checkpoint_in_mV(tiny_dataset,
+                                                                          tmp_path):
+    from hnn_surrogate.surrogate.evaluate import predict
+
+    out = tmp_path / "m.pt"
+    proc = subprocess.run(_train_cmd(tiny_dataset, out, tmp_path / "h.nc",
+                                     dict(TINY_TRAIN, epochs=2, target_compression=0.05,
+                                          rest_start=True)),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ds = open_cell_dataset(tiny_dataset)
+    loaded = load_checkpoint(out, dataset=ds)
+    assert np.all(loaded.norm.target_soft > 0) and loaded.model.config.rest_start
+    _, heads, _, _ = predict(loaded, ds["inputs"].values[:2])
+    assert np.all(np.isfinite(heads)) and -120 < heads[..., 0].mean() < 0

@@ -22,8 +22,8 @@ from torch.nn import functional as F
 def layer_sizes(model) -> tuple:
     """What two models must share to be fused: every layer size but inputs and heads."""
     c = model.config
-    return (c.hidden, c.kernel_size, tuple(c.dilations), tuple(c.linear_taus), c.lstm_hidden,
-            c.lstm_layers)
+    return (c.hidden, c.kernel_size, tuple(c.dilations), tuple(c.linear_taus), c.rest_start,
+            c.lstm_hidden, c.lstm_layers)
 
 
 def can_fuse(models) -> bool:
@@ -177,6 +177,14 @@ class FusedStepper:
                 self.w_lin = torch.stack([lin(m) for m in models]).to(dtype)
                 self.b_head = self.b_head + torch.stack(
                     [head(m, m.linear.readout.bias) for m in models]).unsqueeze(1).to(dtype)
+            # the state at t = 0 per slot (``Surrogate.init_state``): zeros, or at rest
+            self.rest_start = cfg.rest_start
+            if self.rest_start:
+                rest = [m.rest_inputs() for m in models]
+                self.rest_bufs = [torch.stack([r[i] for r in rest]).unsqueeze(1).to(dtype)
+                                  for i in range(len(self.pads))]          # (T, 1, H) each
+                self.h0 = torch.stack([m.h0[0] for m in models]).unsqueeze(1).to(dtype)
+                self.c0 = torch.stack([m.c0[0] for m in models]).unsqueeze(1).to(dtype)
 
     def init_state(self) -> dict:
         if self.batch > CELL_BLOCK:         # one state per block of cells (``step``)
@@ -191,6 +199,11 @@ class FusedStepper:
         # the LSTM's cell state is kept doubled (``_lstm_cell_doubled``)
         state = {"bufs": [(zero,) * -(-p // self.bins) for p in self.pads], "h": zero_l,
                  "c2": zero_l}
+        if self.rest_start:
+            state["bufs"] = [(r.expand(-1, batch * self.bins, -1).contiguous(),) * -(-p // self.bins)
+                             for r, p in zip(self.rest_bufs, self.pads)]
+            state["h"] = self.h0.expand(-1, batch, -1).contiguous()
+            state["c2"] = 2 * self.c0.expand(-1, batch, -1).contiguous()
         if self.n_taus:
             state["u"] = torch.zeros(self.n_slots, batch, self.n_in, self.n_taus,
                                      dtype=self.dtype)

@@ -487,9 +487,7 @@ class SurrogateNetwork:
             sp = s_all[gi][:, slots[0]:slots[-1] + 1].flatten(1, 2)[:, :n]
             per_copy = sp.reshape(n_bins, w.n_copies, -1).sum(dim=2, dtype=torch.float64).T
             counts[t] = per_copy[0] if w.n_copies == 1 else per_copy
-            mean = torch.from_numpy(s.norm.target_mean)
-            std = torch.from_numpy(s.norm.target_std)
-            phys = y.to(torch.float64) * std + mean
+            phys = s.norm.physical_tensor(y)
             if record_v:
                 v_soma[t] = phys[..., 0].detach().numpy()
             if t in PYRAMIDAL_TYPES:

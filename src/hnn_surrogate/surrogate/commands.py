@@ -16,16 +16,19 @@ def _train(args):
 
     cfg = read_json(args.config, "training config")
     model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden", "linear_taus_ms")
+    optional_model_keys = {"rest_start": False}        # keys added later: their old default
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
     missing = sorted(set(model_keys) - set(cfg))
-    unknown = sorted(set(cfg) - set(model_keys) - train_keys)
+    unknown = sorted(set(cfg) - set(model_keys) - set(optional_model_keys) - train_keys)
     if missing or unknown:
         raise SystemExit(f"train: {args.config}: "
                          + "; ".join([f"lacks {', '.join(missing)}"] * bool(missing)
                                      + [f"unknown keys {', '.join(unknown)}"] * bool(unknown))
                          + " (it is the config's train section, as results/parameters/train/ holds)")
     model_kwargs = {k: (tuple(cfg[k]) if k == "dilations" else cfg[k]) for k in model_keys}
-    train_cfg = TrainConfig(seed=args.seed, **{k: v for k, v in cfg.items() if k not in model_keys})
+    model_kwargs.update({k: cfg.get(k, v) for k, v in optional_model_keys.items()})
+    train_cfg = TrainConfig(seed=args.seed, **{k: v for k, v in cfg.items()
+                                               if k not in model_keys and k not in optional_model_keys})
     train_surrogate(args.dataset, args.out, model_kwargs=model_kwargs, train_config=train_cfg,
                     history_path=args.history)
 

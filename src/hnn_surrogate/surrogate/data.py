@@ -52,16 +52,38 @@ def target_array(ds, v_clip: float, kernels: np.ndarray | None) -> np.ndarray:
 
 @dataclass
 class Normalization:
-    """Input scale per channel (uS) and target mean/std (mV, nAm) from the training split."""
+    """Input scale per channel (uS) and the targets' scaling from the training split.
+
+    A target is standardised (``target_mean``, ``target_std``) either as it is
+    or, where its ``target_soft`` scale is positive, after the soft
+    compression ``asinh((y - target_center) / target_soft)``: linear within a
+    few ``target_soft`` of the resting value, logarithmic beyond. A cell's
+    subthreshold response (tenths of a mV) and its depolarisations towards
+    threshold (tens of mV) then both show in a squared error.
+    """
 
     input_scale: np.ndarray   # (n_channels,)
-    target_mean: np.ndarray   # (n_targets,)
+    target_mean: np.ndarray   # (n_targets,): of the (compressed) targets
     target_std: np.ndarray    # (n_targets,)
     spike_kernels: np.ndarray  # (n_targets, n_lags): mV and nAm per spike, lag 0..n_lags-1 bins
     v_clip: float = -55.0     # mV: voltage target clipped here
+    target_center: np.ndarray | None = None  # (n_targets,): resting value (mV, nAm)
+    target_soft: np.ndarray | None = None    # (n_targets,): asinh scale (mV, nAm); 0: linear
+
+    def __post_init__(self):
+        n = np.asarray(self.target_mean).size
+        if self.target_center is None:
+            self.target_center = np.zeros(n)
+        if self.target_soft is None:
+            self.target_soft = np.zeros(n)
 
     @classmethod
-    def fit(cls, ds, v_clip: float = -55.0, n_lags: int = 40) -> "Normalization":
+    def fit(cls, ds, v_clip: float = -55.0, n_lags: int = 40,
+            compression: float = 0.0) -> "Normalization":
+        """``compression``: each target's asinh scale as a fraction of its pooled
+        standard deviation over the training split (0: no compression)."""
+        if not (np.isfinite(compression) and compression >= 0):
+            raise ValueError(f"target compression {compression!r}: a number >= 0")
         train = ds.isel(sim=np.flatnonzero(ds["split"].values == "train"))
         x = train["inputs"].values
         scale = np.ones(x.shape[-1])
@@ -74,8 +96,14 @@ class Normalization:
         if "dipole" in train:
             traces.append(train["dipole"].values)
         kernels = fit_kernels(spikes, np.stack(traces, axis=-1).astype(np.float64), n_lags)
-        y = target_array(train, v_clip, kernels).reshape(-1, len(target_names(ds)))
-        return cls(scale, y.mean(axis=0), y.std(axis=0) + 1e-12, kernels, float(v_clip))
+        y = target_array(train, v_clip, kernels)
+        n_t = y.shape[-1]
+        center = np.median(y[:, 0], axis=0)               # every simulation starts at rest
+        soft = compression * y.reshape(-1, n_t).std(axis=0)
+        norm = cls(scale, np.zeros(n_t), np.ones(n_t), kernels, float(v_clip), center, soft)
+        w = norm.compress(y).reshape(-1, n_t)
+        norm.target_mean, norm.target_std = w.mean(axis=0), w.std(axis=0) + 1e-12
+        return norm
 
     def to_dict(self) -> dict:
         d = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in vars(self).items()}
@@ -88,17 +116,44 @@ class Normalization:
         v_clip = float(d.pop("v_clip"))
         return cls(**{k: np.asarray(v, dtype=np.float64) for k, v in d.items()}, v_clip=v_clip)
 
+    def compress(self, y: np.ndarray) -> np.ndarray:
+        """(..., T) physical -> compressed (float64; targets without compression as they are)."""
+        y = np.asarray(y, dtype=np.float64)
+        soft = self.target_soft > 0
+        if not soft.any():
+            return y
+        s = np.where(soft, self.target_soft, 1.0)
+        return np.where(soft, np.arcsinh((y - self.target_center) / s), y)
+
+    def expand(self, w: torch.Tensor) -> torch.Tensor:
+        """(..., T) compressed -> physical: ``compress`` inverted, differentiable
+        (float64 in, float64 out)."""
+        soft = torch.from_numpy(self.target_soft > 0)
+        if not bool(soft.any()):
+            return w
+        s = torch.from_numpy(np.where(self.target_soft > 0, self.target_soft, 1.0))
+        c = torch.from_numpy(self.target_center)
+        return torch.where(soft, c + s * torch.sinh(w), w)
+
+    def physical_tensor(self, y_norm: torch.Tensor) -> torch.Tensor:
+        """(..., T) normalised head output -> physical units, float64 tensor
+        (differentiable: the network stage's fits backpropagate through it)."""
+        w = (y_norm.to(torch.float64) * torch.from_numpy(self.target_std)
+             + torch.from_numpy(self.target_mean))
+        return self.expand(w)
+
     def inputs(self, x: np.ndarray) -> torch.Tensor:
         """(N, L, C) uS -> normalised float32 tensor."""
         return torch.from_numpy((x / self.input_scale).astype(np.float32))
 
     def targets(self, y: np.ndarray) -> torch.Tensor:
         """(N, L, T) physical -> normalised float32 tensor."""
-        return torch.from_numpy(((y - self.target_mean) / self.target_std).astype(np.float32))
+        return torch.from_numpy(((self.compress(y) - self.target_mean)
+                                 / self.target_std).astype(np.float32))
 
     def physical(self, y_norm: torch.Tensor) -> np.ndarray:
         """(..., T) normalised head output -> physical units (mV, nAm), float64 array."""
-        return y_norm.detach().cpu().double().numpy() * self.target_std + self.target_mean
+        return self.physical_tensor(y_norm.detach().cpu()).numpy()
 
     def traces(self, y_norm: torch.Tensor, spikes: np.ndarray) -> np.ndarray:
         """Full traces (N, L, T) in mV / nAm: heads plus spike kernels at ``spikes`` (N, L)."""

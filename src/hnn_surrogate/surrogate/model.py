@@ -41,6 +41,9 @@ class SurrogateConfig:
     lstm_layers: int = 1
     # time constants (bins) of the linear path; () for none (train.linear_taus_ms)
     linear_taus: tuple[float, ...] = ()
+    # start at rest (train.rest_start): the TCN's history is each layer's
+    # activation under no input, the LSTM's state learned; False: zeros
+    rest_start: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -53,6 +56,7 @@ class SurrogateConfig:
         d = dict(d)
         d["dilations"] = tuple(d["dilations"])
         d["linear_taus"] = tuple(d.get("linear_taus", ()))
+        d["rest_start"] = bool(d.get("rest_start", False))
         return cls(**d)
 
     @property
@@ -90,9 +94,17 @@ class CausalBlock(nn.Module):
         self.pad = (kernel_size - 1) * dilation
         self.dilation = dilation
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        # h: (N, C, L) -> left-pad so output t sees inputs <= t
-        return h + F.gelu(self.conv(F.pad(h, (self.pad, 0))))
+    def forward(self, h: torch.Tensor, rest: torch.Tensor | None = None) -> torch.Tensor:
+        # h: (N, C, L) -> left-pad so output t sees inputs <= t; with zeros, or
+        # with ``rest`` (C,), this block's input before t = 0
+        if rest is None:
+            return h + F.gelu(self.conv(F.pad(h, (self.pad, 0))))
+        past = rest.to(h.dtype)[None, :, None].expand(h.shape[0], -1, self.pad)
+        return h + F.gelu(self.conv(torch.cat([past, h], dim=2)))
+
+    def rest(self, h: torch.Tensor) -> torch.Tensor:
+        """The block's output (C,) when its input has been ``h`` (C,) for ever."""
+        return h + F.gelu(self.conv.weight.sum(dim=-1) @ h + self.conv.bias)
 
     def step(self, h_t: torch.Tensor, buf: tuple):
         """One bin.
@@ -160,6 +172,19 @@ class Surrogate(nn.Module):
         self.head = nn.Linear(c.lstm_hidden, c.n_targets + 1)  # targets + spike logit
         self.linear = (LinearPath(c.n_channels, c.linear_taus, c.n_targets + 1)
                        if c.linear_taus else None)
+        if c.rest_start:
+            # the LSTM's (h, c) at t = 0, learned from the data (every simulation starts at rest)
+            self.h0 = nn.Parameter(torch.zeros(c.lstm_layers, c.lstm_hidden))
+            self.c0 = nn.Parameter(torch.zeros(c.lstm_layers, c.lstm_hidden))
+
+    def rest_inputs(self) -> list[torch.Tensor]:
+        """Each TCN block's input (hidden,) under no input (a cell at rest), from the
+        weights (differentiable); the history a ``rest_start`` model's blocks start from."""
+        h, out = self.inp.bias, []
+        for block in self.blocks:
+            out.append(h)
+            h = block.rest(h)
+        return out
 
     def forward(self, x: torch.Tensor):
         """Whole sequences.
@@ -176,23 +201,39 @@ class Surrogate(nn.Module):
         spike_logit : tensor, shape (N, L)
         """
         h = self.inp(x.transpose(1, 2))          # (N, L, C_in) -> (N, C_in, L) -> (N, H, L)
-        for block in self.blocks:
-            h = block(h)                         # (N, H, L)
-        out, _ = self.lstm(h.transpose(1, 2))    # (N, H, L) -> (N, L, H) -> (N, L, H_lstm)
+        if self.config.rest_start:
+            for block, rest in zip(self.blocks, self.rest_inputs()):
+                h = block(h, rest)               # (N, H, L)
+            n = x.shape[0]
+            start = (self.h0[:, None].expand(-1, n, -1).contiguous().to(h.dtype),
+                     self.c0[:, None].expand(-1, n, -1).contiguous().to(h.dtype))
+            out, _ = self.lstm(h.transpose(1, 2), start)
+        else:
+            for block in self.blocks:
+                h = block(h)                     # (N, H, L)
+            out, _ = self.lstm(h.transpose(1, 2))  # (N, H, L) -> (N, L, H) -> (N, L, H_lstm)
         z = self.head(out)                       # (N, L, n_targets + 1)
         if self.linear is not None:
             z = z + self.linear.readout(self.linear.traces(x))
         return z[..., :-1], z[..., -1]
 
     def init_state(self, batch: int, device=None, dtype=torch.float32) -> dict:
-        """Zero state for ``batch`` cells: conv buffers and LSTM (h, c)."""
+        """The state at t = 0 for ``batch`` cells: conv buffers and LSTM (h, c);
+        zeros, or the rest state (``rest_start``)."""
         c = self.config
         if device is None:
             device = self.inp.weight.device
-        zero = torch.zeros(batch, c.hidden, device=device, dtype=dtype)
-        bufs = [(zero,) * b.pad for b in self.blocks]
-        zero_l = torch.zeros(batch, c.lstm_hidden, device=device, dtype=dtype)
-        state = {"bufs": bufs, "h": (zero_l,) * c.lstm_layers, "c": (zero_l,) * c.lstm_layers}
+        if c.rest_start:
+            bufs = [(r.to(device, dtype).expand(batch, -1).contiguous(),) * b.pad
+                    for b, r in zip(self.blocks, self.rest_inputs())]
+            state = {"bufs": bufs,
+                     "h": tuple(h.to(device, dtype).expand(batch, -1).contiguous() for h in self.h0),
+                     "c": tuple(v.to(device, dtype).expand(batch, -1).contiguous() for v in self.c0)}
+        else:
+            zero = torch.zeros(batch, c.hidden, device=device, dtype=dtype)
+            zero_l = torch.zeros(batch, c.lstm_hidden, device=device, dtype=dtype)
+            state = {"bufs": [(zero,) * b.pad for b in self.blocks],
+                     "h": (zero_l,) * c.lstm_layers, "c": (zero_l,) * c.lstm_layers}
         if self.linear is not None:
             state["u"] = torch.zeros(batch, c.n_channels * len(c.linear_taus), device=device,
                                      dtype=dtype)

@@ -58,6 +58,7 @@ class TrainConfig:
     threads: int = _DEFAULT["threads"]
     device: str = _DEFAULT["device"]
     loss_weighting: str = _DEFAULT["loss_weighting"]
+    target_compression: float = _DEFAULT["target_compression"]
     # not a config key: the learning curve's rules set it per subset model
     train_fraction: float = 1.0  # use this seeded fraction of the training split
 
@@ -215,7 +216,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         torch.use_deterministic_algorithms(True)
     targets = target_names(ds)
     norm = Normalization.fit(ds, v_clip=cfg.v_clip,
-                             n_lags=max(1, int(round(cfg.spike_kernel_ms / float(ds.attrs["bin_ms"])))))
+                             n_lags=max(1, int(round(cfg.spike_kernel_ms / float(ds.attrs["bin_ms"])))),
+                             compression=cfg.target_compression)
     dhash = data_hash(ds)
     xt, yt, st, pos_t = split_tensors(ds, "train", norm)
     if cfg.train_fraction < 1.0:
