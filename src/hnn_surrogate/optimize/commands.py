@@ -167,7 +167,8 @@ def register(sub) -> None:
     p.add_argument("--fit", required=True, help="JSON file: the fit (as fit-connectivity)")
     p.add_argument("--checkpoints", nargs="+", required=True)
     p.add_argument("--threads", type=positive_int, required=True)
-    p.add_argument("--repeats", type=positive_int, default=3)
+    p.add_argument("--repeats", type=positive_int, default=5,
+                   help="pairs of a forward run and a step (default 5)")
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_fit_step_benchmark)

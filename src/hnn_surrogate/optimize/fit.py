@@ -218,13 +218,16 @@ def json_text(obj) -> str:
 
 def step_benchmark(spec: dict, *, scenario: str, surrogates, free, bounds, objective: dict,
                    seeds, tstop: float, transient_ms: float, slope: float, threads: int,
-                   grad_storage: str = "exact", repeats: int = 3) -> dict:
+                   grad_storage: str = "exact", repeats: int = 5) -> dict:
     """One fit step against a forward run of the same batch, side by side in this
-    process: ``repeats`` forward runs (no gradient), then ``repeats`` steps (the
-    run with gradients kept as ``grad_storage``, the objective, backpropagation);
-    medians, and the process's peak resident memory after the forward runs and
-    after the steps. Last, where ``grad_storage`` is not exact, one exact step:
-    its gradient against the steps' (cosine) and its own peak memory."""
+    process: a forward run (no gradient) for the peak resident memory of forward
+    runs alone, then ``repeats`` pairs of a forward run and a step (the run
+    with gradients kept as ``grad_storage``, the objective, backpropagation),
+    each pair back to back so that a change of the machine's speed (shared
+    machines drift by tens of percent within minutes) falls on both alike; the
+    ratio is the median of the pairs' ratios; the peak memory after the steps.
+    Last, where ``grad_storage`` is not exact, one exact step: its gradient
+    against the steps' (cosine) and its own peak memory."""
     from ..bench.scaling import cpu_name, peak_rss_gb
 
     torch.set_num_threads(int(threads))
@@ -235,12 +238,12 @@ def step_benchmark(spec: dict, *, scenario: str, surrogates, free, bounds, objec
     rest = (baseline, objective, bin_ms, transient_ms, slope)
     score_batch(batch, gains, z, *rest, learn=False)                # warm-up
     fwd, step, spikes = [], [], []
-    for _ in range(int(repeats)):
+
+    def forward():
         t0 = time.perf_counter()
         outs, _, _ = score_batch(batch, gains, z, *rest, learn=False)
         fwd.append(time.perf_counter() - t0)
         spikes.append(sum(o.spike_times.size for o in outs))
-    rss_forward = peak_rss_gb()
 
     def one_step(storage):
         zz = z.detach().requires_grad_(True)
@@ -248,7 +251,11 @@ def step_benchmark(spec: dict, *, scenario: str, surrogates, free, bounds, objec
         score_batch(batch, gains, zz, *rest, learn=True, grad_storage=storage)
         return time.perf_counter() - t0, zz.grad
 
+    forward()
+    rss_forward = peak_rss_gb()
+    fwd.clear()
     for _ in range(int(repeats)):
+        forward()
         wall, grad = one_step(grad_storage)
         step.append(wall)
     rss_step = peak_rss_gb()
@@ -258,7 +265,7 @@ def step_benchmark(spec: dict, *, scenario: str, surrogates, free, bounds, objec
         rss_exact = peak_rss_gb()
         cosine = float(torch.nn.functional.cosine_similarity(grad, exact, dim=0))
     return {"forward_s": float(np.median(fwd)), "step_s": float(np.median(step)),
-            "ratio": float(np.median(step) / np.median(fwd)), "forward_rss_gb": rss_forward,
+            "ratio": float(np.median(np.divide(step, fwd))), "forward_rss_gb": rss_forward,
             "step_rss_gb": rss_step, "exact_rss_gb": rss_exact, "grad_cosine": cosine,
             "grad_storage": grad_storage,
             "n_cells": sum(wiring.n_cells(t) for t in wiring.cell_types),
@@ -284,7 +291,8 @@ def write_step_benchmark(res: dict, *, start: str, out, table=None) -> str:
         f"One fit step against a forward run of the same batch: {res['n_seeds']} seed(s) of the "
         f"{res['n_cells']}-cell network ({start}), {res['tstop_ms']:.0f} ms, "
         f"{res['threads']} thread(s), {res['device']}; medians of "
-        f"{len(res['forward_all_s'])}", "",
+        f"{len(res['forward_all_s'])} pairs of a forward run and a step back to back (the "
+        f"ratio: the median of the pairs' ratios)", "",
         "| | wall (s) | peak resident (GiB) |", "|---|---|---|",
         f"| forward run (no gradient) | {res['forward_s']:.2f} | {res['forward_rss_gb']:.2f} |",
         f"| fit step (run with gradients kept {res['grad_storage']}, objective, backward) | "
