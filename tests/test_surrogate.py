@@ -371,6 +371,11 @@ def test_target_compression_is_invertible_and_lifts_the_small_signal(tiny_datase
     np.testing.assert_array_equal(again.physical(torch.from_numpy(z1)), soft.physical(torch.from_numpy(z1)))
     with pytest.raises(ValueError, match="target compression"):
         Normalization.fit(ds, compression=-1.0)
+    v_only = Normalization.fit(ds, n_lags=20, compression={"v_soma": 0.05})
+    assert v_only.target_soft[0] == soft.target_soft[0] and v_only.target_soft[1] == 0
+    np.testing.assert_allclose(v_only.physical(v_only.targets(y)), y, rtol=1e-5, atol=1e-9)
+    with pytest.raises(ValueError, match="'spikes'"):
+        Normalization.fit(ds, compression={"spikes": 0.1})
 
 
 def test_training_with_compression_and_rest_start_gives_a_checkpoint_in_mV(tiny_dataset,

@@ -79,11 +79,20 @@ class Normalization:
 
     @classmethod
     def fit(cls, ds, v_clip: float = -55.0, n_lags: int = 40,
-            compression: float = 0.0) -> "Normalization":
+            compression: float | dict = 0.0) -> "Normalization":
         """``compression``: each target's asinh scale as a fraction of its pooled
-        standard deviation over the training split (0: no compression)."""
-        if not (np.isfinite(compression) and compression >= 0):
-            raise ValueError(f"target compression {compression!r}: a number >= 0")
+        standard deviation over the training split (0: no compression); one
+        number for every target, or {target name: number} (targets not named: 0)."""
+        names = target_names(ds)
+        if isinstance(compression, dict):
+            unknown = sorted(set(compression) - set(names))
+            if unknown:
+                raise ValueError(f"target compression names {unknown}: the targets are {names}")
+            fractions = np.array([float(compression.get(n, 0.0)) for n in names])
+        else:
+            fractions = np.full(len(names), float(compression))
+        if not (np.all(np.isfinite(fractions)) and np.all(fractions >= 0)):
+            raise ValueError(f"target compression {compression!r}: numbers >= 0")
         train = ds.isel(sim=np.flatnonzero(ds["split"].values == "train"))
         x = train["inputs"].values
         scale = np.ones(x.shape[-1])
@@ -99,7 +108,7 @@ class Normalization:
         y = target_array(train, v_clip, kernels)
         n_t = y.shape[-1]
         center = np.median(y[:, 0], axis=0)               # every simulation starts at rest
-        soft = compression * y.reshape(-1, n_t).std(axis=0)
+        soft = fractions * y.reshape(-1, n_t).std(axis=0)
         norm = cls(scale, np.zeros(n_t), np.ones(n_t), kernels, float(v_clip), center, soft)
         w = norm.compress(y).reshape(-1, n_t)
         norm.target_mean, norm.target_std = w.mean(axis=0), w.std(axis=0) + 1e-12

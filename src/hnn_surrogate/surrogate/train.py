@@ -58,7 +58,7 @@ class TrainConfig:
     threads: int = _DEFAULT["threads"]
     device: str = _DEFAULT["device"]
     loss_weighting: str = _DEFAULT["loss_weighting"]
-    target_compression: float = _DEFAULT["target_compression"]
+    target_compression: float | dict = _DEFAULT["target_compression"]
     # not a config key: the learning curve's rules set it per subset model
     train_fraction: float = 1.0  # use this seeded fraction of the training split
 
