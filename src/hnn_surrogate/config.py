@@ -124,6 +124,9 @@ def _semantic_errors(config: dict) -> list[str]:
         check_range(f"{base}.rate_hz", regime["rate_hz"])
         check_range(f"{base}.weight.excitatory", regime["weight"]["excitatory"])
         check_range(f"{base}.weight.inhibitory", regime["weight"]["inhibitory"])
+        if regime.get("volley") is not None:
+            check_range(f"{base}.volley.participation", regime["volley"]["participation"])
+            check_range(f"{base}.volley.jitter_ms", regime["volley"]["jitter_ms"])
     def check_multiple(key, value, unit_key, unit):
         ratio = value / unit
         if not math.isclose(ratio, round(ratio), rel_tol=0, abs_tol=1e-6):

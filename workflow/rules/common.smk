@@ -253,9 +253,12 @@ PARAMETERS = {
         scenario, condition, simulator
     ),
     "benchmark": lambda name: {"network": benchmark_spec}[name](),
-    # a simulation's input does not depend on how many the regime has
+    # a simulation's input does not depend on how many the regime has; a
+    # Poisson regime's file is as it was before volleys existed
     "regime": lambda regime: {
-        k: v for k, v in CELLS["regimes"][regime].items() if k != "n_sims"
+        k: v
+        for k, v in CELLS["regimes"][regime].items()
+        if k != "n_sims" and not (k == "volley" and v is None)
     },
     # what a network_prior run depends on: the network model and grid, the prior
     # (not how many runs there are, nor the ranks)

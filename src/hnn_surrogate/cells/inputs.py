@@ -8,7 +8,14 @@ A simulation of a regime draws, from its own random generator:
    weight, log-uniform in ``excitatory`` or ``inhibitory`` (by receptor), in uS
    (``scale: absolute``) or in units of the channel's calibrated threshold
    weight (``scale: relative``);
-3. per active channel, homogeneous Poisson presynaptic times in [0, tstop).
+3. per active channel, homogeneous Poisson presynaptic times in [0, tstop);
+   or, in a regime with ``volley``, volleys: Poisson volley times at a rate
+   log-uniform in ``rate_hz``, each active channel taking part in a volley
+   with a probability uniform in ``participation``, its event jittered around
+   the volley time by a normal spread (sd log-uniform in ``jitter_ms``). A cell
+   at rest then meets a few to many synchronous inputs, as under hnn-core's
+   bursty alpha and evoked drives and in the poster's summation panels:
+   what independent Poisson channels almost never deliver.
 
 Seeds: simulation ``i`` of regime ``r`` of cell type ``c`` uses the generator
 ``numpy.random.default_rng([seed, crc32(c), crc32(r), i])``, so its input is the
@@ -50,6 +57,11 @@ class Regime:
     scale : {"relative", "absolute"}
         "relative": weights in units of the channel's threshold weight;
         "absolute": weights in uS.
+    participation, jitter_ms : (float, float) or None
+        Volleys (module docstring): each active channel's chance of taking part
+        in a volley (uniform) and the volley's spread (ms, log-uniform); None:
+        independent Poisson channels (``rate_hz`` is then each channel's rate,
+        else the volleys').
     """
 
     active_fraction: tuple[float, float]
@@ -57,16 +69,21 @@ class Regime:
     excitatory: tuple[float, float]
     inhibitory: tuple[float, float]
     scale: str = "relative"
+    participation: tuple[float, float] | None = None
+    jitter_ms: tuple[float, float] | None = None
 
     @classmethod
     def from_config(cls, cfg: dict) -> "Regime":
         """Build from a validated ``cells.regimes.<name>`` config section."""
+        volley = cfg.get("volley")
         return cls(
             active_fraction=tuple(cfg["active_fraction"]),
             rate_hz=tuple(cfg["rate_hz"]),
             excitatory=tuple(cfg["weight"]["excitatory"]),
             inhibitory=tuple(cfg["weight"]["inhibitory"]),
             scale=cfg["weight"]["scale"],
+            participation=tuple(volley["participation"]) if volley else None,
+            jitter_ms=tuple(volley["jitter_ms"]) if volley else None,
         )
 
 
@@ -114,12 +131,30 @@ def draw_events(
     )
     if regime.scale == "relative":
         weight = weight * reference[active]
+    if regime.participation is not None:
+        return _volley_events(active, weight, regime, rate[0], tstop=tstop, rng=rng)
     counts = rng.poisson(rate * tstop / 1000.0)
     channel = np.repeat(active, counts).astype(np.int32)
     time = rng.uniform(0.0, tstop, size=counts.sum())
     w = np.repeat(weight, counts).astype(np.float32)
     order = np.argsort(time, kind="stable")
     return channel[order], time[order], w[order]
+
+
+def _volley_events(active, weight, regime, volley_rate, *, tstop, rng):
+    """Volleys at ``volley_rate`` (Hz) on the ``active`` channels (``draw_events``)."""
+    share = rng.uniform(*regime.participation)
+    spread = _log_uniform(rng, regime.jitter_ms, 1)[0]
+    n_volleys = rng.poisson(volley_rate * tstop / 1000.0)
+    at = np.sort(rng.uniform(0.0, tstop, size=n_volleys))
+    takes_part = rng.random((n_volleys, active.size)) < share
+    time = at[:, None] + spread * rng.standard_normal((n_volleys, active.size))
+    keep = takes_part & (time >= 0.0) & (time < tstop)
+    col = np.nonzero(keep)[1]
+    time = time[keep]
+    order = np.argsort(time, kind="stable")
+    return (active[col][order].astype(np.int32), time[order],
+            weight[col][order].astype(np.float32))
 
 
 def bin_events(channel, arrival, weight, *, n_channels, n_bins, bin_ms):
