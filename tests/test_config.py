@@ -75,6 +75,17 @@ def test_every_argument_a_rule_passes_is_required_on_the_command_line(repo):
                 f"rule {rule} passes {opt} to {command}, which has a default ({a.default!r})")
 
 
+def test_training_options_added_later_leave_parameter_files_as_they_were_when_off():
+    from hnn_surrogate.config import train_config
+
+    off = train_config(validate_config({}), "L2_basket")
+    assert "rest_start" not in off and "target_compression" not in off
+    on = train_config(validate_config({"train": {"rest_start": True, "per_cell_type": {
+        "L2_pyramidal": {"target_compression": {"v_soma": 0.05}}}}}), "L2_pyramidal")
+    assert on["rest_start"] is True
+    assert on["target_compression"] == {"v_soma": 0.05, "dipole": 0.0}
+
+
 def test_defaults_are_filled_in():
     cfg = validate_config({"cells": {"tstop": 200.0}})
     assert cfg["cells"]["tstop"] == 200.0

@@ -376,6 +376,10 @@ def test_target_compression_is_invertible_and_lifts_the_small_signal(tiny_datase
     np.testing.assert_allclose(v_only.physical(v_only.targets(y)), y, rtol=1e-5, atol=1e-9)
     with pytest.raises(ValueError, match="'spikes'"):
         Normalization.fit(ds, compression={"spikes": 0.1})
+    # a shared train section names the dipole: a cell without one (basket) trains
+    no_dipole = Normalization.fit(ds.drop_vars("dipole"), n_lags=20,
+                                  compression={"v_soma": 0.05, "dipole": 0.0})
+    assert no_dipole.target_soft.shape == (1,) and no_dipole.target_soft[0] > 0
 
 
 def test_training_with_compression_and_rest_start_gives_a_checkpoint_in_mV(tiny_dataset,

@@ -410,12 +410,21 @@ def validate_config(config: dict | None) -> dict:
     return full
 
 
+TRAIN_OPTIONS_OFF = {"rest_start": (False,),
+                     "target_compression": (0.0, 0, {"v_soma": 0.0, "dipole": 0.0})}
+"""Training options added after results existed, and the values that leave training
+as it was: ``train_config`` leaves them out at those values, so a parameter file
+(and the surrogate it trains) stays as it was."""
+
+
 def train_config(config: dict, cell_type: str) -> dict:
     """The ``train`` section as one cell type's training sees it: its
-    ``per_cell_type`` sizes over the shared ones, without ``per_cell_type``."""
+    ``per_cell_type`` sizes over the shared ones, without ``per_cell_type``;
+    the ``TRAIN_OPTIONS_OFF`` at an off value left out."""
     train = {k: v for k, v in config["train"].items() if k != "per_cell_type"}
     train.update(config["train"]["per_cell_type"].get(cell_type, {}))
-    return train
+    return {k: v for k, v in train.items()
+            if not (k in TRAIN_OPTIONS_OFF and v in TRAIN_OPTIONS_OFF[k])}
 
 
 def load_config(path) -> dict:

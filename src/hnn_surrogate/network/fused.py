@@ -20,7 +20,8 @@ from torch.nn import functional as F
 
 
 def layer_sizes(model) -> tuple:
-    """What two models must share to be fused: every layer size but inputs and heads."""
+    """What two models must share to be fused: every layer size but inputs and heads,
+    the linear path's time constants and whether they start at rest."""
     c = model.config
     return (c.hidden, c.kernel_size, tuple(c.dilations), tuple(c.linear_taus), c.rest_start,
             c.lstm_hidden, c.lstm_layers)

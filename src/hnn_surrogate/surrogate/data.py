@@ -85,9 +85,11 @@ class Normalization:
         number for every target, or {target name: number} (targets not named: 0)."""
         names = target_names(ds)
         if isinstance(compression, dict):
-            unknown = sorted(set(compression) - set(names))
+            # a shared train section names the dipole, which basket cells lack
+            unknown = sorted(set(compression) - set(TARGETS))
             if unknown:
-                raise ValueError(f"target compression names {unknown}: the targets are {names}")
+                raise ValueError(f"target compression names {unknown}: the targets are "
+                                 f"{list(TARGETS)}")
             fractions = np.array([float(compression.get(n, 0.0)) for n in names])
         else:
             fractions = np.full(len(names), float(compression))
@@ -142,7 +144,7 @@ class Normalization:
             return w
         s = torch.from_numpy(np.where(self.target_soft > 0, self.target_soft, 1.0))
         c = torch.from_numpy(self.target_center)
-        return torch.where(soft, c + s * torch.sinh(w), w)
+        return torch.where(soft, c + s * torch.sinh(torch.where(soft, w, 0.0)), w)
 
     def physical_tensor(self, y_norm: torch.Tensor) -> torch.Tensor:
         """(..., T) normalised head output -> physical units, float64 tensor

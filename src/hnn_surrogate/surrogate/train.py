@@ -250,7 +250,15 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
     state = {"epoch": 0, "best_val": float("inf"), "best_state": None, "stale": 0,
              "history": []}
-    fingerprint = {"data_hash": dhash, "model": mconf.to_dict(), "train": asdict(cfg)}
+    # options added later leave the fingerprint as it was at their off value, so a
+    # resume file written before they existed still resumes
+    from ..config import TRAIN_OPTIONS_OFF
+
+    fingerprint = {"data_hash": dhash,
+                   "model": {k: v for k, v in mconf.to_dict().items()
+                             if not (k in TRAIN_OPTIONS_OFF and v in TRAIN_OPTIONS_OFF[k])},
+                   "train": {k: v for k, v in asdict(cfg).items()
+                             if not (k in TRAIN_OPTIONS_OFF and v in TRAIN_OPTIONS_OFF[k])}}
     saved = {}
     if resume_path.exists():
         try:
