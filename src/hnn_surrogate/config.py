@@ -423,7 +423,12 @@ def train_config(config: dict, cell_type: str) -> dict:
     the ``TRAIN_OPTIONS_OFF`` at an off value left out."""
     train = {k: v for k, v in config["train"].items() if k != "per_cell_type"}
     train.update(config["train"]["per_cell_type"].get(cell_type, {}))
-    return {k: v for k, v in train.items()
+    return without_options_off(train)
+
+
+def without_options_off(d: dict) -> dict:
+    """``d`` without the ``TRAIN_OPTIONS_OFF`` keys that hold an off value."""
+    return {k: v for k, v in d.items()
             if not (k in TRAIN_OPTIONS_OFF and v in TRAIN_OPTIONS_OFF[k])}
 
 

@@ -194,17 +194,18 @@ class FusedStepper:
         return self._init_state(self.batch)
 
     def _init_state(self, batch) -> dict:
-        zero = torch.zeros(self.n_slots, batch * self.bins, self.hidden, dtype=self.dtype)
-        zero_l = torch.zeros(self.n_slots, batch, self.lstm_hidden, dtype=self.dtype)
         # per block: the last -(-pad // K) steps of its input, oldest first, (T, B * K, H) each
         # the LSTM's cell state is kept doubled (``_lstm_cell_doubled``)
-        state = {"bufs": [(zero,) * -(-p // self.bins) for p in self.pads], "h": zero_l,
-                 "c2": zero_l}
         if self.rest_start:
-            state["bufs"] = [(r.expand(-1, batch * self.bins, -1).contiguous(),) * -(-p // self.bins)
-                             for r, p in zip(self.rest_bufs, self.pads)]
-            state["h"] = self.h0.expand(-1, batch, -1).contiguous()
-            state["c2"] = 2 * self.c0.expand(-1, batch, -1).contiguous()
+            past = [r.expand(-1, batch * self.bins, -1).contiguous() for r in self.rest_bufs]
+            h_l = self.h0.expand(-1, batch, -1).contiguous()
+            c2 = 2 * self.c0.expand(-1, batch, -1).contiguous()
+        else:
+            zero = torch.zeros(self.n_slots, batch * self.bins, self.hidden, dtype=self.dtype)
+            past = [zero] * len(self.pads)
+            h_l = c2 = torch.zeros(self.n_slots, batch, self.lstm_hidden, dtype=self.dtype)
+        state = {"bufs": [(b,) * -(-p // self.bins) for b, p in zip(past, self.pads)],
+                 "h": h_l, "c2": c2}
         if self.n_taus:
             state["u"] = torch.zeros(self.n_slots, batch, self.n_in, self.n_taus,
                                      dtype=self.dtype)

@@ -16,7 +16,10 @@ def _train(args):
 
     cfg = read_json(args.config, "training config")
     model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden", "linear_taus_ms")
-    optional_model_keys = {"rest_start": False}        # keys added later: their old default
+    from ..config import TRAIN_OPTIONS_OFF
+
+    # model keys added later: absent means off
+    optional_model_keys = {"rest_start": TRAIN_OPTIONS_OFF["rest_start"][0]}
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed"}
     missing = sorted(set(model_keys) - set(cfg))
     unknown = sorted(set(cfg) - set(model_keys) - set(optional_model_keys) - train_keys)

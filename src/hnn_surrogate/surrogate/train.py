@@ -252,13 +252,10 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
              "history": []}
     # options added later leave the fingerprint as it was at their off value, so a
     # resume file written before they existed still resumes
-    from ..config import TRAIN_OPTIONS_OFF
+    from ..config import without_options_off
 
-    fingerprint = {"data_hash": dhash,
-                   "model": {k: v for k, v in mconf.to_dict().items()
-                             if not (k in TRAIN_OPTIONS_OFF and v in TRAIN_OPTIONS_OFF[k])},
-                   "train": {k: v for k, v in asdict(cfg).items()
-                             if not (k in TRAIN_OPTIONS_OFF and v in TRAIN_OPTIONS_OFF[k])}}
+    fingerprint = {"data_hash": dhash, "model": without_options_off(mconf.to_dict()),
+                   "train": without_options_off(asdict(cfg))}
     saved = {}
     if resume_path.exists():
         try:
