@@ -180,8 +180,9 @@ def test_a_neuron_run_over_the_time_limit_is_stopped_with_its_children():
 
 
 def test_a_fused_step_in_blocks_of_cells_equals_the_whole(monkeypatch):
-    """Past CELL_BLOCK cells per slot the cells go through the layers a block at a
-    time, each block with its own state: the same outputs, step after step."""
+    """Past CELL_BLOCK cells over all slots the cells go through the layers a block at
+    a time (CELL_BLOCK / slots per slot), each block with its own state: the same
+    outputs, step after step."""
     from hnn_surrogate.network import fused
     from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
 
@@ -193,10 +194,11 @@ def test_a_fused_step_in_blocks_of_cells_equals_the_whole(monkeypatch):
     batch, slots = 23, [(0, 0, 23), (1, 0, 23)]
     whole = fused.FusedStepper(models, batch, slots=slots, bins=2)
     s_whole = whole.init_state()
-    monkeypatch.setattr(fused, "CELL_BLOCK", 7)          # blocks of 7, 7, 7 and 2 cells
+    monkeypatch.setattr(fused, "CELL_BLOCK", 15)    # 2 slots: blocks of 7, 7, 7 and 2 cells
     blocked = fused.FusedStepper(models, batch, slots=slots, bins=2)
     s_blocked = blocked.init_state()
-    assert len(s_blocked["blocks"]) == 4 and "blocks" not in s_whole
+    assert blocked.block == 7 and [b["h"].shape[1] for b in s_blocked["blocks"]] == [7, 7, 7, 2]
+    assert "blocks" not in s_whole
     with torch.no_grad():
         for _ in range(20):
             x = torch.randn(2, batch, 2, whole.n_in)

@@ -76,12 +76,17 @@ def network_groups(models, n_cells, dtype=torch.float32, fuse=True, bins=1) -> l
     return out
 
 
-CELL_BLOCK = 1024
-"""Most cells per slot a fused step takes through its layers at once: beyond
-about this, a layer's activations (cells x bins x channels) leave the cache
-and the matrix products slow down. Measured on one fused step of the two
-pyramidal surrogates, 16,384 cells per slot, 1 thread: 20.9 GFLOP/s
-unblocked, 37.3 in blocks of 1,024 (28.1 at 4,096, 35.9 at 512)."""
+CELL_BLOCK = 2048
+"""Most cells a fused step takes through its layers at once, summed over its
+slots (``FusedStepper.block``: this over the number of slots, cells per slot):
+beyond about this, a layer's activations (slots x cells x bins x channels)
+leave the cache and the products and the LSTM's gates slow down. Measured on
+one fused step, untrained models of the pyramidal surrogates' size, 1 thread,
+2 bins per step, the block sizes in turn in one process (median of 5 rounds):
+8 slots of 12,610 cells (the 100,492-cell network's layout): 504 ms a step at
+8,192 cells a block (1,024 per slot, the old rule), 586 at 4,096, 313 at
+2,048, 322 at 1,024, 349 at 512; 2 slots of 16,384 and 8 of 2,160: within
+5 % from 1,024 to 2,048."""
 
 
 def flops_per_cell_bin(stepper) -> int:
@@ -162,8 +167,10 @@ class FusedStepper:
             self.w_hh = torch.stack([(m.lstm.weight_hh_l0 * g).T for m in models]).to(dtype)
             self.b_lstm = torch.stack([(m.lstm.bias_ih_l0 + m.lstm.bias_hh_l0) * g[:, 0]
                                        for m in models]).unsqueeze(1).to(dtype)
-            self.w_head = torch.stack([head(m, m.head.weight).T for m in models]).to(dtype)
-            self.b_head = torch.stack([head(m, m.head.bias) for m in models]).unsqueeze(1).to(dtype)
+            # the head as (slot, out, in): its product is taken transposed, the few
+            # outputs as rows (``_step_cells``)
+            self.w_head = torch.stack([head(m, m.head.weight) for m in models]).to(dtype)
+            self.b_head = torch.stack([head(m, m.head.bias) for m in models]).unsqueeze(2).to(dtype)
             # the linear path: traces (slot, cell, channel * tau) of the widest input,
             # a model's extra channels zero weights; its bias joins the head's
             self.n_taus = len(cfg.linear_taus)
@@ -177,7 +184,7 @@ class FusedStepper:
 
                 self.w_lin = torch.stack([lin(m) for m in models]).to(dtype)
                 self.b_head = self.b_head + torch.stack(
-                    [head(m, m.linear.readout.bias) for m in models]).unsqueeze(1).to(dtype)
+                    [head(m, m.linear.readout.bias) for m in models]).unsqueeze(2).to(dtype)
             # the state at t = 0 per slot (``Surrogate.init_state``): zeros, or at rest
             self.rest_start = cfg.rest_start
             if self.rest_start:
@@ -188,10 +195,17 @@ class FusedStepper:
                 self.c0 = torch.stack([m.c0[0] for m in models]).unsqueeze(1).to(dtype)
 
     def init_state(self) -> dict:
-        if self.batch > CELL_BLOCK:         # one state per block of cells (``step``)
-            return {"blocks": [self._init_state(min(CELL_BLOCK, self.batch - b0))
-                               for b0 in range(0, self.batch, CELL_BLOCK)]}
+        block = self.block
+        if self.batch > block:              # one state per block of cells (``step``)
+            return {"blocks": [self._init_state(min(block, self.batch - b0))
+                               for b0 in range(0, self.batch, block)]}
         return self._init_state(self.batch)
+
+    @property
+    def block(self) -> int:
+        """Cells per slot a step takes through the layers at once (``CELL_BLOCK``
+        over the slots, at least one)."""
+        return max(1, CELL_BLOCK // self.n_slots)
 
     def _init_state(self, batch) -> dict:
         # per block: the last -(-pad // K) steps of its input, oldest first, (T, B * K, H) each
@@ -220,7 +234,7 @@ class FusedStepper:
 
     def step(self, x, state):
         """K consecutive bins. x: (T, B, K, C) normalised inputs; returns z (T, B, K, O)
-        and the new state (``_step_cells``). Past ``CELL_BLOCK`` cells per slot, the
+        and the new state (``_step_cells``). Past ``block`` cells per slot, the
         cells go through every layer a block at a time, so that a layer's
         activations stay in cache (each block keeps its own state)."""
         if "blocks" not in state:
@@ -270,7 +284,10 @@ class FusedStepper:
             h_l, c2 = _lstm_cell_doubled(torch.baddbmm(gates_x[:, :, j], h_l, self.w_hh), c2)
             hs.append(h_l)                                            # (T, B, H_lstm)
         h_all = torch.stack(hs, dim=2).view(rows)                     # (T, B * K, H_lstm)
-        z = torch.baddbmm(self.b_head, h_all, self.w_head)            # (T, B * K, O)
+        # the head transposed, (T, O, H) @ (T, H, B * K): with its 2-3 outputs as the
+        # columns of the product it ran 3.7x slower (8 slots of 512 rows, 1 thread)
+        z = torch.baddbmm(self.b_head, self.w_head, h_all.transpose(1, 2)
+                          ).transpose(1, 2).contiguous()              # (T, B * K, O)
         new = {"bufs": bufs, "h": h_l, "c2": c2}
         if self.n_taus:
             u, us = state["u"], []
