@@ -30,7 +30,9 @@ def test_dataclass_defaults_are_the_schemas():
     for cls in (TrainConfig, SurrogateConfig):
         for f in dataclasses.fields(cls):
             if f.name in train:
-                default = f.default if f.default is not dataclasses.MISSING else None
+                default = (f.default if f.default is not dataclasses.MISSING
+                           else f.default_factory() if f.default_factory is not dataclasses.MISSING
+                           else None)
                 want = tuple(train[f.name]) if isinstance(default, tuple) else train[f.name]
                 assert default == want, f"{cls.__name__}.{f.name}: {default} != schema {want}"
                 seen.add(f.name)

@@ -312,6 +312,38 @@ def test_linear_path_starts_at_the_ridge_fit_and_trains_with_regime_weights(tiny
     assert loaded.model.config.linear_taus == (2.0, 10.0, 40.0)   # ms / 0.5 ms bins
 
 
+def test_a_frozen_linear_path_fitted_on_one_regime_stays_at_that_fit(tiny_dataset, tmp_path):
+    """train.linear_fit_regimes picks the simulations of the starting ridge fit;
+    train.linear_frozen keeps the path there while the rest trains; a regime the
+    training split lacks is refused, naming the key, before any training."""
+    from hnn_surrogate.surrogate.data import Normalization, split_tensors
+    from hnn_surrogate.surrogate.train import TrainConfig, init_linear_path, train_surrogate
+
+    ds = open_cell_dataset(tiny_dataset)
+    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden")
+    kwargs = {k: (tuple(TINY_TRAIN[k]) if k == "dilations" else TINY_TRAIN[k]) for k in model_keys}
+    kwargs["linear_taus_ms"] = [1.0, 5.0, 20.0]
+    train = {k: v for k, v in TINY_TRAIN.items() if k not in model_keys + ("linear_taus_ms",)}
+    out = tmp_path / "frozen.pt"
+    train_surrogate(tiny_dataset, out, model_kwargs=dict(kwargs), train_config=TrainConfig(
+        seed=3, linear_fit_regimes=["subthreshold"], linear_frozen=True, **train))
+    loaded = load_checkpoint(out, dataset=ds)
+    norm = Normalization.fit(ds, v_clip=TINY_TRAIN["v_clip"], n_lags=20)
+    x, y, _, pos = split_tensors(ds, "train", norm)
+    sub = np.flatnonzero(ds["regime"].values[pos].astype(str) == "subthreshold")
+    assert 0 < sub.size < len(x)
+    torch.manual_seed(3)
+    fresh = Surrogate(loaded.model.config)
+    init_linear_path(fresh, x[sub], y[sub], seed=3)
+    torch.testing.assert_close(loaded.model.linear.readout.weight, fresh.linear.readout.weight)
+    torch.testing.assert_close(loaded.model.linear.readout.bias, fresh.linear.readout.bias)
+    assert not torch.equal(loaded.model.head.weight, fresh.head.weight)     # the rest trained
+    with pytest.raises(ValueError, match="train.linear_fit_regimes: volleys not among"):
+        train_surrogate(tiny_dataset, tmp_path / "none.pt", model_kwargs=dict(kwargs),
+                        train_config=TrainConfig(seed=3, linear_fit_regimes=["volleys"], **train))
+    assert not (tmp_path / "none.pt").exists()
+
+
 def test_linear_baseline_fits_the_subthreshold_response(tmp_path, calibration):
     from hnn_surrogate.artifacts import CELL_SIMS, LINEAR_BASELINE
     from hnn_surrogate.cells.calibrate import read_reference

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,8 @@ class TrainConfig:
     device: str = _DEFAULT["device"]
     loss_weighting: str = _DEFAULT["loss_weighting"]
     target_compression: float | dict = _DEFAULT["target_compression"]
+    linear_fit_regimes: list = field(default_factory=lambda: list(_DEFAULT["linear_fit_regimes"]))
+    linear_frozen: bool = _DEFAULT["linear_frozen"]
     # not a config key: the learning curve's rules set it per subset model
     train_fraction: float = 1.0  # use this seeded fraction of the training split
 
@@ -139,6 +141,22 @@ def init_linear_path(model, x, y, seed: int, n_sims: int = 64, penalty: float = 
     n_t = y.shape[-1]
     model.linear.readout.weight[:n_t] = coef[:-1].T.float()
     model.linear.readout.bias[:n_t] = coef[-1].float()
+
+
+def linear_fit_rows(regimes, chosen, dataset_path) -> np.ndarray:
+    """Positions among the training simulations (``regimes``, one per simulation)
+    that the linear path's starting fit uses: those of the ``chosen`` regimes, or
+    all when none is chosen (``train.linear_fit_regimes``). A chosen regime the
+    training split lacks is an error naming it."""
+    regimes = np.asarray(regimes).astype(str)
+    if not chosen:
+        return np.arange(regimes.size)
+    missing = sorted(set(chosen) - set(regimes))
+    if missing:
+        raise ValueError(f"train.linear_fit_regimes: {', '.join(missing)} not among the "
+                         f"training simulations of {dataset_path} (it has "
+                         f"{', '.join(sorted(set(regimes)))})")
+    return np.flatnonzero(np.isin(regimes, list(chosen)))
 
 
 MAX_REGIME_WEIGHT = 1e3
@@ -244,9 +262,16 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
                                               for t in taus_ms), **model_kwargs)
     model = Surrogate(mconf)
     if model.linear is not None:
-        init_linear_path(model, xt, yt, cfg.seed)
+        fit = linear_fit_rows(regime[pos_t], cfg.linear_fit_regimes, dataset_path)
+        if fit.size == len(xt):
+            init_linear_path(model, xt, yt, cfg.seed)
+        else:
+            init_linear_path(model, xt[fit], yt[fit], cfg.seed)
+        if cfg.linear_frozen:
+            model.linear.requires_grad_(False)
     model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
     state = {"epoch": 0, "best_val": float("inf"), "best_state": None, "stale": 0,
              "history": []}
