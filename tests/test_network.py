@@ -367,6 +367,46 @@ def test_steps_of_several_bins_give_the_network_of_single_bins():
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-6 * big)
 
 
+def test_blocks_stepped_side_by_side_on_two_threads_give_the_serial_run(monkeypatch):
+    """A network whose slots hold several blocks of cells steps them on one thread
+    per torch thread (each block's operators on one): the same spikes and voltages
+    as stepping them one after the other on one thread; torch's thread count is
+    restored after the run, and a run with gradients keeps the serial loop."""
+    from hnn_surrogate.network import fused
+
+    net = tiny_net(rate=80.0)
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    sim = SurrogateNetwork(wiring, untrained_surrogates())
+    monkeypatch.setattr(fused, "CELL_BLOCK", 2)          # blocks of one cell per slot
+    used = []
+    real = fused.block_threads
+
+    @__import__("contextlib").contextmanager
+    def spy(parts, grad):
+        with real(parts, grad) as pool:
+            used.append((pool is not None, torch.get_num_threads()))
+            yield pool
+
+    monkeypatch.setattr("hnn_surrogate.network.simulate.block_threads", spy)
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            runs.append(sim.run(record_v=True))
+            assert torch.get_num_threads() == threads
+        scale = sim.scale.clone().requires_grad_(True)
+        sim.run(scale)
+    finally:
+        torch.set_num_threads(before)
+    assert used == [(False, 1), (True, 1), (False, 2)]
+    assert runs[0].spike_times.size > 0
+    np.testing.assert_array_equal(runs[0].spike_gids, runs[1].spike_gids)
+    np.testing.assert_array_equal(runs[0].spike_times, runs[1].spike_times)
+    for t in wiring.cell_types:
+        np.testing.assert_array_equal(runs[0].v_soma[t], runs[1].v_soma[t])
+
+
 def test_open_loop_replaying_the_networks_own_spikes_is_the_closed_loop():
     """Replayed spikes are delivered as the network's own would be: replaying a
     run's own spikes gives that run back (spikes and dipoles)."""

@@ -41,7 +41,7 @@ from .. import DIPOLE_LAYER, PYRAMIDAL_TYPES
 from ..config import schema_default
 from ..surrogate.kernels import apply_kernels
 from .events import NUMPY_DTYPES, EventQueue, RingQueue, ring_depth, step_index
-from .fused import network_groups
+from .fused import block_threads, network_groups
 from .wiring import Wiring
 
 log = logging.getLogger(__name__)
@@ -314,60 +314,62 @@ class SurrogateNetwork:
         outgoing = self._outgoing(layout, [p.n_in for p in parts], scale)
         clock = time.perf_counter
         timings = {"prepare": clock() - start, "model": 0.0, "deliver": 0.0}
-        for step in range(n_steps):
-            k0 = step * kb
-            now_bins, now_gids, now_vals = [], [], []
-            t_model = clock()
-            for gi, part in enumerate(parts):
-                x = queues[gi].take(step)
-                z, state[gi] = part.step(x.view(part.n_slots, part.batch, kb, part.n_in),
-                                         state[gi])                    # (slot, cell, bin, O)
-                # a cell fires when its spike probability rises through the
-                # threshold: logit > threshold, the same as (logit - threshold) > 0
-                above = z[..., -1].detach().float().numpy() > thr[gi]  # (slot, cell, bin)
-                fire = above.copy()
-                fire[..., :1] &= ~prev_above[gi]
-                fire[..., 1:] &= ~above[..., :-1]
-                prev_above[gi] = above[..., -1:]
-                outs[gi].append(z)
-                nz = np.nonzero(fire)
-                if grad:
-                    fire_t = torch.from_numpy(fire)
-                    zs = z[..., -1] - logit_thr[gi]
-                    sg = torch.sigmoid(slope * zs) * fire_t
-                    # value: exactly the spike; gradient: the sigmoid's
-                    sp = fire_t.to(self.dtype) + (sg - sg.detach())
-                    spikes[gi].append(sp)
+        # a large network's blocks of cells side by side on torch's threads
+        with block_threads(parts, grad) as pool:
+            for step in range(n_steps):
+                k0 = step * kb
+                now_bins, now_gids, now_vals = [], [], []
+                t_model = clock()
+                for gi, part in enumerate(parts):
+                    x = queues[gi].take(step)
+                    z, state[gi] = part.step(x.view(part.n_slots, part.batch, kb, part.n_in),
+                                             state[gi], pool)              # (slot, cell, bin, O)
+                    # a cell fires when its spike probability rises through the
+                    # threshold: logit > threshold, the same as (logit - threshold) > 0
+                    above = z[..., -1].detach().float().numpy() > thr[gi]  # (slot, cell, bin)
+                    fire = above.copy()
+                    fire[..., :1] &= ~prev_above[gi]
+                    fire[..., 1:] &= ~above[..., :-1]
+                    prev_above[gi] = above[..., -1:]
+                    outs[gi].append(z)
+                    nz = np.nonzero(fire)
+                    if grad:
+                        fire_t = torch.from_numpy(fire)
+                        zs = z[..., -1] - logit_thr[gi]
+                        sg = torch.sigmoid(slope * zs) * fire_t
+                        # value: exactly the spike; gradient: the sigmoid's
+                        sp = fire_t.to(self.dtype) + (sg - sg.detach())
+                        spikes[gi].append(sp)
+                        if nz[0].size:
+                            now_vals.append(sp[fire_t])
+                    else:
+                        spikes[gi].append(fire)
                     if nz[0].size:
-                        now_vals.append(sp[fire_t])
-                else:
-                    spikes[gi].append(fire)
-                if nz[0].size:
-                    now_gids.append(gid_of[gi][nz[0], nz[1]])
-                    now_bins.append(k0 + nz[2])
-            t_deliver = clock()
-            timings["model"] += t_deliver - t_model
-            if now_gids:
-                g, b = np.concatenate(now_gids), np.concatenate(now_bins)
-                keep = b < w.n_bins                 # the last step may run past tstop
-                fired_bins.append(b[keep])
-                fired_gids.append(g[keep])
-            if replay_bins is not None:
-                ks = [k for k in range(k0, k0 + kb) if k in replay_bins]
-                if ks:
-                    g = np.concatenate([replay_bins[k] for k in ks])
-                    b = np.repeat(ks, [replay_bins[k].size for k in ks])
-                    self._deliver(b, g, None, queues, outgoing)
-            elif now_gids:
-                order = np.lexsort((g, b))
-                vals = (torch.cat(now_vals).to(torch.float64)[torch.from_numpy(order)]
-                        if grad else None)
-                self._deliver(b[order], g[order], vals, queues, outgoing)
-            timings["deliver"] += clock() - t_deliver
-            if progress_every and (k0 + kb) // progress_every > k0 // progress_every:
-                n_sp = sum(a.size for a in fired_gids)
-                log.info("bin %d/%d (%.0f ms simulated), %d spikes, %.1f s", k0 + kb,
-                         w.n_bins, (k0 + kb) * w.bin_ms, n_sp, time.perf_counter() - start)
+                        now_gids.append(gid_of[gi][nz[0], nz[1]])
+                        now_bins.append(k0 + nz[2])
+                t_deliver = clock()
+                timings["model"] += t_deliver - t_model
+                if now_gids:
+                    g, b = np.concatenate(now_gids), np.concatenate(now_bins)
+                    keep = b < w.n_bins                 # the last step may run past tstop
+                    fired_bins.append(b[keep])
+                    fired_gids.append(g[keep])
+                if replay_bins is not None:
+                    ks = [k for k in range(k0, k0 + kb) if k in replay_bins]
+                    if ks:
+                        g = np.concatenate([replay_bins[k] for k in ks])
+                        b = np.repeat(ks, [replay_bins[k].size for k in ks])
+                        self._deliver(b, g, None, queues, outgoing)
+                elif now_gids:
+                    order = np.lexsort((g, b))
+                    vals = (torch.cat(now_vals).to(torch.float64)[torch.from_numpy(order)]
+                            if grad else None)
+                    self._deliver(b[order], g[order], vals, queues, outgoing)
+                timings["deliver"] += clock() - t_deliver
+                if progress_every and (k0 + kb) // progress_every > k0 // progress_every:
+                    n_sp = sum(a.size for a in fired_gids)
+                    log.info("bin %d/%d (%.0f ms simulated), %d spikes, %.1f s", k0 + kb,
+                             w.n_bins, (k0 + kb) * w.bin_ms, n_sp, time.perf_counter() - start)
         t_collect = clock()
         res = self._collect(parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start)
         timings["collect"] = clock() - t_collect
