@@ -194,10 +194,10 @@ def test_a_fused_step_in_blocks_of_cells_equals_the_whole(monkeypatch):
     batch, slots = 23, [(0, 0, 23), (1, 0, 23)]
     whole = fused.FusedStepper(models, batch, slots=slots, bins=2)
     s_whole = whole.init_state()
-    monkeypatch.setattr(fused, "CELL_BLOCK", 15)    # 2 slots: blocks of 7, 7, 7 and 2 cells
+    monkeypatch.setattr(fused, "CELL_BLOCK", 15)    # 2 slots: at most 7 a block, 4 blocks
     blocked = fused.FusedStepper(models, batch, slots=slots, bins=2)
     s_blocked = blocked.init_state()
-    assert blocked.block == 7 and [b["h"].shape[1] for b in s_blocked["blocks"]] == [7, 7, 7, 2]
+    assert blocked.block == 7 and [b["h"].shape[1] for b in s_blocked["blocks"]] == [6, 6, 6, 5]
     assert "blocks" not in s_whole
     with torch.no_grad():
         for _ in range(20):

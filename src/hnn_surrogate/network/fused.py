@@ -222,16 +222,18 @@ class FusedStepper:
                 self.c0 = torch.stack([m.c0[0] for m in models]).unsqueeze(1).to(dtype)
 
     def init_state(self) -> dict:
-        block = self.block
-        if self.batch > block:              # one state per block of cells (``step``)
-            return {"blocks": [self._init_state(min(block, self.batch - b0))
-                               for b0 in range(0, self.batch, block)]}
+        if self.batch > self.block:         # one state per block of cells (``step``)
+            n = -(-self.batch // self.block)
+            size = -(-self.batch // n)       # blocks of (nearly) equal size
+            return {"blocks": [self._init_state(min(size, self.batch - b0))
+                               for b0 in range(0, self.batch, size)]}
         return self._init_state(self.batch)
 
     @property
     def block(self) -> int:
-        """Cells per slot a step takes through the layers at once (``CELL_BLOCK``
-        over the slots, at least one)."""
+        """Most cells per slot a step takes through the layers at once (``CELL_BLOCK``
+        over the slots, at least one); ``init_state`` cuts a slot's cells into
+        the fewest blocks of at most this, of (nearly) equal size."""
         return max(1, CELL_BLOCK // self.n_slots)
 
     def _init_state(self, batch) -> dict:
