@@ -175,6 +175,13 @@ BAD = [
     ({"cells": {"cell_types": ["L5_pyramidal"]},
       "train": {"per_cell_type": {"L2_basket": {"hidden": 8}}}},
      r"config key 'train.per_cell_type.L2_basket': L2_basket is not in cells.cell_types"),
+    ({"train": {"section_weight": 0.5}},
+     r"config key 'train.section_weight': 0.5 trains on section voltages, which "
+     r"cells.record_sections: false does not record"),
+    ({"train": {"per_cell_type": {"L5_pyramidal": {"section_weight": 1.0}}}},
+     r"config key 'train.per_cell_type.L5_pyramidal.section_weight': 1.0 trains on section"),
+    ({"train": {"section_weight": -1.0}, "cells": {"record_sections": True}},
+     r"config key 'train.section_weight': -1.0 is less than the minimum of 0"),
 ]
 
 

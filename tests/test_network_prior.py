@@ -133,6 +133,7 @@ def test_recorded_cells_are_the_networks_and_fire_alone_as_in_it(repo, tiny):
     """In one process: a drawn run's per-cell dipoles sum to hnn-core's layer dipoles,
     every cell's soma voltage is recorded, and a pyramidal cell fed alone the input the
     shard says it received fires when the network run says it fired."""
+    from hnn_surrogate.cells.shard import bin_sections
     from hnn_surrogate.cells.simulate import simulate_cell
     from hnn_surrogate.network.ground_truth import run_neuron
 
@@ -151,10 +152,14 @@ def test_recorded_cells_are_the_networks_and_fire_alone_as_in_it(repo, tiny):
         assert np.abs(total).max() > 0
     ds = npr.simulate_prior_run(spec=spec, prior=prior, run=1, seed=cfg["seed"],
                                 tstop=c["tstop"], dt=c["dt"], bin_ms=c["bin_ms"],
-                                delay=c["synaptic_delay"], store_fine=True)
+                                delay=c["synaptic_delay"], store_fine=True,
+                                record_sections=True)
     checked = 0
     for t in PYRAMIDAL_TYPES:
         sims = ds[t]
+        names = list(sims["recorded_section"].values.astype(str))
+        np.testing.assert_array_equal(sims["v_section"].values[..., names.index("soma")],
+                                      sims["v_soma"].values)
         for k, gid in enumerate(net.gid_ranges[t]):
             np.testing.assert_allclose(sims["v_soma_fine"].values[k],
                                        res["v_soma"][gid][:sims.sizes["time_fine"]],
@@ -163,10 +168,17 @@ def test_recorded_cells_are_the_networks_and_fire_alone_as_in_it(repo, tiny):
             alone = simulate_cell(t, event_channel=sims["event_channel"].values[ev],
                                   event_time=sims["event_time"].values[ev],
                                   event_weight=sims["event_weight"].values[ev],
-                                  tstop=c["tstop"], dt=c["dt"], delay=c["synaptic_delay"])
+                                  tstop=c["tstop"], dt=c["dt"], delay=c["synaptic_delay"],
+                                  record_sections=True)
             want = sims["spike_time"].values[sims["spike_sim"].values == k]
             np.testing.assert_allclose(alone.spike_times, want, atol=0.05, err_msg=f"{t} {gid}")
             checked += want.size
+            # the network's section voltages are the lone cell's, section by section
+            lone = bin_sections(alone.v_sections, dt=c["dt"], n_bins=sims.sizes["time"],
+                                bin_ms=c["bin_ms"])
+            for j, name in enumerate(names):
+                r = np.corrcoef(lone[:, j], sims["v_section"].values[k, :, j])[0, 1]
+                assert r > 0.999, (t, gid, name, r)
     assert checked, "no pyramidal cell fired: the check would be empty"
 
 

@@ -251,6 +251,9 @@ CELL_SIMS = Schema(
         "channel": Var(("channel",), "str", "1", "hnn-core synapse key f'{section}_{receptor}'"),
         "section": Var(("channel",), "str", "1", "hnn-core section of the synapse"),
         "receptor": Var(("channel",), "str", "1", "receptor: ampa, nmda, gabaa or gabab"),
+        "recorded_section": Var(("recorded_section",), "str", "1",
+                                "hnn-core section whose midpoint voltage v_section holds",
+                                optional=True),
         "regime": Var(("sim",), "str", "1", "input regime of the simulation"),
         "sim_index": Var(("sim",), "int64", "1",
                          "index of the simulation within its regime (seeds its input)"),
@@ -266,6 +269,9 @@ CELL_SIMS = Schema(
         "dipole": Var(("sim", "time"), "float32", "nAm",
                       "the cell's current dipole, mean over the bin (pyramidal cells)",
                       optional=True),
+        "v_section": Var(("sim", "time", "recorded_section"), "float32", "mV",
+                         "voltage at each section's midpoint, mean over the bin "
+                         "(cells.record_sections)", optional=True),
         "spike_count": Var(("sim", "time"), "int8", "1", "somatic spikes in the bin"),
         "n_spikes": Var(("sim",), "int32", "1", "somatic spikes in the simulation"),
         "v_soma_fine": Var(("sim", "time_fine"), "float32", "mV",
@@ -336,6 +342,14 @@ SURROGATE_METRICS = Schema(
                "dipole_r": ("1", "Pearson r of the dipole (NaN: no dipole)"),
                "dipole_rmse": ("nAm", "RMSE of the dipole"),
            }.items()},
+        # surrogates with section-voltage outputs (train.section_weight) only
+        "section_v_r": Var(("regime",), "float64", "1",
+                           "Pearson r of the section voltages (every section but the soma, "
+                           "spikes included)", optional=True),
+        "dipole_r_sections": Var(("regime",), "float64", "1",
+                                 "Pearson r of the dipole read out of the predicted section "
+                                 "and soma voltages (least squares on NEURON's training "
+                                 "split) against NEURON's", optional=True),
     },
 )
 

@@ -139,6 +139,15 @@ def _semantic_errors(config: dict) -> list[str]:
         messages.append("config key 'cells.split': fractions sum to 0")
     elif cells["split"]["train"] <= 0:
         messages.append("config key 'cells.split.train': must be > 0")
+    if not cells["record_sections"]:
+        weights = {"train.section_weight": config["train"]["section_weight"]}
+        weights.update({f"train.per_cell_type.{t}.section_weight": v["section_weight"]
+                        for t, v in config["train"]["per_cell_type"].items()
+                        if "section_weight" in v})
+        for key, w in weights.items():
+            if w > 0:
+                messages.append(f"config key '{key}': {w} trains on section voltages, "
+                                f"which cells.record_sections: false does not record")
     lc = config["evaluate"]["learning_curve"]
     if lc["fractions"] and lc["cell_type"] not in cells["cell_types"]:
         messages.append(f"config key 'evaluate.learning_curve.cell_type': {lc['cell_type']!r} "
@@ -412,7 +421,8 @@ def validate_config(config: dict | None) -> dict:
 
 TRAIN_OPTIONS_OFF = {"rest_start": (False,),
                      "target_compression": (0.0, 0, {"v_soma": 0.0, "dipole": 0.0}),
-                     "linear_fit_regimes": ([],), "linear_frozen": (False,)}
+                     "linear_fit_regimes": ([],), "linear_frozen": (False,),
+                     "section_weight": (0.0, 0)}
 """Training options added after results existed, and the values that leave training
 as it was: ``train_config`` leaves them out at those values, so a parameter file
 (and the surrogate it trains) stays as it was."""

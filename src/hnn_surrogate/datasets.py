@@ -78,6 +78,11 @@ def merge_shards(shard_paths, out, *, fractions, seed):
                 )
         if not np.array_equal(ds["channel"].values, first["channel"].values):
             raise ArtifactError(f"{path}: channels differ from {shard_paths[0]}")
+        if set(ds.data_vars) != set(first.data_vars):
+            raise ArtifactError(
+                f"{path}: holds {sorted(set(ds.data_vars) ^ set(first.data_vars))} where "
+                f"{shard_paths[0]} does not, or lacks them (one cells.store_fine and "
+                f"cells.record_sections for every shard)")
     keys = [(r, i) for ds in shards for r, i in zip(ds["regime"].values, ds["sim_index"].values)]
     if len(set(keys)) != len(keys):
         raise ArtifactError("merge_shards: a (regime, sim_index) appears in two shards")

@@ -100,7 +100,8 @@ def gaussian_connection(src_pos, tgt_pos, nc_dict: dict, net):
 
 
 def simulate_trial(net, *, tstop: float, dt: float, trial_idx: int = 0,
-                   record_cells: bool = False, timings: dict | None = None) -> dict:
+                   record_cells: bool = False, record_sections: bool = False,
+                   timings: dict | None = None) -> dict:
     """One trial of ``net`` in NEURON by hnn-core's ``_simulate_single_trial``
     (its ``NetworkBuilder``, gids round-robin over the ranks; call on every rank).
     Returns hnn-core's trial dict (complete on rank 0).
@@ -110,6 +111,8 @@ def simulate_trial(net, *, tstop: float, dt: float, trial_idx: int = 0,
     cell's own dipole (fAm, ``data["cell_dipole"][gid]``), gathered to rank 0;
     hnn-core sums the cells' dipole vectors per type and gathers only the sum,
     so its ``aggregate_data`` is wrapped for this one trial to gather them first.
+    ``record_sections`` (with ``record_cells``): every section's midpoint voltage
+    instead of the soma's alone (``record_vsec="all"``: ``data["vsec"][gid][section]``).
     Otherwise no section voltage or current is recorded.
 
     ``timings``: a dict that gets ``build_s``, the seconds hnn-core's
@@ -136,12 +139,12 @@ def simulate_trial(net, *, tstop: float, dt: float, trial_idx: int = 0,
         network_builder.NetworkBuilder.__init__ = timed_init
         try:
             return simulate_trial(net, tstop=tstop, dt=dt, trial_idx=trial_idx,
-                                  record_cells=record_cells)
+                                  record_cells=record_cells, record_sections=record_sections)
         finally:
             network_builder.NetworkBuilder.__init__ = init
     if not record_cells:
         return _simulate_single_trial(net, tstop, dt, trial_idx)
-    net._params["record_vsec"] = "soma"
+    net._params["record_vsec"] = "all" if record_sections else "soma"
     builder = network_builder.NetworkBuilder
     aggregate = builder.aggregate_data
     cell_dipoles = {}

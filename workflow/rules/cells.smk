@@ -55,7 +55,8 @@ rule simulate_cells:
         bin_ms=CELLS["bin_ms"],
         delay=CELLS["synaptic_delay"],
         seed=config["seed"],
-        fine="--store-fine" if CELLS["store_fine"] else "",
+        fine=("--store-fine" if CELLS["store_fine"] else "")
+        + (" --record-sections" if CELLS["record_sections"] else ""),
     shell:
         "{resources.mpi} -n {resources.tasks} hnn-surrogate simulate-shard"
         " --cell-type {wildcards.cell_type} --regime {wildcards.regime} {params.source}"
@@ -84,7 +85,8 @@ use rule simulate_cells as simulate_replay with:
         bin_ms=CELLS["bin_ms"],
         delay=CELLS["synaptic_delay"],
         seed=config["seed"],
-        fine="--store-fine" if CELLS["store_fine"] else "",
+        fine=("--store-fine" if CELLS["store_fine"] else "")
+        + (" --record-sections" if CELLS["record_sections"] else ""),
 
 
 rule simulate_network_prior:
@@ -118,7 +120,8 @@ rule simulate_network_prior:
         bin_ms=CELLS["bin_ms"],
         delay=CELLS["synaptic_delay"],
         seed=config["seed"],
-        fine="--store-fine" if CELLS["store_fine"] else "",
+        fine=("--store-fine" if CELLS["store_fine"] else "")
+        + (" --record-sections" if CELLS["record_sections"] else ""),
     shell:
         "{resources.mpi} -n {resources.tasks} hnn-surrogate simulate-network-prior"
         " --spec {input.spec} --prior {input.prior} --run {params.run}"

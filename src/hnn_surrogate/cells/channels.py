@@ -51,6 +51,14 @@ def channels(cell_type: str) -> tuple[Channel, ...]:
     )
 
 
+@lru_cache(maxsize=None)
+def sections(cell_type: str) -> tuple[str, ...]:
+    """The sections of ``cell_type`` in hnn-core's order (``Cell.sections``): where
+    ``record_sections`` records a voltage, at each section's midpoint (hnn-core's
+    ``record_vsec``)."""
+    return tuple(cell_template(cell_type).sections)
+
+
 def channel_index(cell_type: str) -> dict[str, int]:
     """Map hnn-core synapse key -> channel index for ``cell_type``."""
     return {ch.key: i for i, ch in enumerate(channels(cell_type))}

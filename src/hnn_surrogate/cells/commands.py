@@ -34,7 +34,8 @@ def _simulate_shard(args):
     simulate_shard(cell_type=args.cell_type, regime_name=args.regime, **source,
                    first=args.first, count=args.count, tstop=args.tstop, dt=args.dt,
                    bin_ms=args.bin_ms, delay=args.delay, seed=args.seed,
-                   store_fine=args.store_fine, out=args.out)
+                   store_fine=args.store_fine, record_sections=args.record_sections,
+                   out=args.out)
 
 
 def _simulate_network_prior(args):
@@ -54,7 +55,8 @@ def _simulate_network_prior(args):
         raise SystemExit(f"simulate-network-prior: no --out for {', '.join(sorted(missing))}")
     simulate_prior_run(spec=spec, prior=read_json(args.prior, "network prior"), run=args.run,
                        seed=args.seed, tstop=args.tstop, dt=args.dt, bin_ms=args.bin_ms,
-                       delay=args.delay, store_fine=args.store_fine, outs=outs)
+                       delay=args.delay, store_fine=args.store_fine,
+                       record_sections=args.record_sections, outs=outs)
 
 
 def _merge_cells(args):
@@ -93,6 +95,8 @@ def register(sub) -> None:
     p.add_argument("--bin-ms", type=float, required=True, help="surrogate bin (ms)")
     p.add_argument("--seed", type=int, required=True, help="global seed")
     p.add_argument("--store-fine", action="store_true", help="also store traces at dt")
+    p.add_argument("--record-sections", action="store_true",
+                   help="also store every section's midpoint voltage per bin")
     add_sim_args(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_simulate_shard)
@@ -108,6 +112,8 @@ def register(sub) -> None:
     p.add_argument("--bin-ms", type=float, required=True, help="surrogate bin (ms)")
     p.add_argument("--seed", type=int, required=True, help="global seed")
     p.add_argument("--store-fine", action="store_true", help="also store traces at dt")
+    p.add_argument("--record-sections", action="store_true",
+                   help="also store every section's midpoint voltage per bin")
     add_sim_args(p)
     p.add_argument("--out", nargs="+", required=True,
                    help="CELL_TYPE=PATH: where each cell type's shard goes")

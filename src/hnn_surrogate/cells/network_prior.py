@@ -128,7 +128,8 @@ def base_network(spec: dict):
 
 
 def simulate_prior_run(*, spec: dict, prior: dict, run: int, seed: int, tstop: float, dt: float,
-                       bin_ms: float, delay: float, store_fine: bool, outs: dict | None = None):
+                       bin_ms: float, delay: float, store_fine: bool,
+                       record_sections: bool = False, outs: dict | None = None):
     """Simulate run ``run`` in NEURON (call on every MPI rank) and, on rank 0, write
     one ``cell_sims`` shard per cell type (``outs``: {cell type: path}).
 
@@ -139,15 +140,16 @@ def simulate_prior_run(*, spec: dict, prior: dict, run: int, seed: int, tstop: f
     from ..network.replay import received_events
     from ..network.run import network_wiring
     from ..provenance import config_hash
-    from .channels import channels
+    from .channels import channels, sections
     from .inputs import bin_events, bin_spikes, bin_trace
-    from .shard import assemble
+    from .shard import assemble, bin_sections
 
     draw = draw_run(prior, seed=seed, run=run, tstop=tstop,
                     conn_types=connection_types(base_network(spec)))
     net = prior_network(spec, draw)
     t0 = time.perf_counter()
-    res = run_neuron(net, tstop=tstop, dt=dt, record_cells=True)
+    res = run_neuron(net, tstop=tstop, dt=dt, record_cells=True,
+                     record_sections=record_sections)
     if res is None:
         return None
     wall = time.perf_counter() - t0
@@ -159,6 +161,8 @@ def simulate_prior_run(*, spec: dict, prior: dict, run: int, seed: int, tstop: f
     st, sg = res["spike_times"], res["spike_gids"]
     params = dict(regime=REGIME, spec=spec, prior=prior, run=run, tstop=tstop, dt=dt,
                   bin_ms=bin_ms, delay=delay, seed=seed)
+    if record_sections:  # off: the hash of the data without sections, as before
+        params["record_sections"] = True
     written = {}
     for cell_type in wiring.cell_types:
         gids = list(wiring.gid_ranges[cell_type])
@@ -178,6 +182,10 @@ def simulate_prior_run(*, spec: dict, prior: dict, run: int, seed: int, tstop: f
             if gid in res["cell_dipole"]:
                 out["dipole"] = bin_trace(res["cell_dipole"][gid], dt=dt, n_bins=n_bins,
                                           bin_ms=bin_ms)
+            if record_sections:
+                vsec = res["v_section"][gid]
+                out["v_section"] = bin_sections([vsec[s] for s in sections(cell_type)], dt=dt,
+                                                n_bins=n_bins, bin_ms=bin_ms)
             if store_fine:
                 out["v_soma_fine"] = v[:n_fine]
                 if "dipole" in out:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..artifacts import CELL_SIMS
 from ..provenance import config_hash, provenance_attrs
-from .channels import channels
+from .channels import channels, sections
 from .inputs import Regime, bin_events, bin_spikes, bin_trace, draw_events, sim_rng
 from .replay import ReplayInputs
 from .simulate import simulate_cell
@@ -23,11 +23,17 @@ from .simulate import simulate_cell
 log = logging.getLogger(__name__)
 
 
-def run_one(cell_type, events, *, tstop, dt, bin_ms, delay, store_fine):
+def bin_sections(v_sections, *, dt, n_bins, bin_ms) -> np.ndarray:
+    """(n_sections, n_steps + 1) at NEURON's dt -> (n_bins, n_sections), each bin's mean."""
+    return np.stack([bin_trace(v, dt=dt, n_bins=n_bins, bin_ms=bin_ms) for v in v_sections],
+                    axis=-1)
+
+
+def run_one(cell_type, events, *, tstop, dt, bin_ms, delay, store_fine, record_sections=False):
     """Simulate one input ``events = (channel, presynaptic time, weight)``; a dict of arrays."""
     ch, t, w = events
     run = simulate_cell(cell_type, event_channel=ch, event_time=t, event_weight=w,
-                        tstop=tstop, dt=dt, delay=delay)
+                        tstop=tstop, dt=dt, delay=delay, record_sections=record_sections)
     n_bins = int(round(tstop / bin_ms))
     out = {
         "inputs": bin_events(ch, t + delay, w, n_channels=len(channels(cell_type)),
@@ -39,6 +45,8 @@ def run_one(cell_type, events, *, tstop, dt, bin_ms, delay, store_fine):
     }
     if run.dipole is not None:
         out["dipole"] = bin_trace(run.dipole, dt=dt, n_bins=n_bins, bin_ms=bin_ms)
+    if record_sections:
+        out["v_section"] = bin_sections(run.v_sections, dt=dt, n_bins=n_bins, bin_ms=bin_ms)
     if store_fine:
         n_fine = int(round(tstop / dt))
         out["v_soma_fine"] = run.v_soma[:n_fine]
@@ -55,7 +63,8 @@ def assemble(results, *, cell_type, regime_name, indices, tstop, dt, bin_ms, del
     chans = channels(cell_type)
     n_bins = int(round(tstop / bin_ms))
     stack = {k: np.stack([r[k] for r in results]) for k in
-             ("inputs", "v_soma", "spike_count", "dipole", "v_soma_fine", "dipole_fine")
+             ("inputs", "v_soma", "spike_count", "dipole", "v_soma_fine", "dipole_fine",
+              "v_section")
              if results and k in results[0]}
     data = {
         "inputs": stack["inputs"].astype(np.float32),
@@ -67,7 +76,7 @@ def assemble(results, *, cell_type, regime_name, indices, tstop, dt, bin_ms, del
         "run": (np.full(len(results), -1, dtype=np.int64) if runs is None
                 else np.asarray(runs, dtype=np.int64)),
     }
-    for k in ("dipole", "v_soma_fine", "dipole_fine"):
+    for k in ("dipole", "v_soma_fine", "dipole_fine", "v_section"):
         if k in stack:
             data[k] = stack[k].astype(np.float32)
 
@@ -90,6 +99,8 @@ def assemble(results, *, cell_type, regime_name, indices, tstop, dt, bin_ms, del
         "section": np.array([c.section for c in chans], dtype=object),
         "receptor": np.array([c.receptor for c in chans], dtype=object),
     }
+    if "v_section" in data:
+        coords["recorded_section"] = np.array(sections(cell_type), dtype=object)
     if "v_soma_fine" in data:
         coords["time_fine"] = np.arange(data["v_soma_fine"].shape[1]) * dt
     attrs = provenance_attrs(seed=seed)
@@ -100,7 +111,7 @@ def assemble(results, *, cell_type, regime_name, indices, tstop, dt, bin_ms, del
 
 def simulate_shard(*, cell_type, regime_name, regime: dict | None = None, reference=None,
                    replay=None, first, count, tstop, dt, bin_ms, delay, seed, store_fine,
-                   out=None, comm=None):
+                   record_sections=False, out=None, comm=None):
     """Simulate ``count`` simulations from ``first`` of one regime, MPI-parallel.
 
     Parameters
@@ -114,6 +125,8 @@ def simulate_shard(*, cell_type, regime_name, regime: dict | None = None, refere
         (``cells.replay``).
     tstop, dt, bin_ms, delay : float
         Simulated time, NEURON step, surrogate bin width, synaptic delay (ms).
+    record_sections : bool
+        Also store every section's midpoint voltage per bin (``v_section``).
     out : path | None
         Where rank 0 writes the shard (atomically); None to only return it.
     comm : mpi4py communicator | None
@@ -132,6 +145,8 @@ def simulate_shard(*, cell_type, regime_name, regime: dict | None = None, refere
     mine = indices[rank::size]
     params = dict(cell_type=cell_type, regime=regime_name, tstop=tstop, dt=dt, bin_ms=bin_ms,
                   delay=delay, seed=seed)
+    if record_sections:  # off: the hash of the data without sections, as before
+        params["record_sections"] = True
     if replay is not None:
         # Every rank opens the runs and checks the whole shard before simulating.
         inputs = ReplayInputs(replay, cell_type, seed, delay)
@@ -162,7 +177,8 @@ def simulate_shard(*, cell_type, regime_name, regime: dict | None = None, refere
     results = []
     for k, index in enumerate(mine, 1):
         results.append(run_one(cell_type, events(index), tstop=tstop, dt=dt, bin_ms=bin_ms,
-                               delay=delay, store_fine=store_fine))
+                               delay=delay, store_fine=store_fine,
+                               record_sections=record_sections))
         if rank == 0:
             el = time.perf_counter() - t0
             log.info("%s/%s rank 0 of %d: %d/%d simulations, %.2f s each",

@@ -18,7 +18,7 @@ import numpy as np
 from .. import PYRAMIDAL_TYPES
 from .._check import check_positive
 from ..hnn_compat import cell_section, cell_synapse
-from .channels import cell_template, channels
+from .channels import cell_template, channels, sections
 
 CELSIUS = 37.0
 """Temperature (degC) of hnn-core's default network parameters."""
@@ -56,11 +56,15 @@ class CellRun:
         The cell's current dipole (nAm); None for basket cells.
     spike_times : array, shape (n_spikes,)
         Somatic spike times (ms), upward crossings of 0 mV.
+    v_sections : array, shape (n_sections, n_steps + 1) | None
+        With ``record_sections``: the voltage (mV) at the midpoint of every
+        section, in the order of ``channels.sections(cell_type)``.
     """
 
     v_soma: np.ndarray
     dipole: np.ndarray | None
     spike_times: np.ndarray
+    v_sections: np.ndarray | None = None
 
 
 COINCIDENT_MS = 1e-6
@@ -87,6 +91,7 @@ def simulate_cell(
     tstop: float,
     dt: float = 0.025,
     delay: float = 0.1,
+    record_sections: bool = False,
 ) -> CellRun:
     """Simulate one hnn-core cell driven by synaptic events.
 
@@ -107,6 +112,9 @@ def simulate_cell(
         Fixed integration step (ms); hnn-core's default is 0.025.
     delay : float
         Synaptic delay (ms) of every NetCon, as in hnn-core drives.
+    record_sections : bool
+        Also record every section's midpoint voltage (hnn-core's
+        ``record_vsec="all"``), for the section-voltage targets.
 
     Returns
     -------
@@ -175,6 +183,8 @@ def simulate_cell(
     spikes = h.Vector()
     spike_nc = cell.setup_source_netcon(threshold=SPIKE_THRESHOLD)
     spike_nc.record(spikes)
+    sec_recs = ([h.Vector().record(cell_section(cell, name)(0.5)._ref_v)
+                 for name in sections(cell_type)] if record_sections else [])
 
     h.finitialize()
     h.continuerun(tstop)
@@ -184,7 +194,10 @@ def simulate_cell(
     dipole = None
     if sec_apical is not None:
         dipole = np.array(cell.dipole.as_numpy()[:n], dtype=np.float64) * FAM_TO_NAM
-    out = CellRun(v_soma=v, dipole=dipole, spike_times=np.array(spikes.as_numpy()))
+    v_sections = (np.array([r.as_numpy()[:n] for r in sec_recs], dtype=np.float64)
+                  if record_sections else None)
+    out = CellRun(v_soma=v, dipole=dipole, spike_times=np.array(spikes.as_numpy()),
+                  v_sections=v_sections)
     # Drop every NEURON object of this cell before the next simulation.
-    del keepalive, spike_nc, soma_v, spikes, cell
+    del keepalive, spike_nc, soma_v, spikes, cell, sec_recs
     return out

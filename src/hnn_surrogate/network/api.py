@@ -53,9 +53,10 @@ def load_surrogates(source, cell_types=None) -> dict:
         if t not in items:
             raise KeyError(f"no surrogate given for {t}")
         s = items[t]
-        out[t] = s if isinstance(s, LoadedSurrogate) else load_checkpoint(s)
-        if out[t].cell_type != t:
-            raise ValueError(f"{items[t]} is a {out[t].cell_type} surrogate, given for {t}")
+        s = s if isinstance(s, LoadedSurrogate) else load_checkpoint(s)
+        if s.cell_type != t:
+            raise ValueError(f"{items[t]} is a {s.cell_type} surrogate, given for {t}")
+        out[t] = s.without_sections()      # a network reads soma, dipole and spikes only
     return out
 
 

@@ -53,7 +53,7 @@ def init_neuron_mpi():
 
 
 def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0,
-               record_cells: bool = False) -> dict | None:
+               record_cells: bool = False, record_sections: bool = False) -> dict | None:
     """Simulate one trial of ``net`` in NEURON on all ranks; rank 0 returns the data.
 
     Returns (rank 0) a dict: ``times`` (ms, NEURON's grid), ``dipole_L2``,
@@ -61,7 +61,9 @@ def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0,
     ``spike_times``, ``spike_gids``, ``wall_s`` (build + run), ``build_s`` (of which
     hnn-core's ``NetworkBuilder``, on rank 0), ``n_ranks``; with
     ``record_cells`` also ``v_soma`` {gid: mV} and ``cell_dipole`` {gid: nAm}
-    (pyramidal cells), on NEURON's grid.
+    (pyramidal cells), on NEURON's grid; with ``record_sections`` (and
+    ``record_cells``) also ``v_section`` {gid: {section: mV}}, every section's
+    midpoint.
     """
     import numpy as np
 
@@ -76,7 +78,8 @@ def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0,
     start = time.perf_counter()
     timings = {}
     data = simulate_trial(net, tstop=tstop, dt=dt, trial_idx=trial_idx,
-                          record_cells=record_cells, timings=timings)
+                          record_cells=record_cells, record_sections=record_sections,
+                          timings=timings)
     pc.barrier()
     wall = time.perf_counter() - start
     if rank != 0:
@@ -110,4 +113,7 @@ def run_neuron(net, *, tstop: float, dt: float, trial_idx: int = 0,
                          for g, v in data["vsec"].items()}
         out["cell_dipole"] = {int(g): np.asarray(d, dtype=np.float64) * FAM_TO_NAM
                               for g, d in data["cell_dipole"].items()}
+        if record_sections:
+            out["v_section"] = {int(g): {s: np.asarray(v[s], dtype=np.float64) for s in v}
+                                for g, v in data["vsec"].items()}
     return out

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..artifacts import atomic_output
-from .data import Normalization, data_hash, target_names
+from .data import Normalization, data_hash, has_sections, target_names
 from .model import Surrogate, SurrogateConfig
 
 FORMAT = "hnn_surrogate.checkpoint/1"
@@ -97,6 +97,28 @@ class LoadedSurrogate:
         self.bin_ms = float(blob["bin_ms"])
         self.data_hash = blob["data_hash"]
         self.spike_threshold = float(blob["spike_threshold"])
+
+    def without_sections(self) -> "LoadedSurrogate":
+        """The same surrogate without its section-voltage outputs (``n_sections``):
+        the head and linear readout keep the soma voltage, dipole and spike-logit
+        rows, the normalisation those targets. What a network needs; the outputs
+        kept are unchanged. ``self`` when it has none."""
+        n_sec = self.model.config.n_sections
+        if not n_sec:
+            return self
+        conf = self.model.config.to_dict()
+        n_core = conf["n_targets"] - n_sec
+        conf.update(n_targets=n_core, n_sections=0)
+        rows = list(range(n_core)) + [self.model.config.n_targets]      # + the spike logit
+        state = {k: (v[rows] if k.startswith(("head.", "linear.readout.")) else v)
+                 for k, v in self.blob["state_dict"].items()}
+        per_target = ("target_mean", "target_std", "spike_kernels", "target_center",
+                      "target_soft")
+        norm = {k: (v[:n_core] if k in per_target else v)
+                for k, v in self.blob["normalization"].items()}
+        blob = dict(self.blob, model_config=conf, state_dict=state, normalization=norm,
+                    targets=self.targets[:n_core])
+        return LoadedSurrogate(blob)
         if not 0.0 < self.spike_threshold < 1.0:
             raise CheckpointError(f"spike threshold {self.spike_threshold} is not a "
                                   f"probability in (0, 1)")
@@ -118,12 +140,16 @@ class LoadedSurrogate:
         if not np.isclose(float(ds.attrs["bin_ms"]), self.bin_ms):
             raise CheckpointError(f"{source}: bin_ms {ds.attrs['bin_ms']} != checkpoint's "
                                   f"{self.bin_ms}")
-        if target_names(ds) != self.targets:
-            raise CheckpointError(f"{source}: targets {target_names(ds)} != checkpoint's "
-                                  f"{self.targets}")
-        if not allow_other_data and data_hash(ds) != self.data_hash:
+        sections = has_sections(self.targets)
+        if sections and "v_section" not in ds:
+            raise CheckpointError(f"{source}: has no section voltages (v_section), the "
+                                  f"checkpoint's targets {self.targets[2:]}")
+        if target_names(ds, sections) != self.targets:
+            raise CheckpointError(f"{source}: targets {target_names(ds, sections)} != "
+                                  f"checkpoint's {self.targets}")
+        if not allow_other_data and data_hash(ds, sections) != self.data_hash:
             raise CheckpointError(
-                f"{source}: data hash {data_hash(ds)} is not the {self.data_hash} the "
+                f"{source}: data hash {data_hash(ds, sections)} is not the {self.data_hash} the "
                 f"checkpoint was trained on, so its splits are not the training's (a "
                 f"'test' simulation may have been trained on); pass allow_other_data "
                 f"(--allow-other-data) to evaluate on other data anyway")

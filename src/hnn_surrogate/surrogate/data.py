@@ -11,17 +11,47 @@ import torch
 from .kernels import apply_kernels, fit_kernels, spike_part_of_voltage
 
 TARGETS = ("v_soma", "dipole")
+SECTION_PREFIX = "v_"
+"""A section-voltage target is named ``v_<section>`` (``v_apical_tuft``)."""
 
 
-def target_names(ds) -> list[str]:
-    """The targets a dataset offers: soma voltage, and the dipole for pyramidal cells."""
-    return [t for t in TARGETS if t in ds]
+def section_names(ds) -> list[str]:
+    """The sections whose voltage can be a target: every recorded section but the
+    soma (its voltage is ``v_soma``), in hnn-core's order; [] without ``v_section``."""
+    if "v_section" not in ds:
+        return []
+    return [s for s in ds["recorded_section"].values.astype(str) if s != "soma"]
 
 
-def data_hash(ds) -> str:
+def target_names(ds, sections: bool = False) -> list[str]:
+    """The targets a dataset offers: soma voltage, the dipole for pyramidal cells
+    and, with ``sections`` (``train.section_weight`` > 0), the voltage of every
+    section but the soma (``v_section``)."""
+    names = [t for t in TARGETS if t in ds]
+    if sections:
+        if "v_section" not in ds:
+            raise ValueError("section-voltage targets need data with v_section "
+                             "(cells.record_sections: true)")
+        names += [SECTION_PREFIX + s for s in section_names(ds)]
+    return names
+
+
+def has_sections(targets) -> bool:
+    """Whether a list of target names holds section voltages."""
+    return any(t not in TARGETS for t in targets)
+
+
+def section_array(ds) -> np.ndarray:
+    """(N, L, S) mV: the voltage of every section but the soma."""
+    keep = [i for i, s in enumerate(ds["recorded_section"].values.astype(str)) if s != "soma"]
+    return ds["v_section"].values[..., keep].astype(np.float64)
+
+
+def data_hash(ds, sections: bool = False) -> str:
     """SHA-256 (16 hex digits) of what training reads: inputs, targets, spikes, split."""
     h = hashlib.sha256()
-    for name in ("inputs", *target_names(ds), "spike_count"):
+    core = [t for t in TARGETS if t in ds]
+    for name in ("inputs", *core, *(("v_section",) if sections else ()), "spike_count"):
         h.update(np.ascontiguousarray(ds[name].values).tobytes())
     h.update("\n".join(ds["split"].values.astype(str)).encode())
     h.update("\n".join(ds["channel"].values.astype(str)).encode())
@@ -33,20 +63,28 @@ def spike_indicator(ds) -> np.ndarray:
     return (ds["spike_count"].values > 0).astype(np.float64)
 
 
-def target_array(ds, v_clip: float, kernels: np.ndarray | None) -> np.ndarray:
+def target_array(ds, v_clip: float, kernels: np.ndarray | None,
+                 sections: bool = False) -> np.ndarray:
     """What the regression heads learn, (N, L, T): physical units.
 
     Soma voltage clipped at ``v_clip`` mV (action potentials cut off, as in
     Beniaguev et al. 2021) and, for pyramidal cells, the dipole (nAm) minus its
-    spike-locked part ``kernels[1]`` convolved with NEURON's spikes. The spike
-    head learns when the cell fires; the kernels add the spikes back.
+    spike-locked part ``kernels[1]`` convolved with NEURON's spikes; with
+    ``sections``, each section's voltage minus its spike-locked part likewise
+    (``kernels[2:]``). The spike head learns when the cell fires; the kernels
+    add the spikes back.
     """
     parts = [np.minimum(ds["v_soma"].values, v_clip)]
+    rest = []
     if "dipole" in ds:
-        dip = ds["dipole"].values.astype(np.float64)
+        rest.append(ds["dipole"].values.astype(np.float64)[..., None])
+    if sections:
+        rest.append(section_array(ds))
+    if rest:
+        rest = np.concatenate(rest, axis=-1)
         if kernels is not None:
-            dip = dip - apply_kernels(spike_indicator(ds), kernels[1:2])[..., 0]
-        parts.append(dip)
+            rest = rest - apply_kernels(spike_indicator(ds), kernels[1:])
+        parts += list(np.moveaxis(rest, -1, 0))
     return np.stack(parts, axis=-1)
 
 
@@ -77,13 +115,18 @@ class Normalization:
         if self.target_soft is None:
             self.target_soft = np.zeros(n)
 
+    @property
+    def n_targets(self) -> int:
+        return int(np.asarray(self.target_mean).size)
+
     @classmethod
     def fit(cls, ds, v_clip: float = -55.0, n_lags: int = 40,
-            compression: float | dict = 0.0) -> "Normalization":
+            compression: float | dict = 0.0, sections: bool = False) -> "Normalization":
         """``compression``: each target's asinh scale as a fraction of its pooled
         standard deviation over the training split (0: no compression); one
-        number for every target, or {target name: number} (targets not named: 0)."""
-        names = target_names(ds)
+        number for every target, or {target name: number} (targets not named: 0).
+        ``sections``: the section voltages are targets too (``target_names``)."""
+        names = target_names(ds, sections)
         if isinstance(compression, dict):
             # a shared train section names the dipole, which basket cells lack
             unknown = sorted(set(compression) - set(TARGETS))
@@ -106,8 +149,10 @@ class Normalization:
         traces = [spike_part_of_voltage(train["v_soma"].values, v_clip)]
         if "dipole" in train:
             traces.append(train["dipole"].values)
+        if sections:
+            traces += list(np.moveaxis(section_array(train), -1, 0))
         kernels = fit_kernels(spikes, np.stack(traces, axis=-1).astype(np.float64), n_lags)
-        y = target_array(train, v_clip, kernels)
+        y = target_array(train, v_clip, kernels, sections)
         n_t = y.shape[-1]
         center = np.median(y[:, 0], axis=0)               # every simulation starts at rest
         soft = fractions * y.reshape(-1, n_t).std(axis=0)
@@ -177,6 +222,7 @@ def split_tensors(ds, split: str, norm: Normalization):
     pos = np.flatnonzero(ds["split"].values == split)
     sub = ds.isel(sim=pos)
     x = norm.inputs(sub["inputs"].values)
-    y = norm.targets(target_array(sub, norm.v_clip, norm.spike_kernels))
+    sections = norm.n_targets > len(target_names(ds))
+    y = norm.targets(target_array(sub, norm.v_clip, norm.spike_kernels, sections))
     spikes = torch.from_numpy((sub["spike_count"].values > 0).astype(np.float32))
     return x, y, spikes, pos

@@ -13,7 +13,9 @@ simulations on their inputs alone. Metrics, per regime and over all:
   split), placed at its bin's centre; predicted and NEURON
   spikes are matched one-to-one within +/-2 ms (greedy in time): precision,
   recall, F1; firing-rate error |n_pred - n_true| / n_true;
-* dipole (pyramidal cells): Pearson r and RMSE (nAm) over all bins.
+* dipole (pyramidal cells): Pearson r and RMSE (nAm) over all bins;
+* surrogates with section-voltage outputs: their Pearson r, and the r of the
+  dipole derived from them (``sections``) beside the dipole head's.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ SPIKE_WINDOW_MS = 2.0
 CUT_BEFORE_MS = 2.0
 CUT_AFTER_MS = 8.0
 
-METRICS = tuple(v for v in SURROGATE_METRICS.variables if v not in ("regime", "n_sims"))
+METRICS = tuple(v for v, var in SURROGATE_METRICS.variables.items()
+                if v not in ("regime", "n_sims") and not var.optional)
 """Metric names; their units and meanings live in the ``surrogate_metrics`` schema."""
+SECTION_METRICS = ("section_v_r", "dipole_r_sections")
+"""Metrics of surrogates with section-voltage outputs only."""
 
 WIDE_WINDOWS_MS = (5.0, 50.0)
 """Spike F1 windows beside the +/-2 ms one (metrics ``spike_f1_5ms``, ``spike_f1_50ms``):
@@ -152,12 +157,13 @@ def evaluate_surrogate(checkpoint, dataset, out, *, split="test", table=None,
     ones training never saw. ``allow_other_data`` evaluates on other data; the
     metrics then say so (attribute ``same_data_as_training`` = 0).
     """
-    from .data import data_hash
+    from .data import data_hash, has_sections, section_array
 
     ds = open_cell_dataset(dataset)
     loaded = load_checkpoint(checkpoint, dataset=ds, source=str(dataset),
                              allow_other_data=allow_other_data)
-    same = int(data_hash(ds) == loaded.data_hash)
+    sections = has_sections(loaded.targets)
+    same = int(data_hash(ds, sections) == loaded.data_hash)
     pos = np.flatnonzero(ds["split"].values == split)
     if pos.size == 0:
         raise ValueError(f"{dataset}: no simulations in split {split!r}")
@@ -179,11 +185,27 @@ def evaluate_surrogate(checkpoint, dataset, out, *, split="test", table=None,
             [true_spikes[k] for k in idx], [pred_spikes[k] for k in idx], bin_ms,
             sub["dipole"].values[idx] if has_dip else None, y[idx, :, 1] if has_dip else None,
         ) | {"n_sims": idx.size})
+    if sections:
+        from .sections import dipole_from_sections, fit_dipole_readout
+
+        n_core = loaded.model.config.n_targets - loaded.model.config.n_sections
+        v_sec = section_array(sub)
+        coef = fit_dipole_readout(ds) if has_dip else None
+        for g, row in zip(groups, rows):
+            idx = np.flatnonzero(np.ones(pos.size, bool) if g == "all" else regimes == g)
+            row["section_v_r"] = float(np.corrcoef(v_sec[idx].ravel(),
+                                                   y[idx, :, n_core:].ravel())[0, 1])
+            row["dipole_r_sections"] = np.nan
+            if coef is not None:
+                derived = dipole_from_sections(coef, y[idx, :, 0], y[idx, :, n_core:])
+                row["dipole_r_sections"] = float(np.corrcoef(
+                    sub["dipole"].values[idx].ravel(), derived.ravel())[0, 1])
     attrs = provenance_attrs()
     attrs.update(cell_type=loaded.cell_type, split=split, data_hash=loaded.data_hash,
                  same_data_as_training=same,
                  spike_window_ms=SPIKE_WINDOW_MS, cut_ms=f"-{CUT_BEFORE_MS}..+{CUT_AFTER_MS}")
-    data = {k: np.array([r[k] for r in rows], dtype=np.float64) for k in METRICS}
+    data = {k: np.array([r[k] for r in rows], dtype=np.float64)
+            for k in METRICS + (SECTION_METRICS if sections else ())}
     data["n_sims"] = np.array([r["n_sims"] for r in rows], dtype=np.int32)
     result = SURROGATE_METRICS.build(data, {"regime": np.array(groups, dtype=object)}, attrs)
     SURROGATE_METRICS.publish(result, out, format_metrics(result), table)
@@ -208,6 +230,15 @@ def format_metrics(ds) -> str:
             f"| {v['spike_recall']:.2f} | {v['spike_f1']:.2f} | {v['spike_f1_5ms']:.2f} "
             f"| {v['spike_f1_50ms']:.2f} | {fmt(v['rate_error'], '.1%')} "
             f"| {fmt(v['dipole_r'], '.3f')} | {fmt(v['dipole_rmse'], '.2e')} |")
+    if all(k in ds for k in SECTION_METRICS):
+        lines += ["", "Section-voltage outputs: their r, and the dipole derived from them "
+                  "(readout fitted on NEURON's training split) beside the dipole head's", "",
+                  "| regime | section V r | dipole r, derived | dipole r, head |",
+                  "|---|---|---|---|"]
+        for i, g in enumerate(ds["regime"].values):
+            v = {k: float(ds[k].values[i]) for k in (*SECTION_METRICS, "dipole_r")}
+            lines.append(f"| {g} | {v['section_v_r']:.3f} | {fmt(v['dipole_r_sections'], '.3f')} "
+                         f"| {fmt(v['dipole_r'], '.3f')} |")
     return "\n".join(lines)
 
 

@@ -34,6 +34,8 @@ class SurrogateConfig:
 
     n_channels: int                       # input channels: (section, receptor) synapses
     n_targets: int = 1                    # 1: soma voltage; 2: soma voltage and dipole
+    # of which the last are section voltages (train.section_weight; dense supervision)
+    n_sections: int = 0
     hidden: int = _DEFAULT["hidden"]      # TCN channels
     kernel_size: int = _DEFAULT["kernel_size"]  # taps per causal convolution
     dilations: tuple[int, ...] = field(default=tuple(_DEFAULT["dilations"]))
@@ -49,6 +51,8 @@ class SurrogateConfig:
         d = asdict(self)
         d["dilations"] = list(self.dilations)
         d["linear_taus"] = [float(t) for t in self.linear_taus]
+        if not self.n_sections:      # as before section targets existed (resume fingerprints)
+            del d["n_sections"]
         return d
 
     @classmethod
@@ -57,6 +61,7 @@ class SurrogateConfig:
         d["dilations"] = tuple(d["dilations"])
         d["linear_taus"] = tuple(d.get("linear_taus", ()))
         d["rest_start"] = bool(d.get("rest_start", False))
+        d["n_sections"] = int(d.get("n_sections", 0))
         return cls(**d)
 
     @property

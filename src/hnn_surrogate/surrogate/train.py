@@ -61,6 +61,7 @@ class TrainConfig:
     target_compression: float | dict = _DEFAULT["target_compression"]
     linear_fit_regimes: list = field(default_factory=lambda: list(_DEFAULT["linear_fit_regimes"]))
     linear_frozen: bool = _DEFAULT["linear_frozen"]
+    section_weight: float = _DEFAULT["section_weight"]
     # not a config key: the learning curve's rules set it per subset model
     train_fraction: float = 1.0  # use this seeded fraction of the training split
 
@@ -73,6 +74,17 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def target_weights(n_targets: int, cfg: TrainConfig, n_sections: int = 0) -> torch.Tensor:
+    """(n_targets,) weight of each target's squared error: soma voltage 1, the
+    dipole ``dipole_weight``, the last ``n_sections`` (section voltages)
+    ``section_weight`` shared among them."""
+    w = torch.ones(n_targets)
+    w[1:] = cfg.dipole_weight
+    if n_sections:
+        w[n_targets - n_sections:] = cfg.section_weight / n_sections
+    return w
+
+
 def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w=None):
     """(total, voltage/dipole MSE, spike BCE) over the masked bins.
 
@@ -80,9 +92,7 @@ def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w
     target (``regime_weights``); all ones when None.
     """
     pred, logit = model(x)
-    w = torch.ones(y.shape[-1], device=y.device)
-    if y.shape[-1] > 1:
-        w[1:] = cfg.dipole_weight
+    w = target_weights(y.shape[-1], cfg, model.config.n_sections).to(y.device)
     m = mask.unsqueeze(-1)
     if sample_w is not None:
         w = w * sample_w.unsqueeze(1)                          # (N, 1, T)
@@ -232,11 +242,16 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         torch.set_num_threads(cfg.threads)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
-    targets = target_names(ds)
+    sections = cfg.section_weight > 0
+    if sections and "v_section" not in ds:
+        raise ValueError(f"train.section_weight is {cfg.section_weight}, but {dataset_path} has "
+                         f"no section voltages (v_section): simulate with "
+                         f"cells.record_sections: true, or set train.section_weight: 0")
+    targets = target_names(ds, sections)
     norm = Normalization.fit(ds, v_clip=cfg.v_clip,
                              n_lags=max(1, int(round(cfg.spike_kernel_ms / float(ds.attrs["bin_ms"])))),
-                             compression=cfg.target_compression)
-    dhash = data_hash(ds)
+                             compression=cfg.target_compression, sections=sections)
+    dhash = data_hash(ds, sections)
     xt, yt, st, pos_t = split_tensors(ds, "train", norm)
     if cfg.train_fraction < 1.0:
         keep = training_subset(ds["regime"].values[pos_t], ds["run"].values[pos_t],
@@ -258,6 +273,7 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     model_kwargs = dict(model_kwargs)
     taus_ms = model_kwargs.pop("linear_taus_ms", ())
     mconf = SurrogateConfig(n_channels=xt.shape[-1], n_targets=len(targets),
+                            n_sections=len(targets) - len(target_names(ds)),
                             linear_taus=tuple(float(t) / float(ds.attrs["bin_ms"])
                                               for t in taus_ms), **model_kwargs)
     model = Surrogate(mconf)
