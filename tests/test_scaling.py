@@ -205,3 +205,33 @@ def test_a_fused_step_in_blocks_of_cells_equals_the_whole(monkeypatch):
             z_whole, s_whole = whole.step(x, s_whole)
             z_blocked, s_blocked = blocked.step(x, s_blocked)
             torch.testing.assert_close(z_blocked, z_whole, rtol=1e-5, atol=1e-6)
+
+
+def test_blocks_differ_by_at_most_one_cell_and_few_blocks_keep_torchs_threads(monkeypatch):
+    """A slot's cells are cut into the fewest blocks of at most ``block``, of sizes
+    that differ by at most one; block threads are used only where there are at
+    least as many blocks as torch threads (fewer: torch's threads use the cores)."""
+    from hnn_surrogate.network import fused
+    from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
+
+    model = Surrogate(SurrogateConfig(n_channels=3, hidden=4, kernel_size=2, dilations=(1,),
+                                      lstm_hidden=4)).eval()
+    monkeypatch.setattr(fused, "CELL_BLOCK", 3)
+    for batch, sizes in ((10, [3, 3, 2, 2]), (9, [3, 3, 3]), (3, [3]), (4, [2, 2])):
+        stepper = fused.FusedStepper([model], batch)
+        assert stepper.block_sizes == sizes and stepper.n_blocks == len(sizes)
+        state = stepper.init_state()
+        got = ([b["h"].shape[1] for b in state["blocks"]] if "blocks" in state
+               else [state["h"].shape[1]])
+        assert got == sizes
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for batch, pooled in ((3, False), (4, True), (10, True)):
+            with fused.block_threads([fused.FusedStepper([model], batch)], grad=False) as pool:
+                assert (pool is not None) == pooled, batch
+                assert torch.get_num_threads() == (1 if pooled else 2)
+        with fused.block_threads([fused.FusedStepper([model], 10)], grad=True) as pool:
+            assert pool is None
+    finally:
+        torch.set_num_threads(before)

@@ -100,12 +100,13 @@ def block_threads(parts, grad: bool):
     (torch's own threads set to 1 for the run, restored after it): the blocks of a
     large network are independent, where one block's products are too small for
     several threads. None (nothing changed) when torch has one thread, no stepper
-    has more than one block, or gradients are recorded. Measured, 8 slots of
+    has as many blocks as torch has threads, or gradients are recorded. Measured, 8 slots of
     12,610 cells (the 100,492-cell layout), 2 cores: 342 ms a step on one
     thread; 390 on 2 torch threads; 187 on 2 block threads."""
     threads = torch.get_num_threads()
-    many = any(isinstance(p, FusedStepper) and p.batch > p.block for p in parts)
-    if grad or threads < 2 or not many:
+    blocks = max((p.n_blocks for p in parts if isinstance(p, FusedStepper)), default=1)
+    # fewer blocks than threads: torch's own threads keep every core busy instead
+    if grad or threads < 2 or blocks < threads:
         yield None
         return
     torch.set_num_threads(1)
@@ -222,19 +223,28 @@ class FusedStepper:
                 self.c0 = torch.stack([m.c0[0] for m in models]).unsqueeze(1).to(dtype)
 
     def init_state(self) -> dict:
-        if self.batch > self.block:         # one state per block of cells (``step``)
-            n = -(-self.batch // self.block)
-            size = -(-self.batch // n)       # blocks of (nearly) equal size
-            return {"blocks": [self._init_state(min(size, self.batch - b0))
-                               for b0 in range(0, self.batch, size)]}
+        if self.n_blocks > 1:               # one state per block of cells (``step``)
+            return {"blocks": [self._init_state(b) for b in self.block_sizes]}
         return self._init_state(self.batch)
 
     @property
     def block(self) -> int:
         """Most cells per slot a step takes through the layers at once (``CELL_BLOCK``
         over the slots, at least one); ``init_state`` cuts a slot's cells into
-        the fewest blocks of at most this, of (nearly) equal size."""
+        the fewest blocks of at most this (``block_sizes``)."""
         return max(1, CELL_BLOCK // self.n_slots)
+
+    @property
+    def n_blocks(self) -> int:
+        """Blocks of cells a step takes one after the other (or side by side)."""
+        return -(-self.batch // self.block)
+
+    @property
+    def block_sizes(self) -> list[int]:
+        """Cells per slot of each block, in cell order: ``n_blocks`` sizes that
+        differ by at most one (10 cells in blocks of at most 3: 3, 3, 2, 2)."""
+        n = self.n_blocks
+        return [self.batch // n + (i < self.batch % n) for i in range(n)]
 
     def _init_state(self, batch) -> dict:
         # per block: the last -(-pad // K) steps of its input, oldest first, (T, B * K, H) each
@@ -267,13 +277,17 @@ class FusedStepper:
         cells go through every layer a block at a time, so that a layer's
         activations stay in cache (each block keeps its own state); with a
         ``pool`` (``concurrent.futures`` threads: torch releases the GIL in its
-        operators) the blocks are stepped side by side, the same numbers."""
+        operators) the blocks are stepped side by side: the numbers of the
+        serial loop on one thread (tested)."""
         if "blocks" not in state:
             return self._step_cells(x, state)
         first = np.cumsum([0] + [st["h"].shape[1] for st in state["blocks"]])
 
         def one(k):
-            return self._step_cells(x[:, first[k]:first[k + 1]], state["blocks"][k])
+            # grad mode is per thread: a pool's threads start with it on (a pool
+            # only exists without gradients, ``block_threads``)
+            with torch.set_grad_enabled(pool is None and torch.is_grad_enabled()):
+                return self._step_cells(x[:, first[k]:first[k + 1]], state["blocks"][k])
 
         done = (pool.map(one, range(len(state["blocks"]))) if pool is not None
                 else map(one, range(len(state["blocks"]))))
@@ -344,6 +358,7 @@ class AloneStepper:
         return self.model.init_state(self.batch, dtype=self.dtype)
 
     def step(self, x, state, pool=None):
+        # ``pool`` unused: one model's cells are one block
         zs = []
         for j in range(x.shape[2]):                                     # x: (1, B, K, C)
             y, logit, state = self.model.step(x[0, :, j], state)       # (B, n_targets), (B,)
