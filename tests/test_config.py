@@ -175,6 +175,10 @@ BAD = [
     ({"cells": {"cell_types": ["L5_pyramidal"]},
       "train": {"per_cell_type": {"L2_basket": {"hidden": 8}}}},
      r"config key 'train.per_cell_type.L2_basket': L2_basket is not in cells.cell_types"),
+    ({"train": {"linear_fit_regimes": ["subthreshold", "subthresold"]}},
+     r"config key 'train.linear_fit_regimes': 'subthresold' is not a regime \(one of: "),
+    ({"train": {"per_cell_type": {"L2_basket": {"linear_fit_regimes": ["x"]}}}},
+     r"config key 'train.per_cell_type.L2_basket.linear_fit_regimes': 'x' is not a regime"),
     ({"train": {"section_weight": 0.5}},
      r"config key 'train.section_weight': 0.5 trains on section voltages, which "
      r"cells.record_sections: false does not record"),

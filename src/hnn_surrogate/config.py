@@ -139,6 +139,16 @@ def _semantic_errors(config: dict) -> list[str]:
         messages.append("config key 'cells.split': fractions sum to 0")
     elif cells["split"]["train"] <= 0:
         messages.append("config key 'cells.split.train': must be > 0")
+    regimes = set(cells["regimes"]) | {"replay", "network_prior"}
+    fits = {"train.linear_fit_regimes": config["train"]["linear_fit_regimes"]}
+    fits.update({f"train.per_cell_type.{t}.linear_fit_regimes": v["linear_fit_regimes"]
+                 for t, v in config["train"]["per_cell_type"].items()
+                 if "linear_fit_regimes" in v})
+    for key, names in fits.items():
+        unknown = [n for n in names if n not in regimes]
+        if unknown:
+            messages.append(f"config key '{key}': {', '.join(map(repr, unknown))} is not a "
+                            f"regime (one of: {', '.join(sorted(regimes))})")
     if not cells["record_sections"]:
         weights = {"train.section_weight": config["train"]["section_weight"]}
         weights.update({f"train.per_cell_type.{t}.section_weight": v["section_weight"]

@@ -133,11 +133,14 @@ def tune_spike_threshold(model, ds, norm, grid=SPIKE_THRESHOLD_GRID) -> float:
 
 
 @torch.no_grad()
-def init_linear_path(model, x, y, seed: int, n_sims: int = 64, penalty: float = 1e-4) -> None:
+def init_linear_path(model, x, y, seed: int, n_sims: int = 64, penalty: float = 1e-4,
+                     rows=None) -> None:
     """Start the linear path at the best linear filter: the readout of the targets
     by ridge regression on the traces of up to ``n_sims`` training simulations
-    (a seeded choice), normalised units; the spike logit's readout stays zero."""
-    pick = np.sort(np.random.default_rng([seed, 11]).permutation(len(x))[:n_sims])
+    (a seeded choice among ``rows``, positions in ``x``; None: all), normalised
+    units; the spike logit's readout stays zero."""
+    rows = np.arange(len(x)) if rows is None else np.asarray(rows)
+    pick = rows[np.sort(np.random.default_rng([seed, 11]).permutation(rows.size)[:n_sims])]
     xtx = xty = None
     for i in range(0, pick.size, 8):
         u = model.linear.traces(x[pick[i:i + 8]]).double()
@@ -278,11 +281,9 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
                                               for t in taus_ms), **model_kwargs)
     model = Surrogate(mconf)
     if model.linear is not None:
-        fit = linear_fit_rows(regime[pos_t], cfg.linear_fit_regimes, dataset_path)
-        if fit.size == len(xt):
-            init_linear_path(model, xt, yt, cfg.seed)
-        else:
-            init_linear_path(model, xt[fit], yt[fit], cfg.seed)
+        init_linear_path(model, xt, yt, cfg.seed,
+                         rows=linear_fit_rows(regime[pos_t], cfg.linear_fit_regimes,
+                                              dataset_path))
         if cfg.linear_frozen:
             model.linear.requires_grad_(False)
     model = model.to(device)
