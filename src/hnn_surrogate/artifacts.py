@@ -434,7 +434,7 @@ LEARNING_CURVE = Schema(
         "fraction": Var(("n_train",), "float64", "1", "fraction of the training split"),
         **{name: Var(("n_train",), var.dtype, var.units, var.description + " (all regimes)")
            for name, var in SURROGATE_METRICS.variables.items()
-           if name not in ("regime", "n_sims")},
+           if name not in ("regime", "n_sims") and not var.optional},
     },
 )
 
