@@ -179,6 +179,14 @@ BAD = [
      r"config key 'train.linear_fit_regimes': 'subthresold' is not a regime \(one of: "),
     ({"train": {"per_cell_type": {"L2_basket": {"linear_fit_regimes": ["x"]}}}},
      r"config key 'train.per_cell_type.L2_basket.linear_fit_regimes': 'x' is not a regime"),
+    ({"evaluate": {"steps_curve": {"epochs": [10, 400]}}},
+     r"config key 'evaluate.steps_curve.epochs': \[400\] past train.epochs \(40\) of "
+     r"L5_pyramidal"),
+    ({"cells": {"cell_types": ["L2_basket"]}, "evaluate": {
+        "steps_curve": {"epochs": [1]}, "learning_curve": {"cell_type": "L2_basket"}}},
+     r"config key 'evaluate.steps_curve.cell_type': L5_pyramidal is not in cells.cell_types"),
+    ({"train": {"snapshot_epochs": [50]}},
+     r"config key 'train.snapshot_epochs': \[50\] past train.epochs \(40\)"),
     ({"train": {"section_weight": 0.5}},
      r"config key 'train.section_weight': 0.5 trains on section voltages, which "
      r"cells.record_sections: false does not record"),

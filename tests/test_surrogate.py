@@ -344,6 +344,50 @@ def test_a_frozen_linear_path_fitted_on_one_regime_stays_at_that_fit(tiny_datase
     assert not (tmp_path / "none.pt").exists()
 
 
+def test_snapshots_are_the_model_after_their_epoch_and_make_a_steps_curve(tiny_dataset,
+                                                                          tmp_path):
+    """train.snapshot_epochs saves the model as it is after each epoch (not the
+    best): a run stopped at epoch 1 has the same model there; the steps curve
+    collects the snapshots' held-out metrics against optimiser steps; an epoch
+    past train.epochs is refused before training."""
+    from hnn_surrogate.artifacts import STEPS_CURVE
+    from hnn_surrogate.surrogate.evaluate import evaluate_surrogate, steps_curve
+    from hnn_surrogate.surrogate.train import TrainConfig, snapshot_path, train_surrogate
+
+    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden")
+    kwargs = {k: (tuple(TINY_TRAIN[k]) if k == "dilations" else TINY_TRAIN[k]) for k in model_keys}
+    train = {k: v for k, v in TINY_TRAIN.items()
+             if k not in model_keys + ("linear_taus_ms", "epochs", "patience")}
+    out = tmp_path / "long.pt"
+    train_surrogate(tiny_dataset, out, model_kwargs=dict(kwargs), train_config=TrainConfig(
+        seed=3, epochs=3, patience=3, snapshot_epochs=[1, 3], **train))
+    short = tmp_path / "short.pt"
+    train_surrogate(tiny_dataset, short, model_kwargs=dict(kwargs), train_config=TrainConfig(
+        seed=3, epochs=1, patience=3, snapshot_epochs=[1], **train))
+    ds = open_cell_dataset(tiny_dataset)
+    first, third = (load_checkpoint(snapshot_path(out, e), dataset=ds) for e in (1, 3))
+    again = load_checkpoint(snapshot_path(short, 1), dataset=ds)
+    assert snapshot_path(out, 3).name == "long_epoch3.pt"
+    assert first.blob["epoch"] == 0 and third.blob["epoch"] == 2 and first.blob["snapshot"]
+    for k, v in first.model.state_dict().items():
+        torch.testing.assert_close(v, again.model.state_dict()[k], rtol=0, atol=0)
+    assert not torch.equal(first.model.head.weight, third.model.head.weight)
+    paths = []
+    for e in (3, 1):
+        paths.append(tmp_path / f"m{e}.nc")
+        evaluate_surrogate(snapshot_path(out, e), tiny_dataset, paths[-1], split="test")
+    curve = steps_curve(paths, [3, 1], TINY_TRAIN["steps_per_epoch"], tmp_path / "c.nc",
+                        figure=tmp_path / "c.png")
+    assert list(curve["epoch"].values) == [1, 3] and list(curve["steps"].values) == [3, 9]
+    assert STEPS_CURVE.read(tmp_path / "c.nc")["spike_f1"].shape == (2,)
+    assert (tmp_path / "c.png").stat().st_size > 0
+    with pytest.raises(ValueError, match=r"train.snapshot_epochs \[5\]: each between 1 and "
+                                         r"train.epochs \(3\)"):
+        train_surrogate(tiny_dataset, tmp_path / "none.pt", model_kwargs=dict(kwargs),
+                        train_config=TrainConfig(seed=3, epochs=3, snapshot_epochs=[5], **train))
+    assert not (tmp_path / "none.pt").exists()
+
+
 def test_linear_baseline_fits_the_subthreshold_response(tmp_path, calibration):
     from hnn_surrogate.artifacts import CELL_SIMS, LINEAR_BASELINE
     from hnn_surrogate.cells.calibrate import read_reference

@@ -438,6 +438,19 @@ LEARNING_CURVE = Schema(
     },
 )
 
+STEPS_CURVE = Schema(
+    name="steps_curve",
+    version=1,
+    attrs=("cell_type", "steps_per_epoch", "git_commit", "versions", "created"),
+    variables={
+        "epoch": Var(("epoch",), "int32", "1", "epochs trained (snapshot)"),
+        "steps": Var(("epoch",), "int64", "1", "optimiser steps trained"),
+        **{name: Var(("epoch",), var.dtype, var.units, var.description + " (all regimes)")
+           for name, var in SURROGATE_METRICS.variables.items()
+           if name not in ("regime", "n_sims") and not var.optional},
+    },
+)
+
 _NET_ATTRS = ("simulator", "scenario", "condition", "seed", "tstop_ms", "bin_ms", "wall_s",
               "n_ranks", "git_commit", "versions", "created", "config_hash")
 

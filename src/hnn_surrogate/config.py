@@ -158,6 +158,24 @@ def _semantic_errors(config: dict) -> list[str]:
             if w > 0:
                 messages.append(f"config key '{key}': {w} trains on section voltages, "
                                 f"which cells.record_sections: false does not record")
+    for t in cells["cell_types"]:
+        tc = train_config(config, t)
+        late = [e for e in tc.get("snapshot_epochs", []) if e > tc["epochs"]]
+        if late:
+            messages.append(f"config key 'train.snapshot_epochs': {late} past train.epochs "
+                            f"({tc['epochs']}) of {t}")
+            break
+    sc = config["evaluate"]["steps_curve"]
+    if sc["epochs"]:
+        if sc["cell_type"] not in cells["cell_types"]:
+            messages.append(f"config key 'evaluate.steps_curve.cell_type': {sc['cell_type']} "
+                            f"is not in cells.cell_types")
+        else:
+            most = train_config(config, sc["cell_type"])["epochs"]
+            late = [e for e in sc["epochs"] if e > most]
+            if late:
+                messages.append(f"config key 'evaluate.steps_curve.epochs': {late} past "
+                                f"train.epochs ({most}) of {sc['cell_type']}")
     lc = config["evaluate"]["learning_curve"]
     if lc["fractions"] and lc["cell_type"] not in cells["cell_types"]:
         messages.append(f"config key 'evaluate.learning_curve.cell_type': {lc['cell_type']!r} "
@@ -432,7 +450,7 @@ def validate_config(config: dict | None) -> dict:
 TRAIN_OPTIONS_OFF = {"rest_start": (False,),
                      "target_compression": (0.0, 0, {"v_soma": 0.0, "dipole": 0.0}),
                      "linear_fit_regimes": ([],), "linear_frozen": (False,),
-                     "section_weight": (0.0, 0)}
+                     "section_weight": (0.0, 0), "snapshot_epochs": ([],)}
 """Training options added after results existed, and the values that leave training
 as it was: ``train_config`` leaves them out at those values, so a parameter file
 (and the surrogate it trains) stays as it was."""

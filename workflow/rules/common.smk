@@ -88,6 +88,7 @@ def replay_event_files():
 
 
 LC = config["evaluate"]["learning_curve"]
+SC = config["evaluate"]["steps_curve"]
 
 
 def learning_curve_metrics(wildcards):
@@ -293,6 +294,12 @@ PARAMETERS = {
         **train_config(config, cell_type),
         "train_fraction": float(fraction),
     },
+    # the cell type's own training, every snapshot epoch reached (no early stop)
+    "train_steps": lambda cell_type: {
+        **train_config(config, cell_type),
+        "snapshot_epochs": sorted(SC["epochs"]),
+        "patience": train_config(config, cell_type)["epochs"],
+    },
 }
 """What each parameter file results/parameters/<kind>/<name parts>.json holds: the
 config a job reads, handed to its command as a file (no JSON on a shell line)."""
@@ -342,6 +349,7 @@ def all_targets():
         "results/benchmarks/cells.nc",
         "results/benchmarks/surrogate.nc",
         *([f"results/learning_curve/{LC['cell_type']}.nc"] if LC["fractions"] else []),
+        *([f"results/steps_curve/{SC['cell_type']}.nc"] if SC["epochs"] else []),
         *(
             [
                 *expand(

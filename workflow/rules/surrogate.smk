@@ -190,3 +190,61 @@ rule plot_learning_curve:
     shell:
         "hnn-surrogate learning-curve --dataset {input.dataset} --metrics {input.metrics}"
         " --fractions {params.fractions} --out {output.nc} --figure {output.figure} > {log} 2>&1"
+
+
+use rule train_surrogate as train_surrogate_steps with:
+    input:
+        dataset="results/cells/{cell_type}.nc",
+        config=parameter_file("train_steps", "{cell_type}"),
+    output:
+        checkpoint="results/steps_curve/{cell_type}/final.pt",
+        history="results/steps_curve/{cell_type}/final_history.nc",
+        snapshots=expand("results/steps_curve/{{cell_type}}/final_epoch{epoch}.pt",
+                         epoch=SC["epochs"]),
+    log:
+        "logs/train_surrogate_steps/{cell_type}.log",
+    benchmark:
+        "benchmarks/train_surrogate_steps/{cell_type}.tsv"
+    params:
+        seed=config["seed"],
+
+
+use rule evaluate_surrogate as evaluate_surrogate_steps with:
+    input:
+        checkpoint="results/steps_curve/{cell_type}/final_epoch{epoch}.pt",
+        dataset="results/cells/{cell_type}.nc",
+    output:
+        metrics="results/steps_curve/{cell_type}/epoch{epoch}.nc",
+        table="results/steps_curve/{cell_type}/epoch{epoch}.md",
+    log:
+        "logs/evaluate_surrogate_steps/{cell_type}/{epoch}.log",
+    benchmark:
+        "benchmarks/evaluate_surrogate_steps/{cell_type}/{epoch}.tsv"
+
+
+rule plot_steps_curve:
+    input:
+        metrics=expand("results/steps_curve/{{cell_type}}/epoch{epoch}.nc",
+                       epoch=SC["epochs"]),
+    output:
+        nc="results/steps_curve/{cell_type}.nc",
+        figure=report(
+            "results/steps_curve/{cell_type}.png",
+            category="surrogates",
+            caption="../report/plot_steps_curve.rst",
+        ),
+    log:
+        "logs/plot_steps_curve/{cell_type}.log",
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: 1
+    resources:
+        mem_mb=RES["mem_mb"],
+        runtime=10,
+    params:
+        epochs=SC["epochs"],
+        steps=lambda wc: train_config(config, wc.cell_type)["steps_per_epoch"],
+    shell:
+        "hnn-surrogate steps-curve --metrics {input.metrics} --epochs {params.epochs}"
+        " --steps-per-epoch {params.steps} --out {output.nc} --figure {output.figure}"
+        " > {log} 2>&1"

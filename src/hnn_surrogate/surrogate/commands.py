@@ -6,7 +6,7 @@ Each is one Snakemake rule's action; ``hnn-surrogate <command> --help`` document
 
 from __future__ import annotations
 
-from ..cli_args import read_json
+from ..cli_args import positive_int, read_json
 
 
 def _train(args):
@@ -69,6 +69,12 @@ def _learning_curve(args):
     learning_curve(args.metrics, args.fractions, n_train, args.out, figure=args.figure)
 
 
+def _steps_curve(args):
+    from ..surrogate.evaluate import steps_curve
+
+    steps_curve(args.metrics, args.epochs, args.steps_per_epoch, args.out, figure=args.figure)
+
+
 def _plot_histories(args):
     from ..figures.surrogate import plot_training_histories
 
@@ -114,6 +120,17 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="surrogate_panels NetCDF")
     p.add_argument("--figure", required=True, help="PNG drawn from --out")
     p.set_defaults(func=_panels)
+
+    p = sub.add_parser("steps-curve", help="held-out metrics against optimiser steps "
+                                           "(one training run's snapshots)")
+    p.add_argument("--metrics", nargs="+", required=True,
+                   help="surrogate_metrics files, one per snapshot")
+    p.add_argument("--epochs", nargs="+", type=positive_int, required=True,
+                   help="the epoch of each snapshot, in the order of --metrics")
+    p.add_argument("--steps-per-epoch", type=positive_int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--figure")
+    p.set_defaults(func=_steps_curve)
 
     p = sub.add_parser("learning-curve", help="held-out metrics against training-set size")
     p.add_argument("--dataset", required=True, help="the merged dataset (counts train sims)")

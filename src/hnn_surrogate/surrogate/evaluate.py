@@ -264,28 +264,61 @@ def learning_curve(metric_paths, fractions, n_train_full, out, *, figure=None):
                               attrs)
     LEARNING_CURVE.write(ds, out)
     if figure is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
-        n = ds["n_train"].values
-        for ax, keys, target in [
-            (axes[0], ["v_explained_variance_sub", "v_r"], 0.95),
-            (axes[1], ["spike_f1", "spike_precision", "spike_recall"], 0.9),
-            (axes[2], ["dipole_r"], 0.95),
-        ]:
-            keys = [k for k in keys if np.isfinite(ds[k].values).any()]
-            if not keys:  # e.g. no dipole for basket cells
-                ax.axis("off")
-                continue
-            for k in keys:
-                ax.plot(n, ds[k].values, "o-", label=k)
-            ax.axhline(target, color="0.6", ls=":", label=f"target {target}")
-            ax.set(xscale="log", xlabel="training simulations", ylim=(min(0, ax.get_ylim()[0]), 1.02))
-            ax.legend(fontsize=7)
-        fig.suptitle(f"{ds.attrs['cell_type']}: held-out fidelity against training-set size")
-        fig.savefig(figure, dpi=110)
-        plt.close(fig)
+        plot_curve(ds, ds["n_train"].values, "training simulations", figure, log_x=True,
+                   title=f"{ds.attrs['cell_type']}: held-out fidelity against training-set size")
     return ds
+
+
+def steps_curve(metric_paths, epochs, steps_per_epoch: int, out, *, figure=None):
+    """Collect ``surrogate_metrics`` of one training run's snapshots (``train.snapshot_epochs``)
+    into a ``steps_curve`` NetCDF: held-out metrics (the 'all' row) against
+    optimiser steps, the data fixed; and, if ``figure`` is given, a plot."""
+    from ..artifacts import STEPS_CURVE, SURROGATE_METRICS
+
+    if len(metric_paths) != len(epochs):
+        raise ValueError(f"steps_curve: {len(metric_paths)} metrics files for "
+                         f"{len(epochs)} epochs")
+    rows = [SURROGATE_METRICS.read(p) for p in metric_paths]
+    cell_types = {r.attrs["cell_type"] for r in rows}
+    if len(cell_types) != 1:
+        raise ValueError(f"steps_curve: metrics of several cell types {sorted(cell_types)}")
+    order = np.argsort(epochs)
+    ep = np.asarray(epochs, dtype=np.int32)[order]
+    data = {k: np.array([float(rows[i][k].values[-1]) for i in order]) for k in METRICS}
+    data["steps"] = ep.astype(np.int64) * int(steps_per_epoch)
+    attrs = provenance_attrs()
+    attrs.update(cell_type=cell_types.pop(), steps_per_epoch=int(steps_per_epoch))
+    ds = STEPS_CURVE.build(data, {"epoch": ep}, attrs)
+    STEPS_CURVE.write(ds, out)
+    if figure is not None:
+        plot_curve(ds, ds["steps"].values, "optimiser steps (same data)", figure, log_x=False,
+                   title=f"{ds.attrs['cell_type']}: held-out fidelity against optimiser steps")
+    return ds
+
+
+def plot_curve(ds, x, xlabel: str, figure, *, log_x: bool, title: str) -> None:
+    """Voltage, spike and dipole fidelity of a curve's points against ``x``, with targets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
+    for ax, keys, target in [
+        (axes[0], ["v_explained_variance_sub", "v_r"], 0.95),
+        (axes[1], ["spike_f1", "spike_precision", "spike_recall"], 0.9),
+        (axes[2], ["dipole_r"], 0.95),
+    ]:
+        keys = [k for k in keys if np.isfinite(ds[k].values).any()]
+        if not keys:  # e.g. no dipole for basket cells
+            ax.axis("off")
+            continue
+        for k in keys:
+            ax.plot(x, ds[k].values, "o-", label=k)
+        ax.axhline(target, color="0.6", ls=":", label=f"target {target}")
+        ax.set(xscale="log" if log_x else "linear", xlabel=xlabel,
+               ylim=(min(0, ax.get_ylim()[0]), 1.02))
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.savefig(figure, dpi=110)
+    plt.close(fig)

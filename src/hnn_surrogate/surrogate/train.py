@@ -62,6 +62,7 @@ class TrainConfig:
     linear_fit_regimes: list = field(default_factory=lambda: list(_DEFAULT["linear_fit_regimes"]))
     linear_frozen: bool = _DEFAULT["linear_frozen"]
     section_weight: float = _DEFAULT["section_weight"]
+    snapshot_epochs: list = field(default_factory=lambda: list(_DEFAULT["snapshot_epochs"]))
     # not a config key: the learning curve's rules set it per subset model
     train_fraction: float = 1.0  # use this seeded fraction of the training split
 
@@ -170,6 +171,13 @@ def linear_fit_rows(regimes, chosen, dataset_path) -> np.ndarray:
                          f"training simulations of {dataset_path} (it has "
                          f"{', '.join(sorted(set(regimes)))})")
     return np.flatnonzero(np.isin(regimes, list(chosen)))
+
+
+def snapshot_path(out, epoch: int) -> Path:
+    """Where training writes the model as it is after ``epoch`` epochs
+    (``train.snapshot_epochs``): ``<out stem>_epoch<epoch>.pt`` beside ``out``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_epoch{int(epoch)}{out.suffix}")
 
 
 MAX_REGIME_WEIGHT = 1e3
@@ -319,6 +327,21 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
              "device %s", ds.attrs["cell_type"], len(xt), len(xv), xt.shape[-1], targets,
              sum(p.numel() for p in model.parameters()), device)
 
+    chans = list(ds["channel"].values.astype(str))
+    bad = [e for e in cfg.snapshot_epochs if not 1 <= int(e) <= cfg.epochs]
+    if bad:
+        raise ValueError(f"train.snapshot_epochs {bad}: each between 1 and train.epochs "
+                         f"({cfg.epochs})")
+
+    def save_model(path, epoch, extra=None):
+        threshold = tune_spike_threshold(model, ds, norm)
+        save_checkpoint(path, model, norm=norm, cell_type=ds.attrs["cell_type"],
+                        channels=chans, targets=targets, bin_ms=float(ds.attrs["bin_ms"]),
+                        data_hash=dhash, train_config=asdict(cfg), epoch=epoch,
+                        extra={"device": str(device), "spike_threshold": threshold,
+                               **(extra or {})})
+        return threshold
+
     full_mask_v = torch.ones(sv.shape)
     t_start = time.perf_counter()
     while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
@@ -367,19 +390,29 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         log.info("epoch %d/%d: train %.4f, val %.4f (mse %.4f, spike bce %.4f)%s, %.1f s",
                  epoch + 1, cfg.epochs, total / max(batches, 1), val_loss, val_mse, val_bce,
                  " *" if improved else "", wall)
+        if epoch + 1 in cfg.snapshot_epochs:
+            # the model as it is now, not the best so far: fidelity against steps
+            # (written before the resume file moves on, so a resumed run has it)
+            path = snapshot_path(out, epoch + 1)
+            model.cpu()
+            save_model(path, epoch, {"snapshot": True})
+            model.to(device)
+            model.train()
+            log.info("wrote snapshot %s", path)
 
+    missed = [e for e in cfg.snapshot_epochs if e > state["epoch"]]
+    if missed:
+        raise RuntimeError(f"training stopped at epoch {state['epoch']} (patience "
+                           f"{cfg.patience}) before train.snapshot_epochs {missed}: raise "
+                           f"train.patience for a steps curve")
     model.load_state_dict(state["best_state"])
-    threshold = tune_spike_threshold(model.cpu(), ds, norm)
+    model.cpu()
+    threshold = save_model(out, state["best_epoch"],
+                           {"train_wall_s": time.perf_counter() - t_start})
     log.info("spike threshold (best validation F1): %.2f", threshold)
     if threshold == SPIKE_THRESHOLD_GRID.max():
         log.warning("the spike threshold is the largest tried (%.2f): F1 may rise above it",
                     threshold)
-    chans = list(ds["channel"].values.astype(str))
-    save_checkpoint(out, model.cpu(), norm=norm, cell_type=ds.attrs["cell_type"], channels=chans,
-                    targets=targets, bin_ms=float(ds.attrs["bin_ms"]), data_hash=dhash,
-                    train_config=asdict(cfg), epoch=state["best_epoch"],
-                    extra={"device": str(device), "train_wall_s": time.perf_counter() - t_start,
-                           "spike_threshold": threshold})
     if history_path is not None:
         h = np.array(state["history"], dtype=np.float64)
         attrs = provenance_attrs(seed=cfg.seed)
