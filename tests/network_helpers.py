@@ -15,13 +15,15 @@ BIN_MS = 0.5
 TSTOP = 60.0
 
 
-def untrained_surrogates(seed=0, sizes=None, taus=(), rest=False):
+def untrained_surrogates(seed=0, sizes=None, taus=(), rest=False, kernels=False):
     """Small random (untrained) surrogates: real models, real checkpoints' layout.
 
     ``sizes``: {cell type: (hidden, lstm_hidden)} where it differs from (8, 8);
     ``taus``: time constants (bins) of a linear path, its readout random;
-    ``rest``: models that start at rest, their learned start state random.
+    ``rest``: models that start at rest, their learned start state random;
+    ``kernels``: models that read conductances (each type's receptor kernels).
     """
+    from hnn_surrogate.cells.channels import synaptic_times
     from hnn_surrogate.surrogate.checkpoint import FORMAT, LoadedSurrogate
     from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
 
@@ -30,9 +32,12 @@ def untrained_surrogates(seed=0, sizes=None, taus=(), rest=False):
         torch.manual_seed(seed + i)
         n_t = 2 if t in PYRAMIDAL_TYPES else 1
         hidden, lstm_hidden = (sizes or {}).get(t, (8, 8))
+        rise, decay = synaptic_times(t) if kernels else ((), ())
         model = Surrogate(SurrogateConfig(n_channels=len(channels(t)), n_targets=n_t,
                                           hidden=hidden, dilations=(1, 2), lstm_hidden=lstm_hidden,
-                                          linear_taus=tuple(taus), rest_start=rest))
+                                          linear_taus=tuple(taus), rest_start=rest,
+                                          input_rise=tuple(r / BIN_MS for r in rise),
+                                          input_decay=tuple(d / BIN_MS for d in decay)))
         with torch.no_grad():
             model.head.bias[-1] = 0.0           # spikes now and then, driven by input
             model.head.weight[-1] *= 20.0

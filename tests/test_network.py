@@ -269,6 +269,7 @@ def test_cells_are_cut_into_slots_that_pad_little():
     (None, 1, (10, 10), (), False),  # HNN's 270 cells: 35-cell slots, the last pyramidal padded
     (None, 1, (2, 2), (2.0, 20.0), False),                   # with a linear path
     (None, 1, (2, 2), (2.0,), True),                         # started at rest
+    (None, 1, (2, 2), (), "kernels"),                        # reading conductances
 ])
 def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh, taus, rest):
     """Types are fused where they share layer sizes, their cells cut into equal
@@ -278,8 +279,10 @@ def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh, taus, res
 
     net = tiny_net(rate=80.0, mesh=mesh)
     wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
-    surrogates = untrained_surrogates(sizes=sizes, taus=taus, rest=rest)
+    kernels = rest == "kernels"
+    surrogates = untrained_surrogates(sizes=sizes, taus=taus, rest=rest is True, kernels=kernels)
     models = [surrogates[t].model for t in wiring.cell_types]
+    assert all((m.kernels is not None) == kernels for m in models)
     assert len(network_groups(models, [wiring.n_cells(t) for t in wiring.cell_types])) == n_groups
     with torch.no_grad():
         fused = SurrogateNetwork(wiring, surrogates, fuse=True).run(record_v=True)
@@ -301,19 +304,23 @@ def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh, taus, res
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-3, atol=1e-6 * big)
 
 
-@pytest.mark.parametrize("bins, taus, rest", [(1, (), False), (2, (), False), (3, (), False),
-                                              (4, (), False), (2, (1.5, 8.0), False),
-                                              (1, (), True), (3, (1.5,), True)])
-def test_fused_stepper_takes_k_bins_as_each_model_takes_one(bins, taus, rest):
+@pytest.mark.parametrize("bins, taus, rest, kernels", [
+    (1, (), False, False), (2, (), False, False), (3, (), False, False), (4, (), False, False),
+    (2, (1.5, 8.0), False, False), (1, (), True, False), (3, (1.5,), True, False),
+    (1, (), False, True), (3, (1.5,), True, True)])
+def test_fused_stepper_takes_k_bins_as_each_model_takes_one(bins, taus, rest, kernels):
     """K bins per step (taps of one step, or spanning two, whatever the dilation;
-    a linear path's traces; a start at rest) give each model's own bin-by-bin outputs."""
+    a linear path's traces; a start at rest; each model's own input kernels) give
+    each model's own bin-by-bin outputs."""
     from hnn_surrogate.network.fused import FusedStepper
     from hnn_surrogate.surrogate.model import Surrogate, SurrogateConfig
 
     torch.manual_seed(0)
-    models = [Surrogate(SurrogateConfig(n_channels=c, n_targets=n, hidden=6, kernel_size=k,
-                                        dilations=(1, 2, 3), lstm_hidden=5, linear_taus=taus,
-                                        rest_start=rest))
+    models = [Surrogate(SurrogateConfig(
+        n_channels=c, n_targets=n, hidden=6, kernel_size=k, dilations=(1, 2, 3), lstm_hidden=5,
+        linear_taus=taus, rest_start=rest,
+        input_rise=tuple(np.linspace(1.0, 2.0, c)) if kernels else (),
+        input_decay=tuple(np.linspace(10.0, 40.0 - c, c)) if kernels else ()))
               for c, n, k in ((4, 1, 3), (7, 2, 3))]
     for m in models:
         if taus:

@@ -139,3 +139,28 @@ def test_merging_shards_with_and_without_sections_is_refused(section_dataset, tm
         merge_shards([section_dataset / "subthreshold.nc", bare], tmp_path / "m.nc", seed=1,
                      fractions={"train": 0.5, "val": 0.25, "test": 0.25})
     assert not (tmp_path / "m.nc").exists()
+
+
+def test_a_basket_cell_trains_on_its_soma_alone_under_section_weight(tmp_path, calibration):
+    """A cell of one section has no section targets: with train.section_weight > 0
+    it trains as without, and its checkpoint matches its data."""
+    from hnn_surrogate.artifacts import CELL_SIMS
+    from hnn_surrogate.cells.calibrate import read_reference
+    from hnn_surrogate.cells.shard import simulate_shard
+    from hnn_surrogate.config import validate_config
+    from hnn_surrogate.datasets import merge_shards
+    from hnn_surrogate.surrogate.train import TrainConfig, train_surrogate
+
+    regimes = validate_config({})["cells"]["regimes"]
+    ref = read_reference(calibration("L2_basket"), "L2_basket")
+    ds = simulate_shard(cell_type="L2_basket", regime_name="suprathreshold",
+                        regime=regimes["suprathreshold"], reference=ref, first=0, count=8,
+                        tstop=100.0, dt=0.025, bin_ms=0.5, delay=0.1, seed=5, store_fine=False,
+                        record_sections=True)
+    assert list(ds["recorded_section"].values) == ["soma"]
+    merge_shards([CELL_SIMS.write(ds, tmp_path / "s.nc")], tmp_path / "b.nc", seed=5,
+                 fractions={"train": 0.5, "val": 0.25, "test": 0.25})
+    out = train_surrogate(tmp_path / "b.nc", tmp_path / "b.pt", model_kwargs=dict(TINY),
+                          train_config=TrainConfig(seed=3, section_weight=1.0, **TRAIN))
+    loaded = load_checkpoint(out, dataset=open_cell_dataset(tmp_path / "b.nc"))
+    assert loaded.targets == ["v_soma"] and loaded.model.config.n_sections == 0

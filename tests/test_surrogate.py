@@ -23,14 +23,17 @@ TINY_TRAIN = {"hidden": 8, "kernel_size": 3, "dilations": [1, 2, 4], "lstm_hidde
               "spike_weight": 1.0, "threads": 1, "device": "cpu"}
 
 
-@pytest.mark.parametrize("n_targets, taus, rest", [(1, (), False), (2, (), False),
-                                                   (2, (1.0, 4.0, 40.0), False),
-                                                   (2, (1.0, 4.0), True)])
-def test_step_over_a_sequence_equals_the_full_forward(n_targets, taus, rest):
+@pytest.mark.parametrize("n_targets, taus, rest, kernels", [
+    (1, (), False, False), (2, (), False, False), (2, (1.0, 4.0, 40.0), False, False),
+    (2, (1.0, 4.0), True, False), (2, (), False, True), (2, (1.0,), True, True)])
+def test_step_over_a_sequence_equals_the_full_forward(n_targets, taus, rest, kernels):
     torch.manual_seed(0)
     model = Surrogate(SurrogateConfig(n_channels=5, n_targets=n_targets, hidden=16,
                                       dilations=(1, 2, 4, 8), lstm_hidden=12,
-                                      linear_taus=taus, rest_start=rest)).eval()
+                                      linear_taus=taus, rest_start=rest,
+                                      input_rise=(1.0, 1.0, 2.0, 1.0, 2.0) if kernels else (),
+                                      input_decay=(10.0, 10.0, 40.0, 10.0, 40.0) if kernels
+                                      else ())).eval()
     if taus:                       # the linear path's readout starts at zero: make it count
         torch.nn.init.normal_(model.linear.readout.weight)
     if rest:                       # the learned start state starts at zero: make it count
@@ -78,6 +81,24 @@ def test_a_model_started_at_rest_stays_at_rest_without_input():
     torch.testing.assert_close(y, y[:, :1].expand_as(y), atol=1e-5, rtol=0)
     torch.testing.assert_close(logit, logit[:, :1].expand_as(logit), atol=1e-5, rtol=0)
     assert float((y0 - y0[:, -1:]).abs().max()) > 1e-3         # zeros: a transient
+
+
+def test_input_kernels_give_hnn_cores_conductance_shape():
+    """A lone event through a channel's kernel: zero before it, the Exp2Syn shape
+    exp(-t / decay) - exp(-t / rise) after it, peak 1 (one event of weight 1)."""
+    from hnn_surrogate.surrogate.model import InputKernels
+
+    k = InputKernels((1.0, 2.0), (10.0, 40.0))
+    x = torch.zeros(1, 400, 2)
+    x[0, 50] = 1.0
+    g = k.traces(x)[0].double()
+    t = torch.arange(350, dtype=torch.float64)
+    for c, (r, d) in enumerate(((1.0, 10.0), (2.0, 40.0))):
+        shape = torch.exp(-t / d) - torch.exp(-t / r)
+        torch.testing.assert_close(g[50:, c], shape / shape.max(), rtol=1e-4, atol=1e-5)
+        assert float(g[:50, c].abs().max()) < 1e-5
+    with pytest.raises(ValueError, match="longer decay"):
+        InputKernels((5.0,), (1.0,))
 
 
 def test_output_is_causal():
@@ -236,6 +257,10 @@ def test_checkpoint_against_other_data_fails_clearly(tiny_dataset, tmp_path):
     torch.save(blob, tmp_path / "no_threshold.pt")
     with pytest.raises(CheckpointError, match="lacks spike_threshold"):
         load_checkpoint(tmp_path / "no_threshold.pt")
+    blob["spike_threshold"] = 1.5
+    torch.save(blob, tmp_path / "bad_threshold.pt")
+    with pytest.raises(CheckpointError, match="spike threshold 1.5 is not a probability"):
+        load_checkpoint(tmp_path / "bad_threshold.pt")
 
 
 class _Payload:
@@ -364,7 +389,13 @@ def test_snapshots_are_the_model_after_their_epoch_and_make_a_steps_curve(tiny_d
     short = tmp_path / "short.pt"
     train_surrogate(tiny_dataset, short, model_kwargs=dict(kwargs), train_config=TrainConfig(
         seed=3, epochs=1, patience=3, snapshot_epochs=[1], **train))
+    plain = tmp_path / "plain.pt"
+    train_surrogate(tiny_dataset, plain, model_kwargs=dict(kwargs), train_config=TrainConfig(
+        seed=3, epochs=3, patience=3, **train))
     ds = open_cell_dataset(tiny_dataset)
+    # taking snapshots changes nothing of the training
+    for k, v in load_checkpoint(plain).model.state_dict().items():
+        torch.testing.assert_close(v, load_checkpoint(out).model.state_dict()[k], rtol=0, atol=0)
     first, third = (load_checkpoint(snapshot_path(out, e), dataset=ds) for e in (1, 3))
     again = load_checkpoint(snapshot_path(short, 1), dataset=ds)
     assert snapshot_path(out, 3).name == "long_epoch3.pt"
@@ -385,7 +416,28 @@ def test_snapshots_are_the_model_after_their_epoch_and_make_a_steps_curve(tiny_d
                                          r"train.epochs \(3\)"):
         train_surrogate(tiny_dataset, tmp_path / "none.pt", model_kwargs=dict(kwargs),
                         train_config=TrainConfig(seed=3, epochs=3, snapshot_epochs=[5], **train))
+    with pytest.raises(ValueError, match="train.snapshot_epochs up to 3 with train.patience 2"):
+        train_surrogate(tiny_dataset, tmp_path / "none.pt", model_kwargs=dict(kwargs),
+                        train_config=TrainConfig(seed=3, epochs=3, patience=2,
+                                                 snapshot_epochs=[3], **train))
     assert not (tmp_path / "none.pt").exists()
+
+
+def test_training_with_input_kernels_takes_each_channels_receptor_times(tiny_dataset, tmp_path):
+    from hnn_surrogate.cells.channels import synaptic_times
+    from hnn_surrogate.surrogate.train import TrainConfig, train_surrogate
+
+    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden")
+    kwargs = {k: (tuple(TINY_TRAIN[k]) if k == "dilations" else TINY_TRAIN[k]) for k in model_keys}
+    train = {k: v for k, v in TINY_TRAIN.items() if k not in model_keys + ("linear_taus_ms",)}
+    out = train_surrogate(tiny_dataset, tmp_path / "k.pt", model_kwargs=kwargs,
+                          train_config=TrainConfig(seed=3, input_kernels=True, **train))
+    loaded = load_checkpoint(out, dataset=open_cell_dataset(tiny_dataset))
+    rise, decay = synaptic_times("L5_pyramidal")
+    assert set(rise) == {0.5, 1.0} and set(decay) == {5.0, 20.0}   # ms, hnn-core's
+    np.testing.assert_allclose(loaded.model.config.input_rise, np.array(rise) / 0.5)
+    np.testing.assert_allclose(loaded.model.config.input_decay, np.array(decay) / 0.5)
+    assert loaded.model.inp.in_channels == 2 * len(rise)
 
 
 def test_linear_baseline_fits_the_subthreshold_response(tmp_path, calibration):

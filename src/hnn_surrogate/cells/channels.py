@@ -59,6 +59,15 @@ def sections(cell_type: str) -> tuple[str, ...]:
     return tuple(cell_template(cell_type).sections)
 
 
+def synaptic_times(cell_type: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per channel, its receptor's Exp2Syn rise and decay time (ms), hnn-core's own
+    (``Cell.synapses``): (rise times, decay times) in the order of ``channels``."""
+    syn = cell_template(cell_type).synapses
+    chans = channels(cell_type)
+    return (tuple(float(syn[c.receptor]["tau1"]) for c in chans),
+            tuple(float(syn[c.receptor]["tau2"]) for c in chans))
+
+
 def channel_index(cell_type: str) -> dict[str, int]:
     """Map hnn-core synapse key -> channel index for ``cell_type``."""
     return {ch.key: i for i, ch in enumerate(channels(cell_type))}

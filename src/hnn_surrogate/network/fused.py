@@ -25,10 +25,11 @@ from torch.nn import functional as F
 
 def layer_sizes(model) -> tuple:
     """What two models must share to be fused: every layer size but inputs and heads,
-    the linear path's time constants and whether they start at rest."""
+    the linear path's time constants, whether they start at rest and whether they
+    read conductances (input kernels: each model its channels' own)."""
     c = model.config
     return (c.hidden, c.kernel_size, tuple(c.dilations), tuple(c.linear_taus), c.rest_start,
-            c.lstm_hidden, c.lstm_layers)
+            bool(c.input_rise), c.lstm_hidden, c.lstm_layers)
 
 
 def can_fuse(models) -> bool:
@@ -178,9 +179,23 @@ class FusedStepper:
 
         with torch.no_grad():
             # weights as (slot, in, out) for bmm(x (slot, cell, in), w)
-            self.w_in = torch.stack([F.pad(m.inp.weight.squeeze(-1),
-                                           (0, self.n_in - m.config.n_channels)).T
-                                     for m in models]).to(dtype)
+            # with input kernels the rows are the events' then the conductances', each
+            # padded to the widest input
+            self.kernels = bool(cfg.input_rise)
+            parts = 2 if self.kernels else 1
+            self.w_in = torch.stack([
+                torch.cat([F.pad(w, (0, self.n_in - m.config.n_channels)) for w in
+                           m.inp.weight.squeeze(-1).chunk(parts, dim=1)], dim=1).T
+                for m in models]).to(dtype)
+            if self.kernels:
+                # per slot (T, 1, C): a padded channel's conductance stays 0 (scale 0)
+                def per_slot(name):
+                    return torch.stack([F.pad(getattr(m.kernels, name),
+                                              (0, self.n_in - m.config.n_channels))
+                                        for m in models]).unsqueeze(1).to(dtype)
+
+                self.k_rise, self.k_decay, self.k_scale = (
+                    per_slot(n) for n in ("d_rise", "d_decay", "scale"))
             self.b_in = torch.stack([m.inp.bias for m in models]).unsqueeze(1).to(dtype)
             # per block: one (slot, C, C_out) weight per tap, oldest first
             self.w_blocks = [[torch.stack([m.blocks[i].conv.weight[:, :, j].T for m in models])
@@ -262,6 +277,9 @@ class FusedStepper:
         if self.n_taus:
             state["u"] = torch.zeros(self.n_slots, batch, self.n_in, self.n_taus,
                                      dtype=self.dtype)
+        if self.kernels:                 # the input kernels' two traces (T, B, C) each
+            state["ka"] = state["kb"] = torch.zeros(self.n_slots, batch, self.n_in,
+                                                    dtype=self.dtype)
         return state
 
     def _tap_plan(self, pad, dil):
@@ -308,7 +326,17 @@ class FusedStepper:
             raise ValueError(f"this stepper takes {self.bins} bins per step, got {k_bins}")
         rows = (n_slots, batch * k_bins, -1)             # (T, B, K, .) as bmm rows (T, B * K, .)
         bins4 = (n_slots, batch, k_bins, -1)
-        h = torch.baddbmm(self.b_in, x.reshape(rows), self.w_in)      # (T, B * K, H)
+        new = {}
+        x_in = x
+        if self.kernels:                 # conductances bin by bin, beside the events
+            a, b, gs = state["ka"], state["kb"], []
+            for j in range(k_bins):
+                a = a * self.k_rise + x[:, :, j]
+                b = b * self.k_decay + x[:, :, j]
+                gs.append((b - a) * self.k_scale)
+            new.update(ka=a, kb=b)
+            x_in = torch.cat([x, torch.stack(gs, dim=2)], dim=-1)      # (T, B, K, 2 C)
+        h = torch.baddbmm(self.b_in, x_in.reshape(rows), self.w_in)   # (T, B * K, H)
         bufs = []
         for ws, b, buf, plan in zip(self.w_blocks, self.b_blocks, state["bufs"],
                                     self.tap_plans):
@@ -334,7 +362,7 @@ class FusedStepper:
         # columns of the product it ran 3.7x slower (8 slots of 512 rows, 1 thread)
         z = torch.baddbmm(self.b_head, self.w_head, h_all.transpose(1, 2)
                           ).transpose(1, 2).contiguous()              # (T, B * K, O)
-        new = {"bufs": bufs, "h": h_l, "c2": c2}
+        new.update(bufs=bufs, h=h_l, c2=c2)
         if self.n_taus:
             u, us = state["u"], []
             for j in range(k_bins):                    # traces (T, B, C, K_tau), bin by bin

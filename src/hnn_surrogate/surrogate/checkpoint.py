@@ -97,6 +97,9 @@ class LoadedSurrogate:
         self.bin_ms = float(blob["bin_ms"])
         self.data_hash = blob["data_hash"]
         self.spike_threshold = float(blob["spike_threshold"])
+        if not 0.0 < self.spike_threshold < 1.0:
+            raise CheckpointError(f"spike threshold {self.spike_threshold} is not a "
+                                  f"probability in (0, 1)")
 
     def without_sections(self) -> "LoadedSurrogate":
         """The same surrogate without its section-voltage outputs (``n_sections``):
@@ -119,9 +122,6 @@ class LoadedSurrogate:
         blob = dict(self.blob, model_config=conf, state_dict=state, normalization=norm,
                     targets=self.targets[:n_core])
         return LoadedSurrogate(blob)
-        if not 0.0 < self.spike_threshold < 1.0:
-            raise CheckpointError(f"spike threshold {self.spike_threshold} is not a "
-                                  f"probability in (0, 1)")
 
     def check_dataset(self, ds, source="dataset", *, allow_other_data=False) -> None:
         """Raise CheckpointError if ``ds`` is not data this model can consume, or,
@@ -142,8 +142,9 @@ class LoadedSurrogate:
                                   f"{self.bin_ms}")
         sections = has_sections(self.targets)
         if sections and "v_section" not in ds:
+            n_core = self.model.config.n_targets - self.model.config.n_sections
             raise CheckpointError(f"{source}: has no section voltages (v_section), the "
-                                  f"checkpoint's targets {self.targets[2:]}")
+                                  f"checkpoint's targets {self.targets[n_core:]}")
         if target_names(ds, sections) != self.targets:
             raise CheckpointError(f"{source}: targets {target_names(ds, sections)} != "
                                   f"checkpoint's {self.targets}")

@@ -46,6 +46,10 @@ class SurrogateConfig:
     # start at rest (train.rest_start): the TCN's history is each layer's
     # activation under no input, the LSTM's state learned; False: zeros
     rest_start: bool = False
+    # per input channel, its receptor's rise and decay time (bins) (train.input_kernels):
+    # the TCN also sees each channel's conductance, not only its events; () for none
+    input_rise: tuple[float, ...] = ()
+    input_decay: tuple[float, ...] = ()
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -53,6 +57,11 @@ class SurrogateConfig:
         d["linear_taus"] = [float(t) for t in self.linear_taus]
         if not self.n_sections:      # as before section targets existed (resume fingerprints)
             del d["n_sections"]
+        if self.input_rise:
+            d["input_rise"] = [float(t) for t in self.input_rise]
+            d["input_decay"] = [float(t) for t in self.input_decay]
+        else:                        # as before input kernels existed
+            del d["input_rise"], d["input_decay"]
         return d
 
     @classmethod
@@ -62,6 +71,8 @@ class SurrogateConfig:
         d["linear_taus"] = tuple(d.get("linear_taus", ()))
         d["rest_start"] = bool(d.get("rest_start", False))
         d["n_sections"] = int(d.get("n_sections", 0))
+        d["input_rise"] = tuple(d.get("input_rise", ()))
+        d["input_decay"] = tuple(d.get("input_decay", ()))
         return cls(**d)
 
     @property
@@ -164,6 +175,44 @@ class LinearPath(nn.Module):
                 + x_t.unsqueeze(-1)).view(n, c * self.n_taus)
 
 
+class InputKernels(nn.Module):
+    """Each input channel's events through its receptor's synaptic kernel: the
+    conductance time course hnn-core's Exp2Syn gives an event, exp(-t / decay) -
+    exp(-t / rise), scaled to a peak of 1, so a channel's conductance is in the
+    units of its (normalised) event weights. Bin by bin: two traces per channel,
+    a <- a exp(-1 / rise) + x, b <- b exp(-1 / decay) + x, g = (b - a) / peak.
+    """
+
+    def __init__(self, rise, decay):
+        super().__init__()
+        rise = torch.tensor(rise, dtype=torch.float64)
+        decay = torch.tensor(decay, dtype=torch.float64)
+        if rise.shape != decay.shape or not bool((decay > rise).all() and (rise > 0).all()):
+            raise ValueError("input kernels: one rise and one longer decay time (> 0) a channel")
+        lag = torch.arange(0, int(20 * float(decay.max())) + 2, dtype=torch.float64)
+        peak = (torch.exp(-lag[:, None] / decay) - torch.exp(-lag[:, None] / rise)).amax(0)
+        self.register_buffer("d_rise", torch.exp(-1 / rise).float())
+        self.register_buffer("d_decay", torch.exp(-1 / decay).float())
+        self.register_buffer("scale", (1 / peak).float())
+
+    def traces(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, L, C) events -> (N, L, C) conductances from zero state (exact, by FFT)."""
+        length = x.shape[1]
+        lag = torch.arange(length, device=x.device, dtype=x.dtype)[:, None]
+        kernel = (self.d_decay.to(x.dtype) ** lag - self.d_rise.to(x.dtype) ** lag) \
+            * self.scale.to(x.dtype)                                   # (L, C)
+        size = 2 * length
+        g = torch.fft.irfft(torch.fft.rfft(x, n=size, dim=1) * torch.fft.rfft(kernel, n=size, dim=0),
+                            n=size, dim=1)
+        return g[:, :length]
+
+    def step(self, x_t: torch.Tensor, ab: torch.Tensor):
+        """One bin: (conductance (N, C), new traces (N, 2, C)) from x_t (N, C), traces ab."""
+        a = ab[:, 0] * self.d_rise.to(ab.dtype) + x_t
+        b = ab[:, 1] * self.d_decay.to(ab.dtype) + x_t
+        return (b - a) * self.scale.to(ab.dtype), torch.stack([a, b], dim=1)
+
+
 class Surrogate(nn.Module):
     """TCN-LSTM surrogate of one HNN cell type (with a linear path where configured)."""
 
@@ -171,7 +220,9 @@ class Surrogate(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.inp = nn.Conv1d(c.n_channels, c.hidden, 1)
+        self.kernels = InputKernels(c.input_rise, c.input_decay) if c.input_rise else None
+        # the input projection reads the events and, with kernels, the conductances
+        self.inp = nn.Conv1d(c.n_channels * (2 if self.kernels is not None else 1), c.hidden, 1)
         self.blocks = nn.ModuleList(CausalBlock(c.hidden, c.kernel_size, d) for d in c.dilations)
         self.lstm = nn.LSTM(c.hidden, c.lstm_hidden, num_layers=c.lstm_layers, batch_first=True)
         self.head = nn.Linear(c.lstm_hidden, c.n_targets + 1)  # targets + spike logit
@@ -205,7 +256,8 @@ class Surrogate(nn.Module):
             Normalised targets.
         spike_logit : tensor, shape (N, L)
         """
-        h = self.inp(x.transpose(1, 2))          # (N, L, C_in) -> (N, C_in, L) -> (N, H, L)
+        x_in = x if self.kernels is None else torch.cat([x, self.kernels.traces(x)], dim=-1)
+        h = self.inp(x_in.transpose(1, 2))       # (N, L, C_in) -> (N, C_in, L) -> (N, H, L)
         if self.config.rest_start:
             for block, rest in zip(self.blocks, self.rest_inputs()):
                 h = block(h, rest)               # (N, H, L)
@@ -242,6 +294,8 @@ class Surrogate(nn.Module):
         if self.linear is not None:
             state["u"] = torch.zeros(batch, c.n_channels * len(c.linear_taus), device=device,
                                      dtype=dtype)
+        if self.kernels is not None:
+            state["ab"] = torch.zeros(batch, 2, c.n_channels, device=device, dtype=dtype)
         return state
 
     def step(self, x_t: torch.Tensor, state: dict):
@@ -260,7 +314,11 @@ class Surrogate(nn.Module):
 
         Differentiable: gradients flow through the state from bin to bin.
         """
-        h = F.linear(x_t, self.inp.weight.squeeze(-1), self.inp.bias)  # (N, H)
+        x_in = x_t
+        if self.kernels is not None:
+            g_t, ab = self.kernels.step(x_t, state["ab"])
+            x_in = torch.cat([x_t, g_t], dim=1)
+        h = F.linear(x_in, self.inp.weight.squeeze(-1), self.inp.bias)  # (N, H)
         bufs = []
         for block, buf in zip(self.blocks, state["bufs"]):
             h, buf = block.step(h, buf)
@@ -278,6 +336,8 @@ class Surrogate(nn.Module):
             cs.append(c_new)
         z = self.head(h)                                     # (N, n_targets + 1)
         new = {"bufs": bufs, "h": tuple(hs), "c": tuple(cs)}
+        if self.kernels is not None:
+            new["ab"] = ab
         if self.linear is not None:
             new["u"] = self.linear.step(x_t, state["u"])
             z = z + self.linear.readout(new["u"])

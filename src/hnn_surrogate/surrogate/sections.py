@@ -36,11 +36,16 @@ def fit_dipole_readout(ds, split: str = "train") -> np.ndarray:
     if "dipole" not in ds or "v_section" not in ds:
         raise ValueError("the dipole readout needs a pyramidal dataset with v_section "
                          "(cells.record_sections: true)")
-    sub = ds.isel(sim=np.flatnonzero(ds["split"].values == split))
-    if sub.sizes["sim"] == 0:
+    pos = np.flatnonzero(ds["split"].values == split)
+    if pos.size == 0:
         raise ValueError(f"no simulations in split {split!r} to fit the dipole readout on")
-    f = readout_features(sub["v_soma"].values.astype(np.float64), section_array(sub))
-    coef, *_ = np.linalg.lstsq(f, sub["dipole"].values.astype(np.float64).ravel(), rcond=None)
+    ftf = fty = 0.0
+    for i in range(0, pos.size, 64):      # normal equations, 64 simulations at a time
+        sub = ds.isel(sim=pos[i:i + 64])
+        f = readout_features(sub["v_soma"].values.astype(np.float64), section_array(sub))
+        ftf = ftf + f.T @ f
+        fty = fty + f.T @ sub["dipole"].values.astype(np.float64).ravel()
+    coef, *_ = np.linalg.lstsq(ftf, fty, rcond=None)
     return coef
 
 

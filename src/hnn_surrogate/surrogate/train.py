@@ -27,7 +27,7 @@ from ..config import schema_default
 from ..datasets import open_cell_dataset
 from ..provenance import provenance_attrs
 from .checkpoint import CheckpointError, atomic_save, safe_load, save_checkpoint
-from .data import Normalization, data_hash, split_tensors, target_names
+from .data import Normalization, data_hash, section_names, split_tensors, target_names
 from .model import Surrogate, SurrogateConfig
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class TrainConfig:
     linear_frozen: bool = _DEFAULT["linear_frozen"]
     section_weight: float = _DEFAULT["section_weight"]
     snapshot_epochs: list = field(default_factory=lambda: list(_DEFAULT["snapshot_epochs"]))
+    input_kernels: bool = _DEFAULT["input_kernels"]
     # not a config key: the learning curve's rules set it per subset model
     train_fraction: float = 1.0  # use this seeded fraction of the training split
 
@@ -78,7 +79,9 @@ def pick_device(name: str) -> torch.device:
 def target_weights(n_targets: int, cfg: TrainConfig, n_sections: int = 0) -> torch.Tensor:
     """(n_targets,) weight of each target's squared error: soma voltage 1, the
     dipole ``dipole_weight``, the last ``n_sections`` (section voltages)
-    ``section_weight`` shared among them."""
+    ``section_weight`` shared among them. The squared error is their weighted
+    mean (``loss_terms``), so section targets take a share of it from the soma
+    voltage and dipole, beside the spike term's ``spike_weight``."""
     w = torch.ones(n_targets)
     w[1:] = cfg.dipole_weight
     if n_sections:
@@ -245,6 +248,14 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         ``SurrogateConfig`` fields other than ``n_channels`` and ``n_targets``.
     """
     cfg = train_config
+    bad = [e for e in cfg.snapshot_epochs if not 1 <= int(e) <= cfg.epochs]
+    if bad:
+        raise ValueError(f"train.snapshot_epochs {bad}: each between 1 and train.epochs "
+                         f"({cfg.epochs})")
+    if cfg.snapshot_epochs and cfg.patience < max(cfg.snapshot_epochs):
+        raise ValueError(f"train.snapshot_epochs up to {max(cfg.snapshot_epochs)} with "
+                         f"train.patience {cfg.patience}: early stopping could end training "
+                         f"before a snapshot; give patience at least the last snapshot epoch")
     ds = open_cell_dataset(dataset_path)
     out = Path(out)
     resume_path = out.with_name(out.name + ".resume.pt")
@@ -253,8 +264,9 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         torch.set_num_threads(cfg.threads)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
-    sections = cfg.section_weight > 0
-    if sections and "v_section" not in ds:
+    # a cell of one section (the basket cells) has no section targets but its soma
+    sections = cfg.section_weight > 0 and bool(section_names(ds))
+    if cfg.section_weight > 0 and "v_section" not in ds:
         raise ValueError(f"train.section_weight is {cfg.section_weight}, but {dataset_path} has "
                          f"no section voltages (v_section): simulate with "
                          f"cells.record_sections: true, or set train.section_weight: 0")
@@ -283,6 +295,12 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     torch.manual_seed(cfg.seed)
     model_kwargs = dict(model_kwargs)
     taus_ms = model_kwargs.pop("linear_taus_ms", ())
+    if cfg.input_kernels:        # each channel's receptor kernel, in bins
+        from ..cells.channels import synaptic_times
+
+        rise, decay = synaptic_times(str(ds.attrs["cell_type"]))
+        model_kwargs.update(input_rise=tuple(t / float(ds.attrs["bin_ms"]) for t in rise),
+                            input_decay=tuple(t / float(ds.attrs["bin_ms"]) for t in decay))
     mconf = SurrogateConfig(n_channels=xt.shape[-1], n_targets=len(targets),
                             n_sections=len(targets) - len(target_names(ds)),
                             linear_taus=tuple(float(t) / float(ds.attrs["bin_ms"])
@@ -315,7 +333,13 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         if not isinstance(saved, dict):
             saved = {}
     if saved:
-        if saved.get("fingerprint") == fingerprint:
+        passed = saved.get("state", {}).get("epoch", 0)
+        lost = [e for e in cfg.snapshot_epochs
+                if e <= passed and not snapshot_path(out, e).exists()]
+        if lost and saved.get("fingerprint") == fingerprint:
+            log.warning("ignoring %s: the snapshots of epochs %s it has passed are gone",
+                        resume_path, lost)
+        elif saved.get("fingerprint") == fingerprint:
             model.load_state_dict(saved["model"])
             opt.load_state_dict(saved["optimizer"])
             sched.load_state_dict(saved["scheduler"])
@@ -328,10 +352,6 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
              sum(p.numel() for p in model.parameters()), device)
 
     chans = list(ds["channel"].values.astype(str))
-    bad = [e for e in cfg.snapshot_epochs if not 1 <= int(e) <= cfg.epochs]
-    if bad:
-        raise ValueError(f"train.snapshot_epochs {bad}: each between 1 and train.epochs "
-                         f"({cfg.epochs})")
 
     def save_model(path, epoch, extra=None):
         threshold = tune_spike_threshold(model, ds, norm)
@@ -384,27 +404,22 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         wall = time.perf_counter() - t0
         state["history"].append((epoch, total / max(batches, 1), val_loss, val_mse, val_bce, wall))
         state["epoch"] = epoch + 1
+        if epoch + 1 in cfg.snapshot_epochs:
+            # the model as it is now, not the best so far: fidelity against steps
+            # (written before the resume file moves on, so a resumed run has it;
+            # ``epoch`` in the file counts from 0, as the best checkpoint's does)
+            path = snapshot_path(out, epoch + 1)
+            model.cpu()
+            save_model(path, epoch, {"snapshot": True})
+            model.to(device)
+            log.info("wrote snapshot %s", path)
         atomic_save({"fingerprint": fingerprint, "model": model.state_dict(),
                      "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                      "state": state}, resume_path)
         log.info("epoch %d/%d: train %.4f, val %.4f (mse %.4f, spike bce %.4f)%s, %.1f s",
                  epoch + 1, cfg.epochs, total / max(batches, 1), val_loss, val_mse, val_bce,
                  " *" if improved else "", wall)
-        if epoch + 1 in cfg.snapshot_epochs:
-            # the model as it is now, not the best so far: fidelity against steps
-            # (written before the resume file moves on, so a resumed run has it)
-            path = snapshot_path(out, epoch + 1)
-            model.cpu()
-            save_model(path, epoch, {"snapshot": True})
-            model.to(device)
-            model.train()
-            log.info("wrote snapshot %s", path)
 
-    missed = [e for e in cfg.snapshot_epochs if e > state["epoch"]]
-    if missed:
-        raise RuntimeError(f"training stopped at epoch {state['epoch']} (patience "
-                           f"{cfg.patience}) before train.snapshot_epochs {missed}: raise "
-                           f"train.patience for a steps curve")
     model.load_state_dict(state["best_state"])
     model.cpu()
     threshold = save_model(out, state["best_epoch"],
