@@ -199,8 +199,10 @@ use rule train_surrogate as train_surrogate_steps with:
     output:
         checkpoint="results/steps_curve/{cell_type}/final.pt",
         history="results/steps_curve/{cell_type}/final_history.nc",
-        snapshots=expand("results/steps_curve/{{cell_type}}/final_epoch{epoch}.pt",
-                         epoch=SC["epochs"]),
+        snapshots=expand(
+            "results/steps_curve/{{cell_type}}/final_epoch{epoch}.pt",
+            epoch=SC["epochs"],
+        ),
     log:
         "logs/train_surrogate_steps/{cell_type}.log",
     benchmark:
@@ -224,8 +226,9 @@ use rule evaluate_surrogate as evaluate_surrogate_steps with:
 
 rule plot_steps_curve:
     input:
-        metrics=expand("results/steps_curve/{{cell_type}}/epoch{epoch}.nc",
-                       epoch=SC["epochs"]),
+        metrics=expand(
+            "results/steps_curve/{{cell_type}}/epoch{epoch}.nc", epoch=SC["epochs"]
+        ),
     output:
         nc="results/steps_curve/{cell_type}.nc",
         figure=report(
