@@ -425,6 +425,14 @@ LINEAR_BASELINE = Schema(
                        "dipole_rmse")},
     },
 )
+def _curve_metrics(dim: str) -> dict:
+    """The surrogate metrics of the 'all' row (those every model has) along ``dim``:
+    the variables of a curve of several models' metrics."""
+    return {name: Var((dim,), var.dtype, var.units, var.description + " (all regimes)")
+            for name, var in SURROGATE_METRICS.variables.items()
+            if name not in ("regime", "n_sims") and not var.optional}
+
+
 LEARNING_CURVE = Schema(
     name="learning_curve",
     version=1,
@@ -432,9 +440,7 @@ LEARNING_CURVE = Schema(
     variables={
         "n_train": Var(("n_train",), "int32", "1", "training simulations"),
         "fraction": Var(("n_train",), "float64", "1", "fraction of the training split"),
-        **{name: Var(("n_train",), var.dtype, var.units, var.description + " (all regimes)")
-           for name, var in SURROGATE_METRICS.variables.items()
-           if name not in ("regime", "n_sims") and not var.optional},
+        **_curve_metrics("n_train"),
     },
 )
 
@@ -445,9 +451,7 @@ STEPS_CURVE = Schema(
     variables={
         "epoch": Var(("epoch",), "int32", "1", "epochs trained (snapshot)"),
         "steps": Var(("epoch",), "int64", "1", "optimiser steps trained"),
-        **{name: Var(("epoch",), var.dtype, var.units, var.description + " (all regimes)")
-           for name, var in SURROGATE_METRICS.variables.items()
-           if name not in ("regime", "n_sims") and not var.optional},
+        **_curve_metrics("epoch"),
     },
 )
 

@@ -242,23 +242,32 @@ def format_metrics(ds) -> str:
     return "\n".join(lines)
 
 
+def _curve_data(metric_paths, order, what: str):
+    """The 'all' row of each ``surrogate_metrics`` file, in ``order``, and their one
+    cell type (several: an error naming ``what``)."""
+    from ..artifacts import SURROGATE_METRICS
+
+    rows = [SURROGATE_METRICS.read(p) for p in metric_paths]
+    cell_types = {r.attrs["cell_type"] for r in rows}
+    if len(cell_types) != 1:
+        raise ValueError(f"{what}: metrics of several cell types {sorted(cell_types)}")
+    data = {k: np.array([float(rows[i][k].values[-1]) for i in order]) for k in METRICS}
+    return data, cell_types.pop()
+
+
 def learning_curve(metric_paths, fractions, n_train_full, out, *, figure=None):
     """Collect ``surrogate_metrics`` files of one cell type trained on fractions of the data.
 
     Writes a ``learning_curve`` NetCDF (metrics of the 'all' row against the
     number of training simulations) and, if ``figure`` is given, a plot.
     """
-    from ..artifacts import LEARNING_CURVE, SURROGATE_METRICS
+    from ..artifacts import LEARNING_CURVE
 
-    rows = [SURROGATE_METRICS.read(p) for p in metric_paths]
-    cell_types = {r.attrs["cell_type"] for r in rows}
-    if len(cell_types) != 1:
-        raise ValueError(f"learning_curve: metrics of several cell types {sorted(cell_types)}")
     order = np.argsort(fractions)
     fr = np.asarray(fractions, dtype=np.float64)[order]
-    data = {k: np.array([float(rows[i][k].values[-1]) for i in order]) for k in METRICS}
+    data, cell_type = _curve_data(metric_paths, order, "learning_curve")
     attrs = provenance_attrs()
-    attrs.update(cell_type=cell_types.pop(), n_train_full=int(n_train_full))
+    attrs.update(cell_type=cell_type, n_train_full=int(n_train_full))
     data["fraction"] = fr
     ds = LEARNING_CURVE.build(data, {"n_train": np.round(fr * n_train_full).astype(np.int32)},
                               attrs)
@@ -273,21 +282,17 @@ def steps_curve(metric_paths, epochs, steps_per_epoch: int, out, *, figure=None)
     """Collect ``surrogate_metrics`` of one training run's snapshots (``train.snapshot_epochs``)
     into a ``steps_curve`` NetCDF: held-out metrics (the 'all' row) against
     optimiser steps, the data fixed; and, if ``figure`` is given, a plot."""
-    from ..artifacts import STEPS_CURVE, SURROGATE_METRICS
+    from ..artifacts import STEPS_CURVE
 
     if len(metric_paths) != len(epochs):
         raise ValueError(f"steps_curve: {len(metric_paths)} metrics files for "
                          f"{len(epochs)} epochs")
-    rows = [SURROGATE_METRICS.read(p) for p in metric_paths]
-    cell_types = {r.attrs["cell_type"] for r in rows}
-    if len(cell_types) != 1:
-        raise ValueError(f"steps_curve: metrics of several cell types {sorted(cell_types)}")
     order = np.argsort(epochs)
     ep = np.asarray(epochs, dtype=np.int32)[order]
-    data = {k: np.array([float(rows[i][k].values[-1]) for i in order]) for k in METRICS}
+    data, cell_type = _curve_data(metric_paths, order, "steps_curve")
     data["steps"] = ep.astype(np.int64) * int(steps_per_epoch)
     attrs = provenance_attrs()
-    attrs.update(cell_type=cell_types.pop(), steps_per_epoch=int(steps_per_epoch))
+    attrs.update(cell_type=cell_type, steps_per_epoch=int(steps_per_epoch))
     ds = STEPS_CURVE.build(data, {"epoch": ep}, attrs)
     STEPS_CURVE.write(ds, out)
     if figure is not None:
