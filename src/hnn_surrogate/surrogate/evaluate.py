@@ -220,9 +220,9 @@ def format_metrics(ds) -> str:
         "| spike F1 | F1 +/-5 ms | F1 +/-50 ms | rate error | dipole r | dipole RMSE (nAm) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    fmt = lambda x, f: "n/a" if np.isnan(x) else format(x, f)  # noqa: E731
     for i, g in enumerate(ds["regime"].values):
         v = {k: float(ds[k].values[i]) for k in METRICS}
-        fmt = lambda x, f: "n/a" if np.isnan(x) else format(x, f)  # noqa: E731
         lines.append(
             f"| {g} | {int(ds['n_sims'].values[i])} | {fmt(v['v_rmse_sub'], '.2f')} "
             f"| {fmt(v['v_explained_variance_sub'], '.3f')} | {v['v_r']:.3f} "
@@ -245,8 +245,6 @@ def format_metrics(ds) -> str:
 def _curve_data(metric_paths, order, what: str):
     """The 'all' row of each ``surrogate_metrics`` file, in ``order``, and their one
     cell type (several: an error naming ``what``)."""
-    from ..artifacts import SURROGATE_METRICS
-
     rows = [SURROGATE_METRICS.read(p) for p in metric_paths]
     cell_types = {r.attrs["cell_type"] for r in rows}
     if len(cell_types) != 1:
