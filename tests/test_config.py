@@ -80,8 +80,14 @@ def test_every_argument_a_rule_passes_is_required_on_the_command_line(repo):
 def test_training_options_added_later_leave_parameter_files_as_they_were_when_off():
     from hnn_surrogate.config import train_config
 
-    off = train_config(validate_config({}), "L2_basket")
-    assert "rest_start" not in off and "target_compression" not in off
+    from hnn_surrogate.config import TRAIN_OPTIONS_OFF
+
+    for cell_type in ("L2_pyramidal", "L5_pyramidal", "L2_basket", "L5_basket"):
+        off = train_config(validate_config({}), cell_type)
+        assert not set(TRAIN_OPTIONS_OFF) & set(off), cell_type
+    weighted = train_config(validate_config({"train": {"per_cell_type": {
+        "L5_pyramidal": {"spike_pos_weight": 10}}}}), "L5_pyramidal")
+    assert weighted["spike_pos_weight"] == 10
     on = train_config(validate_config({"train": {"rest_start": True, "per_cell_type": {
         "L2_pyramidal": {"target_compression": {"v_soma": 0.05}}}}}), "L2_pyramidal")
     assert on["rest_start"] is True

@@ -440,6 +440,32 @@ def test_training_with_input_kernels_takes_each_channels_receptor_times(tiny_dat
     assert loaded.model.inp.in_channels == 2 * len(rise)
 
 
+def test_spike_class_weight_is_the_datas_ratio_unless_configured(tiny_dataset, tmp_path):
+    from hnn_surrogate.surrogate.train import TrainConfig, spike_class_weight, train_surrogate
+
+    spikes = torch.zeros(4, 100)
+    spikes[0, :5] = 1                                  # 5 of 400 bins
+    assert spike_class_weight(spikes) == pytest.approx(395 / 5)
+    assert spike_class_weight(torch.zeros(2, 10)) == 100.0        # no spike: the cap
+    assert spike_class_weight(torch.ones(2, 10)) == 1.0           # all spikes: the floor
+    assert spike_class_weight(spikes, 4.0) == 4.0
+
+    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden")
+    kwargs = {k: (tuple(TINY_TRAIN[k]) if k == "dilations" else TINY_TRAIN[k]) for k in model_keys}
+    train = {k: v for k, v in TINY_TRAIN.items() if k not in model_keys + ("linear_taus_ms",)}
+    train.update(epochs=1, steps_per_epoch=2)
+    weights = {}
+    for w in (0.0, 3.0):
+        out = train_surrogate(tiny_dataset, tmp_path / f"w{w}.pt", model_kwargs=dict(kwargs),
+                              train_config=TrainConfig(seed=3, spike_pos_weight=w, **train))
+        loaded = load_checkpoint(out, dataset=open_cell_dataset(tiny_dataset))
+        weights[w] = (loaded.blob["spike_pos_weight"], loaded.model.state_dict())
+    assert weights[3.0][0] == 3.0
+    assert 1.0 <= weights[0.0][0] <= 100.0 and weights[0.0][0] != 3.0
+    # the weight reaches the loss: the same seed trains other weights
+    assert any(not torch.equal(weights[0.0][1][k], weights[3.0][1][k]) for k in weights[3.0][1])
+
+
 def test_linear_baseline_fits_the_subthreshold_response(tmp_path, calibration):
     from hnn_surrogate.artifacts import CELL_SIMS, LINEAR_BASELINE
     from hnn_surrogate.cells.calibrate import read_reference

@@ -64,6 +64,7 @@ class TrainConfig:
     section_weight: float = _DEFAULT["section_weight"]
     snapshot_epochs: list = field(default_factory=lambda: list(_DEFAULT["snapshot_epochs"]))
     input_kernels: bool = _DEFAULT["input_kernels"]
+    spike_pos_weight: float = _DEFAULT["spike_pos_weight"]
     # not a config key: the learning curve's rules set it per subset model
     train_fraction: float = 1.0  # use this seeded fraction of the training split
 
@@ -106,6 +107,15 @@ def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w
                                              reduction="none")
     bce = (bce * mask).sum() / mask.sum().clamp(min=1)
     return mse + cfg.spike_weight * bce, mse, bce
+
+
+def spike_class_weight(spikes: torch.Tensor, configured: float = 0.0) -> float:
+    """The spike class's weight in the cross-entropy: ``configured`` where it is
+    positive, else the training bins' ratio of no-spike to spike, clipped to 1-100."""
+    if configured > 0:
+        return float(configured)
+    rate = spikes.mean()                      # float32, as the weight always was
+    return min(max(float((1 - rate) / max(rate, 1e-6)), 1.0), 100.0)
 
 
 SPIKE_THRESHOLD_GRID = np.concatenate([np.linspace(0.1, 0.95, 18), [0.97, 0.98, 0.99]])
@@ -290,7 +300,7 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         wt = wv = None
     if len(xt) == 0 or len(xv) == 0:
         raise ValueError(f"{dataset_path}: needs simulations in both train and val splits")
-    pos_weight = torch.tensor(float(np.clip((1 - st.mean()) / max(st.mean(), 1e-6), 1, 100)))
+    pos_weight = torch.tensor(spike_class_weight(st, cfg.spike_pos_weight))
 
     torch.manual_seed(cfg.seed)
     model_kwargs = dict(model_kwargs)
@@ -348,8 +358,9 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         else:
             log.warning("ignoring %s: it was made with other data or settings", resume_path)
     log.info("%s: %d train / %d val simulations, %d channels, targets %s, %d parameters, "
-             "device %s", ds.attrs["cell_type"], len(xt), len(xv), xt.shape[-1], targets,
-             sum(p.numel() for p in model.parameters()), device)
+             "spike class weight %.1f, device %s", ds.attrs["cell_type"], len(xt), len(xv),
+             xt.shape[-1], targets, sum(p.numel() for p in model.parameters()),
+             float(pos_weight), device)
 
     chans = list(ds["channel"].values.astype(str))
 
@@ -359,7 +370,7 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
                         channels=chans, targets=targets, bin_ms=float(ds.attrs["bin_ms"]),
                         data_hash=dhash, train_config=asdict(cfg), epoch=epoch,
                         extra={"device": str(device), "spike_threshold": threshold,
-                               **(extra or {})})
+                               "spike_pos_weight": float(pos_weight), **(extra or {})})
         return threshold
 
     full_mask_v = torch.ones(sv.shape)
