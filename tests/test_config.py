@@ -78,9 +78,7 @@ def test_every_argument_a_rule_passes_is_required_on_the_command_line(repo):
 
 
 def test_training_options_added_later_leave_parameter_files_as_they_were_when_off():
-    from hnn_surrogate.config import train_config
-
-    from hnn_surrogate.config import TRAIN_OPTIONS_OFF
+    from hnn_surrogate.config import TRAIN_OPTIONS_OFF, train_config
 
     for cell_type in ("L2_pyramidal", "L5_pyramidal", "L2_basket", "L5_basket"):
         off = train_config(validate_config({}), cell_type)
