@@ -12,8 +12,8 @@ import yaml
 from hnn_surrogate.artifacts import (
     CELLS_BENCHMARK, FIT_BASELINE, FIT_CHECK, FIT_STEP_BENCHMARK, FIT_SUMMARY, FIT_TRAJECTORY,
     GRADIENT_HORIZON, HNN_SEARCH, LEARNING_CURVE, NETWORK_BENCHMARK, NETWORK_COMPARISON, NETWORK_RUN,
-    SCALING_BATCH, SCALING_CUTOFF, SCALING_POINT, SCALING_SUMMARY, SURROGATE_BENCHMARK,
-    SURROGATE_METRICS, SURROGATE_PANELS,
+    SCALING_BATCH, SCALING_CUTOFF, SCALING_POINT, SCALING_SUMMARY, STEPS_CURVE,
+    SURROGATE_BENCHMARK, SURROGATE_HISTORY, SURROGATE_METRICS, SURROGATE_PANELS,
 )
 from hnn_surrogate.datasets import open_cell_dataset
 
@@ -56,6 +56,13 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         assert (tmp_path / "results" / "evaluate" / "figures" / f"{cell_type}.png").exists()
     curve = LEARNING_CURVE.read(tmp_path / "results" / "learning_curve" / "L2_basket.nc")
     assert list(curve["fraction"].values) == [0.5, 1.0]
+    # the steps curve trains on past train.epochs (2) to its last epoch (3)
+    steps = STEPS_CURVE.read(tmp_path / "results" / "steps_curve" / "L2_basket.nc")
+    assert list(steps["epoch"].values) == [1, 3]
+    assert list(steps["steps"].values) == [3, 9]
+    history = SURROGATE_HISTORY.read(
+        tmp_path / "results" / "steps_curve" / "L2_basket" / "final_history.nc")
+    assert list(history["epoch"].values) == [0, 1, 2]
     surrogate = SURROGATE_BENCHMARK.read(tmp_path / "results" / "benchmarks" / "surrogate.nc")
     assert list(surrogate["batch"].values) == [1, 8]
     assert list(surrogate["dtype"].values) == ["float32", "bfloat16"]

@@ -294,11 +294,14 @@ PARAMETERS = {
         **train_config(config, cell_type),
         "train_fraction": float(fraction),
     },
-    # the cell type's own training, every snapshot epoch reached (no early stop)
+    # the cell type's own training, run on to the last snapshot epoch (which may
+    # lie past train.epochs: the plateau schedule does not depend on the total)
+    # with no early stop
     "train_steps": lambda cell_type: {
         **train_config(config, cell_type),
         "snapshot_epochs": sorted(SC["epochs"]),
-        "patience": train_config(config, cell_type)["epochs"],
+        "epochs": max(SC["epochs"]),
+        "patience": max(SC["epochs"]),
     },
 }
 """What each parameter file results/parameters/<kind>/<name parts>.json holds: the
