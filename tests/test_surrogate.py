@@ -113,6 +113,22 @@ def test_output_is_causal():
     assert not torch.equal(a[:, 30:], b[:, 30:])
 
 
+def test_dropout_acts_in_training_only():
+    torch.manual_seed(2)
+    model = Surrogate(SurrogateConfig(n_channels=3, hidden=8, dilations=(1, 2), lstm_hidden=8))
+    x = torch.rand(2, 40, 3)
+    model.eval()
+    with torch.no_grad():
+        plain = model(x)[0]
+        model.dropout = 0.5
+        assert torch.equal(model(x)[0], plain)         # evaluation: no unit dropped
+        model.train()
+        a, b = model(x)[0], model(x)[0]
+        model.dropout = 0.0
+        assert torch.equal(model(x)[0], plain)         # training without dropout: the same
+    assert not torch.equal(a, b) and not torch.equal(a, plain)
+
+
 def test_spike_matching_and_masks():
     assert match_spikes(np.array([10.0, 20.0, 30.0]), np.array([11.5, 19.0, 45.0])) == 2
     assert match_spikes(np.array([10.0]), np.array([7.9])) == 0
@@ -464,6 +480,25 @@ def test_spike_class_weight_is_the_datas_ratio_unless_configured(tiny_dataset, t
     assert 1.0 <= weights[0.0][0] <= 100.0 and weights[0.0][0] != 3.0
     # the weight reaches the loss: the same seed trains other weights
     assert any(not torch.equal(weights[0.0][1][k], weights[3.0][1][k]) for k in weights[3.0][1])
+
+
+def test_training_with_dropout_trains_another_model_that_evaluates_without_it(tiny_dataset,
+                                                                             tmp_path):
+    from hnn_surrogate.surrogate.train import TrainConfig, train_surrogate
+
+    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden")
+    kwargs = {k: (tuple(TINY_TRAIN[k]) if k == "dilations" else TINY_TRAIN[k]) for k in model_keys}
+    train = {k: v for k, v in TINY_TRAIN.items() if k not in model_keys + ("linear_taus_ms",)}
+    train.update(epochs=1, steps_per_epoch=2)
+    states = {}
+    for p in (0.0, 0.3):
+        out = train_surrogate(tiny_dataset, tmp_path / f"d{p}.pt", model_kwargs=dict(kwargs),
+                              train_config=TrainConfig(seed=3, dropout=p, **train))
+        loaded = load_checkpoint(out, dataset=open_cell_dataset(tiny_dataset))
+        assert loaded.model.dropout == 0.0 and not loaded.model.training
+        states[p] = loaded.model.state_dict()
+    # the same seed: only the dropout tells the two runs apart
+    assert any(not torch.equal(states[0.0][k], states[0.3][k]) for k in states[0.0])
 
 
 def test_linear_baseline_fits_the_subthreshold_response(tmp_path, calibration):

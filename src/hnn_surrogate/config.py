@@ -445,7 +445,8 @@ TRAIN_OPTIONS_OFF = {"rest_start": (False,),
                      "target_compression": (0.0, 0, {"v_soma": 0.0, "dipole": 0.0}),
                      "linear_fit_regimes": ([],), "linear_frozen": (False,),
                      "section_weight": (0.0, 0), "snapshot_epochs": ([],),
-                     "input_kernels": (False,), "spike_pos_weight": (0, 0.0)}
+                     "input_kernels": (False,), "spike_pos_weight": (0, 0.0),
+                     "dropout": (0, 0.0)}
 """Training options added after results existed, and the values that leave training
 as it was: ``train_config`` leaves them out at those values, so a parameter file
 (and the surrogate it trains) stays as it was."""

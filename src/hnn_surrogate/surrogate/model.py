@@ -228,6 +228,9 @@ class Surrogate(nn.Module):
         self.head = nn.Linear(c.lstm_hidden, c.n_targets + 1)  # targets + spike logit
         self.linear = (LinearPath(c.n_channels, c.linear_taus, c.n_targets + 1)
                        if c.linear_taus else None)
+        # dropout on the TCN's output and the LSTM's, in training only (train.dropout:
+        # a training setting, not part of the model; streaming and evaluation never see it)
+        self.dropout = 0.0
         if c.rest_start:
             # the LSTM's (h, c) at t = 0, learned from the data (every simulation starts at rest)
             self.h0 = nn.Parameter(torch.zeros(c.lstm_layers, c.lstm_hidden))
@@ -258,18 +261,20 @@ class Surrogate(nn.Module):
         """
         x_in = x if self.kernels is None else torch.cat([x, self.kernels.traces(x)], dim=-1)
         h = self.inp(x_in.transpose(1, 2))       # (N, L, C_in) -> (N, C_in, L) -> (N, H, L)
+        drop = self.dropout if self.training else 0.0
         if self.config.rest_start:
             for block, rest in zip(self.blocks, self.rest_inputs()):
                 h = block(h, rest)               # (N, H, L)
             n = x.shape[0]
             start = (self.h0[:, None].expand(-1, n, -1).contiguous().to(h.dtype),
                      self.c0[:, None].expand(-1, n, -1).contiguous().to(h.dtype))
-            out, _ = self.lstm(h.transpose(1, 2), start)
+            out, _ = self.lstm(F.dropout(h, drop).transpose(1, 2), start)
         else:
             for block in self.blocks:
                 h = block(h)                     # (N, H, L)
-            out, _ = self.lstm(h.transpose(1, 2))  # (N, H, L) -> (N, L, H) -> (N, L, H_lstm)
-        z = self.head(out)                       # (N, L, n_targets + 1)
+            # (N, H, L) -> (N, L, H) -> (N, L, H_lstm)
+            out, _ = self.lstm(F.dropout(h, drop).transpose(1, 2))
+        z = self.head(F.dropout(out, drop))      # (N, L, n_targets + 1)
         if self.linear is not None:
             z = z + self.linear.readout(self.linear.traces(x))
         return z[..., :-1], z[..., -1]

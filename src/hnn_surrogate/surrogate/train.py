@@ -65,6 +65,7 @@ class TrainConfig:
     snapshot_epochs: list = field(default_factory=lambda: list(_DEFAULT["snapshot_epochs"]))
     input_kernels: bool = _DEFAULT["input_kernels"]
     spike_pos_weight: float = _DEFAULT["spike_pos_weight"]
+    dropout: float = _DEFAULT["dropout"]
     # not a config key: the learning curve's rules set it per subset model
     train_fraction: float = 1.0  # use this seeded fraction of the training split
 
@@ -316,6 +317,7 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
                             linear_taus=tuple(float(t) / float(ds.attrs["bin_ms"])
                                               for t in taus_ms), **model_kwargs)
     model = Surrogate(mconf)
+    model.dropout = cfg.dropout
     if model.linear is not None:
         init_linear_path(model, xt, yt, cfg.seed,
                          rows=linear_fit_rows(regime[pos_t], cfg.linear_fit_regimes,
