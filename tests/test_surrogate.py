@@ -21,6 +21,16 @@ TINY_TRAIN = {"hidden": 8, "kernel_size": 3, "dilations": [1, 2, 4], "lstm_hidde
               "crop_bins": 60, "burn_in_bins": 10, "v_clip": -55.0, "spike_kernel_ms": 10.0,
               "dipole_weight": 1.0, "linear_taus_ms": [],
               "spike_weight": 1.0, "threads": 1, "device": "cpu"}
+_MODEL_KEYS = ("hidden", "kernel_size", "dilations", "lstm_hidden")
+
+
+def _tiny_args(*leave_out):
+    """TINY_TRAIN as ``train_surrogate`` takes it: (model kwargs, TrainConfig
+    fields), the fields without ``leave_out`` (for a test to set)."""
+    kwargs = {k: (tuple(TINY_TRAIN[k]) if k == "dilations" else TINY_TRAIN[k]) for k in _MODEL_KEYS}
+    train = {k: v for k, v in TINY_TRAIN.items()
+             if k not in _MODEL_KEYS + ("linear_taus_ms",) + leave_out}
+    return kwargs, train
 
 
 @pytest.mark.parametrize("n_targets, taus, rest, kernels", [
@@ -361,10 +371,8 @@ def test_a_frozen_linear_path_fitted_on_one_regime_stays_at_that_fit(tiny_datase
     from hnn_surrogate.surrogate.train import TrainConfig, init_linear_path, train_surrogate
 
     ds = open_cell_dataset(tiny_dataset)
-    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden")
-    kwargs = {k: (tuple(TINY_TRAIN[k]) if k == "dilations" else TINY_TRAIN[k]) for k in model_keys}
+    kwargs, train = _tiny_args()
     kwargs["linear_taus_ms"] = [1.0, 5.0, 20.0]
-    train = {k: v for k, v in TINY_TRAIN.items() if k not in model_keys + ("linear_taus_ms",)}
     out = tmp_path / "frozen.pt"
     train_surrogate(tiny_dataset, out, model_kwargs=dict(kwargs), train_config=TrainConfig(
         seed=3, linear_fit_regimes=["subthreshold"], linear_frozen=True, **train))
@@ -395,10 +403,7 @@ def test_snapshots_are_the_model_after_their_epoch_and_make_a_steps_curve(tiny_d
     from hnn_surrogate.surrogate.evaluate import evaluate_surrogate, steps_curve
     from hnn_surrogate.surrogate.train import TrainConfig, snapshot_path, train_surrogate
 
-    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden")
-    kwargs = {k: (tuple(TINY_TRAIN[k]) if k == "dilations" else TINY_TRAIN[k]) for k in model_keys}
-    train = {k: v for k, v in TINY_TRAIN.items()
-             if k not in model_keys + ("linear_taus_ms", "epochs", "patience")}
+    kwargs, train = _tiny_args("epochs", "patience")
     out = tmp_path / "long.pt"
     train_surrogate(tiny_dataset, out, model_kwargs=dict(kwargs), train_config=TrainConfig(
         seed=3, epochs=3, patience=3, snapshot_epochs=[1, 3], **train))
@@ -443,9 +448,7 @@ def test_training_with_input_kernels_takes_each_channels_receptor_times(tiny_dat
     from hnn_surrogate.cells.channels import synaptic_times
     from hnn_surrogate.surrogate.train import TrainConfig, train_surrogate
 
-    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden")
-    kwargs = {k: (tuple(TINY_TRAIN[k]) if k == "dilations" else TINY_TRAIN[k]) for k in model_keys}
-    train = {k: v for k, v in TINY_TRAIN.items() if k not in model_keys + ("linear_taus_ms",)}
+    kwargs, train = _tiny_args()
     out = train_surrogate(tiny_dataset, tmp_path / "k.pt", model_kwargs=kwargs,
                           train_config=TrainConfig(seed=3, input_kernels=True, **train))
     loaded = load_checkpoint(out, dataset=open_cell_dataset(tiny_dataset))
@@ -466,9 +469,7 @@ def test_spike_class_weight_is_the_datas_ratio_unless_configured(tiny_dataset, t
     assert spike_class_weight(torch.ones(2, 10)) == 1.0           # all spikes: the floor
     assert spike_class_weight(spikes, 4.0) == 4.0
 
-    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden")
-    kwargs = {k: (tuple(TINY_TRAIN[k]) if k == "dilations" else TINY_TRAIN[k]) for k in model_keys}
-    train = {k: v for k, v in TINY_TRAIN.items() if k not in model_keys + ("linear_taus_ms",)}
+    kwargs, train = _tiny_args()
     train.update(epochs=1, steps_per_epoch=2)
     weights = {}
     for w in (0.0, 3.0):
@@ -486,9 +487,7 @@ def test_training_with_dropout_trains_another_model_that_evaluates_without_it(ti
                                                                              tmp_path):
     from hnn_surrogate.surrogate.train import TrainConfig, train_surrogate
 
-    model_keys = ("hidden", "kernel_size", "dilations", "lstm_hidden")
-    kwargs = {k: (tuple(TINY_TRAIN[k]) if k == "dilations" else TINY_TRAIN[k]) for k in model_keys}
-    train = {k: v for k, v in TINY_TRAIN.items() if k not in model_keys + ("linear_taus_ms",)}
+    kwargs, train = _tiny_args()
     train.update(epochs=1, steps_per_epoch=2)
     states = {}
     for p in (0.0, 0.3):
