@@ -459,8 +459,18 @@ def test_training_with_input_kernels_takes_each_channels_receptor_times(tiny_dat
     assert loaded.model.inp.in_channels == 2 * len(rise)
 
 
+def _train_briefly(dataset, out, **option):
+    """The tiny model trained 2 steps (seed 3) with ``option``, loaded against its data."""
+    from hnn_surrogate.surrogate.train import TrainConfig, train_surrogate
+
+    kwargs, train = _tiny_args("epochs", "steps_per_epoch")
+    train_surrogate(dataset, out, model_kwargs=kwargs, train_config=TrainConfig(
+        seed=3, epochs=1, steps_per_epoch=2, **option, **train))
+    return load_checkpoint(out, dataset=open_cell_dataset(dataset))
+
+
 def test_spike_class_weight_is_the_datas_ratio_unless_configured(tiny_dataset, tmp_path):
-    from hnn_surrogate.surrogate.train import TrainConfig, spike_class_weight, train_surrogate
+    from hnn_surrogate.surrogate.train import spike_class_weight
 
     spikes = torch.zeros(4, 100)
     spikes[0, :5] = 1                                  # 5 of 400 bins
@@ -469,13 +479,9 @@ def test_spike_class_weight_is_the_datas_ratio_unless_configured(tiny_dataset, t
     assert spike_class_weight(torch.ones(2, 10)) == 1.0           # all spikes: the floor
     assert spike_class_weight(spikes, 4.0) == 4.0
 
-    kwargs, train = _tiny_args()
-    train.update(epochs=1, steps_per_epoch=2)
     weights = {}
     for w in (0.0, 3.0):
-        out = train_surrogate(tiny_dataset, tmp_path / f"w{w}.pt", model_kwargs=dict(kwargs),
-                              train_config=TrainConfig(seed=3, spike_pos_weight=w, **train))
-        loaded = load_checkpoint(out, dataset=open_cell_dataset(tiny_dataset))
+        loaded = _train_briefly(tiny_dataset, tmp_path / f"w{w}.pt", spike_pos_weight=w)
         weights[w] = (loaded.blob["spike_pos_weight"], loaded.model.state_dict())
     assert weights[3.0][0] == 3.0
     assert 1.0 <= weights[0.0][0] <= 100.0 and weights[0.0][0] != 3.0
@@ -485,15 +491,9 @@ def test_spike_class_weight_is_the_datas_ratio_unless_configured(tiny_dataset, t
 
 def test_training_with_dropout_trains_another_model_that_evaluates_without_it(tiny_dataset,
                                                                              tmp_path):
-    from hnn_surrogate.surrogate.train import TrainConfig, train_surrogate
-
-    kwargs, train = _tiny_args()
-    train.update(epochs=1, steps_per_epoch=2)
     states = {}
     for p in (0.0, 0.3):
-        out = train_surrogate(tiny_dataset, tmp_path / f"d{p}.pt", model_kwargs=dict(kwargs),
-                              train_config=TrainConfig(seed=3, dropout=p, **train))
-        loaded = load_checkpoint(out, dataset=open_cell_dataset(tiny_dataset))
+        loaded = _train_briefly(tiny_dataset, tmp_path / f"d{p}.pt", dropout=p)
         assert loaded.model.dropout == 0.0 and not loaded.model.training
         states[p] = loaded.model.state_dict()
     # the same seed: only the dropout tells the two runs apart
