@@ -135,7 +135,9 @@ def test_dropout_acts_in_training_only():
         model.train()
         a, b = model(x)[0], model(x)[0]
         model.dropout = 0.0
-        assert torch.equal(model(x)[0], plain)         # training without dropout: the same
+        rng = torch.get_rng_state()
+        assert torch.equal(model(x)[0], plain)         # training without dropout: the same,
+        assert torch.equal(torch.get_rng_state(), rng)  # and no random number drawn
     assert not torch.equal(a, b) and not torch.equal(a, plain)
 
 

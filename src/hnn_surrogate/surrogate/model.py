@@ -261,20 +261,24 @@ class Surrogate(nn.Module):
         """
         x_in = x if self.kernels is None else torch.cat([x, self.kernels.traces(x)], dim=-1)
         h = self.inp(x_in.transpose(1, 2))       # (N, L, C_in) -> (N, C_in, L) -> (N, H, L)
-        drop = self.dropout if self.training else 0.0
+        p = self.dropout if self.training else 0.0
+
+        def drop(t):   # at 0 not even called: no random numbers drawn, training as before
+            return F.dropout(t, p) if p else t
+
         if self.config.rest_start:
             for block, rest in zip(self.blocks, self.rest_inputs()):
                 h = block(h, rest)               # (N, H, L)
             n = x.shape[0]
             start = (self.h0[:, None].expand(-1, n, -1).contiguous().to(h.dtype),
                      self.c0[:, None].expand(-1, n, -1).contiguous().to(h.dtype))
-            out, _ = self.lstm(F.dropout(h, drop).transpose(1, 2), start)
+            out, _ = self.lstm(drop(h).transpose(1, 2), start)
         else:
             for block in self.blocks:
                 h = block(h)                     # (N, H, L)
             # (N, H, L) -> (N, L, H) -> (N, L, H_lstm)
-            out, _ = self.lstm(F.dropout(h, drop).transpose(1, 2))
-        z = self.head(F.dropout(out, drop))      # (N, L, n_targets + 1)
+            out, _ = self.lstm(drop(h).transpose(1, 2))
+        z = self.head(drop(out))                  # (N, L, n_targets + 1)
         if self.linear is not None:
             z = z + self.linear.readout(self.linear.traces(x))
         return z[..., :-1], z[..., -1]
