@@ -93,8 +93,8 @@ def test_training_options_added_later_leave_parameter_files_as_they_were_when_of
 
 
 def test_steps_curve_may_run_past_train_epochs():
-    """Its own training runs on to its last epoch; train.snapshot_epochs, the
-    option it sets, stays within train.epochs for the ordinary training."""
+    """Its own training runs on to its last epoch, so no epoch is refused (the
+    refusal of train.snapshot_epochs past train.epochs is in BAD above)."""
     cfg = validate_config({"evaluate": {"steps_curve": {"epochs": [10, 400]}}})
     assert cfg["evaluate"]["steps_curve"]["epochs"] == [10, 400]
     assert cfg["train"]["epochs"] == 40
