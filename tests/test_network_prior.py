@@ -194,6 +194,26 @@ def test_learning_curve_subsets_draw_whole_runs():
     np.testing.assert_array_equal(keep, training_subset(regimes, runs, 0.5, seed=3))
 
 
+def test_training_positions_are_the_subset_of_the_training_split():
+    import xarray as xr
+
+    from hnn_surrogate.surrogate.train import training_positions, training_subset
+
+    split = np.array(["train", "val", "train", "test", "train", "train", "train", "val"])
+    regime = np.array(["network_prior"] * 6 + ["mixed"] * 2)
+    run = np.array([0, 1, 0, 2, 3, 3, -1, -1])
+    ds = xr.Dataset({"split": ("sim", split), "regime": ("sim", regime), "run": ("sim", run)})
+    assert list(training_positions(ds, 1.0, seed=3)) == [0, 2, 4, 5, 6]
+    half = training_positions(ds, 0.5, seed=3)
+    train = np.array([0, 2, 4, 5, 6])
+    assert list(half) == list(train[training_subset(regime[train], run[train], 0.5, 3)])
+    # three training units (run 0, run 3, the lone cell): two kept, each whole
+    kept = set(half.tolist())
+    units = [{0, 2}, {4, 5}, {6}]
+    assert sum(u <= kept for u in units) == 2
+    assert all(u <= kept or not u & kept for u in units)
+
+
 def test_config_refuses_too_few_runs_for_every_split(repo):
     cfg = load_config(repo / "config" / "tiny.yaml")
     few = dict(cfg, cells=dict(cfg["cells"], network_prior=dict(

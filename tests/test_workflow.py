@@ -16,6 +16,7 @@ from hnn_surrogate.artifacts import (
     SURROGATE_BENCHMARK, SURROGATE_HISTORY, SURROGATE_METRICS, SURROGATE_PANELS,
 )
 from hnn_surrogate.datasets import open_cell_dataset
+from hnn_surrogate.surrogate.train import training_positions
 
 
 def test_tiny_pipeline_end_to_end(repo, tmp_path):
@@ -56,6 +57,11 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         assert (tmp_path / "results" / "evaluate" / "figures" / f"{cell_type}.png").exists()
     curve = LEARNING_CURVE.read(tmp_path / "results" / "learning_curve" / "L2_basket.nc")
     assert list(curve["fraction"].values) == [0.5, 1.0]
+    # the simulations each model learnt from: half the units (whole runs), then all
+    basket = open_cell_dataset(tmp_path / "results" / "cells" / "L2_basket.nc")
+    n_full = int((basket["split"].values == "train").sum())
+    assert list(curve["n_train"].values) == [training_positions(basket, 0.5, 7).size, n_full]
+    assert curve.attrs["n_train_full"] == n_full
     # the steps curve trains on past train.epochs (2) to its last epoch (3)
     steps = STEPS_CURVE.read(tmp_path / "results" / "steps_curve" / "L2_basket.nc")
     assert list(steps["epoch"].values) == [1, 3]

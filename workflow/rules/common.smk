@@ -102,6 +102,17 @@ def learning_curve_metrics(wildcards):
     ]
 
 
+def learning_curve_checkpoints(wildcards):
+    """The models ``learning_curve_metrics`` evaluated, in the same order."""
+    return [
+        *(
+            f"results/learning_curve/{wildcards.cell_type}/{f}.pt"
+            for f in LC["fractions"]
+        ),
+        f"results/train/{wildcards.cell_type}.pt",
+    ]
+
+
 NET = config["network"]
 NETWORK_ON = set(CELLS["cell_types"]) == set(CELL_TYPES)
 """The network stage needs a surrogate of every HNN cell type."""

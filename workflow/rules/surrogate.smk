@@ -168,6 +168,7 @@ rule plot_learning_curve:
     input:
         dataset="results/cells/{cell_type}.nc",
         metrics=learning_curve_metrics,
+        checkpoints=learning_curve_checkpoints,
     output:
         nc="results/learning_curve/{cell_type}.nc",
         figure=report(
@@ -185,11 +186,10 @@ rule plot_learning_curve:
     resources:
         mem_mb=RES["mem_mb"],
         runtime=10,
-    params:
-        fractions=[*LC["fractions"], 1.0],
     shell:
         "hnn-surrogate learning-curve --dataset {input.dataset} --metrics {input.metrics}"
-        " --fractions {params.fractions} --out {output.nc} --figure {output.figure} > {log} 2>&1"
+        " --checkpoints {input.checkpoints} --out {output.nc} --figure {output.figure}"
+        " > {log} 2>&1"
 
 
 use rule train_surrogate as train_surrogate_steps with:

@@ -61,12 +61,23 @@ def _panels(args):
 
 def _learning_curve(args):
     from ..datasets import open_cell_dataset
+    from ..surrogate.checkpoint import CheckpointError, load_checkpoint
     from ..surrogate.evaluate import learning_curve
+    from ..surrogate.train import training_positions
 
-    if len(args.metrics) != len(args.fractions):
-        raise SystemExit("learning-curve: give one --fractions value per metrics file")
-    n_train = int((open_cell_dataset(args.dataset)["split"].values == "train").sum())
-    learning_curve(args.metrics, args.fractions, n_train, args.out, figure=args.figure)
+    if len(args.metrics) != len(args.checkpoints):
+        raise SystemExit("learning-curve: give one --checkpoints file per metrics file")
+    ds = open_cell_dataset(args.dataset)
+    fractions, n_train = [], []
+    for path in args.checkpoints:      # what each model was trained on, from its own record
+        cfg = load_checkpoint(path, dataset=ds).blob["train_config"]
+        if "train_fraction" not in cfg or "seed" not in cfg:
+            raise CheckpointError(f"{path}: its train_config records no train_fraction "
+                                  f"and seed, so the simulations it learnt from are unknown")
+        fractions.append(float(cfg["train_fraction"]))
+        n_train.append(training_positions(ds, fractions[-1], int(cfg["seed"])).size)
+    n_full = int((ds["split"].values == "train").sum())
+    learning_curve(args.metrics, fractions, n_train, n_full, args.out, figure=args.figure)
 
 
 def _steps_curve(args):
@@ -133,9 +144,10 @@ def register(sub) -> None:
     p.set_defaults(func=_steps_curve)
 
     p = sub.add_parser("learning-curve", help="held-out metrics against training-set size")
-    p.add_argument("--dataset", required=True, help="the merged dataset (counts train sims)")
+    p.add_argument("--dataset", required=True, help="the merged dataset the models trained on")
     p.add_argument("--metrics", nargs="+", required=True, help="surrogate_metrics files")
-    p.add_argument("--fractions", nargs="+", type=float, required=True)
+    p.add_argument("--checkpoints", nargs="+", required=True,
+                   help="the checkpoint each metrics file evaluated, in the same order")
     p.add_argument("--out", required=True)
     p.add_argument("--figure")
     p.set_defaults(func=_learning_curve)

@@ -253,21 +253,26 @@ def _curve_data(metric_paths, order, what: str):
     return data, cell_types.pop()
 
 
-def learning_curve(metric_paths, fractions, n_train_full, out, *, figure=None):
+def learning_curve(metric_paths, fractions, n_train, n_train_full, out, *, figure=None):
     """Collect ``surrogate_metrics`` files of one cell type trained on fractions of the data.
 
-    Writes a ``learning_curve`` NetCDF (metrics of the 'all' row against the
-    number of training simulations) and, if ``figure`` is given, a plot.
+    ``n_train``: the training simulations each model learnt from (a subset draws
+    whole network runs, so not ``fraction * n_train_full``). Writes a
+    ``learning_curve`` NetCDF (metrics of the 'all' row against that number) and,
+    if ``figure`` is given, a plot.
     """
     from ..artifacts import LEARNING_CURVE
 
-    order = np.argsort(fractions)
+    if not len(metric_paths) == len(fractions) == len(n_train):
+        raise ValueError(f"learning_curve: {len(metric_paths)} metrics files, "
+                         f"{len(fractions)} fractions, {len(n_train)} training-set sizes")
+    order = np.argsort(fractions, kind="stable")
     fr = np.asarray(fractions, dtype=np.float64)[order]
     data, cell_type = _curve_data(metric_paths, order, "learning_curve")
     attrs = provenance_attrs()
     attrs.update(cell_type=cell_type, n_train_full=int(n_train_full))
     data["fraction"] = fr
-    ds = LEARNING_CURVE.build(data, {"n_train": np.round(fr * n_train_full).astype(np.int32)},
+    ds = LEARNING_CURVE.build(data, {"n_train": np.asarray(n_train, dtype=np.int32)[order]},
                               attrs)
     LEARNING_CURVE.write(ds, out)
     if figure is not None:

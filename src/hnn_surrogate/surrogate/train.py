@@ -233,6 +233,17 @@ def training_subset(regimes, runs, fraction: float, seed: int) -> np.ndarray:
     return np.flatnonzero(np.isin(which, chosen))
 
 
+def training_positions(ds, fraction: float, seed: int) -> np.ndarray:
+    """Positions in the merged dataset ``ds`` of the simulations a training run with
+    ``train_fraction`` ``fraction`` and ``seed`` learns from: the training split,
+    or the learning curve's subset of it (``training_subset``)."""
+    pos = np.flatnonzero(ds["split"].values == "train")
+    if fraction < 1.0:
+        pos = pos[training_subset(ds["regime"].values[pos], ds["run"].values[pos],
+                                  fraction, seed)]
+    return pos
+
+
 def _crops(x, y, s, idx, rng, cfg):
     n, length = len(idx), x.shape[1]
     crop = cfg.crop_bins if 0 < cfg.crop_bins < length else length
@@ -288,8 +299,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     dhash = data_hash(ds, sections)
     xt, yt, st, pos_t = split_tensors(ds, "train", norm)
     if cfg.train_fraction < 1.0:
-        keep = training_subset(ds["regime"].values[pos_t], ds["run"].values[pos_t],
-                               cfg.train_fraction, cfg.seed)
+        keep = np.flatnonzero(np.isin(pos_t, training_positions(ds, cfg.train_fraction,
+                                                                cfg.seed)))
         xt, yt, st, pos_t = xt[keep], yt[keep], st[keep], pos_t[keep]
     xv, yv, sv, pos_v = split_tensors(ds, "val", norm)
     regime = ds["regime"].values.astype(str)
