@@ -58,7 +58,22 @@ def test_draws_cover_every_drive_kind_over_runs(tiny):
                                         conn_types=types)["drives"]})) for r in range(40)]
     seen = {k for ks in kinds for k in ks}
     assert seen == {"proximal_noise", "distal_noise", "erp", "alpha_prox"}
-    assert all("proximal_noise" in ks for ks in kinds)
+    # noise in every run but those of the alpha drive alone, which occur
+    alone = [ks for ks in kinds if "proximal_noise" not in ks]
+    assert alone and all("alpha_prox" in ks and "distal_noise" not in ks for ks in alone)
+
+
+def test_the_alpha_drive_alone_changes_no_other_draw(tiny):
+    cfg, spec, prior = tiny
+    types = _types(spec)
+    always, never = (dict(prior, alpha=dict(prior["alpha"], probability=1.0,
+                                            alone_probability=p)) for p in (1.0, 0.0))
+    for run in range(5):
+        a, b = (npr.draw_run(p, seed=3, run=run, tstop=100.0, conn_types=types)
+                for p in (always, never))
+        assert a["gains"] == b["gains"]
+        assert a["drives"] == [d for d in b["drives"] if d["type"] != "poisson"]
+        assert {d["type"] for d in b["drives"]} >= {"poisson", "bursty"}
 
 
 def test_config_refuses_seeds_in_use_and_inverted_ranges(repo):

@@ -17,7 +17,9 @@ job), and makes every cell of every run one training example:
   the start, so a start later than ``tstop - 170`` ms is cut by the run's
   end: the default 0-800 ms of 1000 never is); with a
   probability hnn-core's 10 Hz bursty alpha drive (its alpha example's, burst
-  rate and weight drawn around it);
+  rate and weight drawn around it), and with a further probability
+  (``alpha.alone_probability``) that drive without the Poisson noise, as in
+  hnn-core's alpha example and the fits' alpha start;
 * drive seeds ``seeds_from + run``, apart from the comparison's and the replay
   regime's (the config check refuses an overlap).
 
@@ -109,6 +111,9 @@ def draw_run(prior: dict, *, seed: int, run: int, tstop: float, conn_types) -> d
                                                    "L5_pyramidal": w_alpha}}})
     gains = [{"src": s, "target": t, "receptor": r, "gain": _log_uniform(rng, prior["gain"])}
              for s, t, r in conn_types]
+    # drawn last, so that the draws above are those of a prior without it
+    if rng.uniform() < prior["alpha"]["alone_probability"] and alpha:
+        drives = [d for d in drives if d["type"] != "poisson"]
     return {"drive_seed": int(prior["seeds_from"]) + int(run), "drives": drives, "gains": gains}
 
 
