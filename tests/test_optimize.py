@@ -148,6 +148,18 @@ def test_gradient_equals_central_finite_differences_where_no_spike_flips():
     ({"objectives": {"beta_share": {"kind": "band_share", "band": [13.0, 20.0],
                                     "total": [1.0, 100.0]}}},
      "band': \\[13.0, 20.0\\] Hz is narrower than the spectrum's resolution"),
+    ({"starts": {"loud": {"tstop": 100.0, "drives": [
+        {"type": "poisson", "name": "proximal_noise",
+         "params": {"rate_constant": 20.0, "location": "proximal",
+                    "weights_ampa": {"L5_pyramidal": 0.02}}}]}}, "grid": {"start": ["loud"]}},
+     "drive 'proximal_noise' of start 'loud' onto L5_pyramidal \\(0.02 uS\\) times "
+     "optimize.bounds .* beyond the cells.network_prior.poisson.weight_pyramidal"),
+    ({"starts": {"volley": {"tstop": 100.0, "drives": [
+        {"type": "evoked", "name": "proximal_noise",
+         "params": {"mu": 20.0, "sigma": 2.0, "numspikes": 1, "location": "proximal",
+                    "weights_ampa": {"L5_pyramidal": 0.004}}}]}}, "grid": {"start": ["volley"]}},
+     "frees drive 'proximal_noise' of start 'volley', but the network_prior regime trains "
+     "the surrogates on no evoked-drive weights"),
     ({"check_seeds": [2]}, "optimize.check_seeds': \\[2\\] are cells.replay.seeds"),
     ({"check_seeds": [0]}, "optimize.check_seeds': \\[0\\] are fit seeds"),
     ({"grid": {"start": ["nowhere"]}}, "optimize.grid.start': 'nowhere' is not one of"),

@@ -211,6 +211,39 @@ def _scaling_errors(sc: dict, net: dict, cells: dict, check_multiple) -> list[st
     return messages
 
 
+def _free_drive_errors(where: str, start: str, drive: dict, bounds, prior: dict) -> list[str]:
+    """A freed drive's weights times the fit's bounds stay within the weights the
+    network_prior regime trains the surrogates on: a fit must not step where
+    the surrogates have never been."""
+    trained = {"bursty": {"pyramidal": ("alpha.weight", prior["alpha"]["weight"])},
+               "poisson": {"pyramidal": ("poisson.weight_pyramidal",
+                                         prior["poisson"]["weight_pyramidal"]),
+                           "basket": ("poisson.weight_basket", prior["poisson"]["weight_basket"])}}
+    name, kinds = drive.get("name"), trained.get(drive["type"], {})
+    params = drive.get("params", {})
+    if not kinds or params.get("weights_nmda"):
+        what = "NMDA" if kinds else f"{drive['type']}-drive"
+        return [f"config key '{where}': frees drive {name!r} of start {start!r}, but the "
+                f"network_prior regime trains the surrogates on no {what} weights to move"]
+    lo, hi = bounds
+    messages = []
+    for target, weight in params.get("weights_ampa", {}).items():
+        kind = "pyramidal" if target.endswith("pyramidal") else "basket"
+        if kind not in kinds:
+            messages.append(f"config key '{where}': frees drive {name!r} of start {start!r}, "
+                            f"whose weight onto {target} the network_prior regime never draws")
+            continue
+        key, (low, high) = kinds[kind]
+        if weight * lo < low * (1 - 1e-9) or weight * hi > high * (1 + 1e-9):
+            messages.append(
+                f"config key '{where}': drive {name!r} of start {start!r} onto {target} "
+                f"({weight:g} uS) times optimize.bounds [{lo}, {hi}] spans "
+                f"[{weight * lo:.3g}, {weight * hi:.3g}] uS, beyond the "
+                f"cells.network_prior.{key} [{low:g}, {high:g}] the surrogates were trained "
+                f"on; widen that range or narrow the bounds")
+    return messages
+
+
 def _optimize_errors(opt: dict, net: dict, cells: dict, check_multiple) -> list[str]:
     """Every grid name exists, objectives are well formed, bounds and seeds make sense."""
     from .optimize.objectives import check_objective
@@ -264,12 +297,15 @@ def _optimize_errors(opt: dict, net: dict, cells: dict, check_multiple) -> list[
                             f"shorter than start {name!r} ({sc['tstop']} ms)")
             continue
         resolution = 1000.0 / (sc["tstop"] - opt["transient_ms"])
-        drives = {d.get("name") for d in sc["drives"]}
+        drives = {d.get("name"): d for d in sc["drives"]}
         for free in opt["grid"]["free"]:
             for drive in opt["free_sets"].get(free, {}).get("drives", []):
                 if drive not in drives:
                     messages.append(f"config key '{base}.free_sets.{free}.drives': start {name!r} "
                                     f"has no drive {drive!r} ({', '.join(sorted(map(str, drives)))})")
+                elif prior["n_runs"]:
+                    messages += _free_drive_errors(f"{base}.free_sets.{free}.drives", name,
+                                                   drives[drive], (lo, hi), prior)
         for oname in opt["grid"]["objective"]:
             obj = opt["objectives"].get(oname, {})
             for key in ("band", "total", "reference"):
