@@ -154,6 +154,11 @@ def test_gradient_equals_central_finite_differences_where_no_spike_flips():
                     "weights_ampa": {"L5_pyramidal": 0.02}}}]}}, "grid": {"start": ["loud"]}},
      "drive 'proximal_noise' of start 'loud' onto L5_pyramidal \\(0.02 uS\\) times "
      "optimize.bounds .* beyond the cells.network_prior.poisson.weight_pyramidal"),
+    ({"starts": {"flat": {"tstop": 100.0, "drives": [
+        {"type": "poisson", "name": "proximal_noise",
+         "params": {"rate_constant": 20.0, "location": "proximal", "weights_ampa": 0.004}}]}},
+      "grid": {"start": ["flat"]}},
+     "drive 'proximal_noise' of start 'flat' has weights_ampa 0.004, not a mapping"),
     ({"starts": {"volley": {"tstop": 100.0, "drives": [
         {"type": "evoked", "name": "proximal_noise",
          "params": {"mu": 20.0, "sigma": 2.0, "numspikes": 1, "location": "proximal",

@@ -225,9 +225,14 @@ def _free_drive_errors(where: str, start: str, drive: dict, bounds, prior: dict)
         what = "NMDA" if kinds else f"{drive['type']}-drive"
         return [f"config key '{where}': frees drive {name!r} of start {start!r}, but the "
                 f"network_prior regime trains the surrogates on no {what} weights to move"]
+    weights = params.get("weights_ampa") or {}
+    if not isinstance(weights, dict):
+        return [f"config key '{where}': drive {name!r} of start {start!r} has weights_ampa "
+                f"{weights!r}, not a mapping of cell type to weight (uS) as hnn-core's "
+                f"add_{drive['type']}_drive takes"]
     lo, hi = bounds
     messages = []
-    for target, weight in params.get("weights_ampa", {}).items():
+    for target, weight in weights.items():
         kind = "pyramidal" if target.endswith("pyramidal") else "basket"
         if kind not in kinds:
             messages.append(f"config key '{where}': frees drive {name!r} of start {start!r}, "
