@@ -159,6 +159,13 @@ def test_gradient_equals_central_finite_differences_where_no_spike_flips():
          "params": {"rate_constant": 20.0, "location": "proximal", "weights_ampa": 0.004}}]}},
       "grid": {"start": ["flat"]}},
      "drive 'proximal_noise' of start 'flat' has weights_ampa 0.004, not a mapping"),
+    ({"starts": {"text": {"tstop": 100.0, "drives": [
+        {"type": "poisson", "name": "proximal_noise",
+         "params": {"rate_constant": 20.0, "location": "proximal",
+                    "weights_ampa": {"L5_pyramidal": "1e-4", "L5_basketcell": 0.002}}}]}},
+      "grid": {"start": ["text"]}},
+     "onto L5_pyramidal: weight '1e-4' is not a number .*\n.*'L5_basketcell' is not an HNN "
+     "cell type"),
     ({"starts": {"volley": {"tstop": 100.0, "drives": [
         {"type": "evoked", "name": "proximal_noise",
          "params": {"mu": 20.0, "sigma": 2.0, "numspikes": 1, "location": "proximal",
@@ -183,6 +190,23 @@ def test_bad_sweep_configs_are_refused_naming_the_key(repo, change, match):
         opt[key] = {**opt[key], **value} if isinstance(value, dict) and key == "grid" else value
     with pytest.raises(ConfigError, match=match):
         validate_config({**cfg, "optimize": opt})
+
+
+def test_a_freed_drive_with_zero_weights_is_accepted(repo):
+    """A gain on a weight of 0 (AMPA or NMDA) moves nothing, so the prior check lets it be."""
+    import copy
+
+    from hnn_surrogate.config import load_config, validate_config
+
+    cfg = load_config(repo / "config" / "tiny.yaml")
+    opt = copy.deepcopy(cfg["optimize"])
+    opt["starts"] = {"quiet": {"tstop": 100.0, "drives": [
+        {"type": "poisson", "name": "proximal_noise",
+         "params": {"rate_constant": 20.0, "location": "proximal",
+                    "weights_ampa": {"L5_pyramidal": 0.004, "L2_basket": 0.0},
+                    "weights_nmda": {"L5_pyramidal": 0.0}}}]}}
+    opt["grid"] = {**opt["grid"], "start": ["quiet"]}
+    validate_config({**cfg, "optimize": opt})
 
 
 def test_a_fit_over_several_seeds_scores_each_as_its_network_alone(repo, tmp_path):

@@ -435,7 +435,7 @@ def _curve_metrics(dim: str) -> dict:
 
 LEARNING_CURVE = Schema(
     name="learning_curve",
-    version=1,
+    version=2,  # 2: n_train is each model's whole-run subset, not round(fraction * split)
     attrs=("cell_type", "n_train_full", "git_commit", "versions", "created"),
     variables={
         "n_train": Var(("n_train",), "int32", "1", "training simulations"),

@@ -221,7 +221,9 @@ def _free_drive_errors(where: str, start: str, drive: dict, bounds, prior: dict)
                            "basket": ("poisson.weight_basket", prior["poisson"]["weight_basket"])}}
     name, kinds = drive.get("name"), trained.get(drive["type"], {})
     params = drive.get("params", {})
-    if not kinds or params.get("weights_nmda"):
+    nmda = params.get("weights_nmda") or {}
+    has_nmda = not isinstance(nmda, dict) or any(w != 0 for w in nmda.values())
+    if not kinds or has_nmda:
         what = "NMDA" if kinds else f"{drive['type']}-drive"
         return [f"config key '{where}': frees drive {name!r} of start {start!r}, but the "
                 f"network_prior regime trains the surrogates on no {what} weights to move"]
@@ -233,7 +235,21 @@ def _free_drive_errors(where: str, start: str, drive: dict, bounds, prior: dict)
     lo, hi = bounds
     messages = []
     for target, weight in weights.items():
-        kind = "pyramidal" if target.endswith("pyramidal") else "basket"
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            messages.append(f"config key '{where}': drive {name!r} of start {start!r} onto "
+                            f"{target}: weight {weight!r} is not a number (YAML reads 1e-4 as "
+                            f"text; write 1.0e-4)")
+            continue
+        if weight == 0:                  # a gain on no weight moves nothing
+            continue
+        from . import CELL_TYPES, PYRAMIDAL_TYPES
+
+        kind = ("pyramidal" if target in PYRAMIDAL_TYPES
+                else "basket" if target in CELL_TYPES else None)
+        if kind is None:
+            messages.append(f"config key '{where}': drive {name!r} of start {start!r}: "
+                            f"{target!r} is not an HNN cell type")
+            continue
         if kind not in kinds:
             messages.append(f"config key '{where}': frees drive {name!r} of start {start!r}, "
                             f"whose weight onto {target} the network_prior regime never draws")

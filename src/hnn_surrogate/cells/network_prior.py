@@ -8,8 +8,9 @@ job), and makes every cell of every run one training example:
 
 * every connection type's gain (source type, target type, receptor: hnn-core's
   connectivity, all locations of a type together) log-uniform in ``gain``;
-* Poisson noise on the proximal synapses of every cell (rate and per-type AMPA
-  weights log-uniform over the drive sweep's range), and with a probability
+* Poisson noise on the proximal synapses of every cell in every run but the
+  alpha drive's alone (below; rate and per-type AMPA weights log-uniform, the
+  weights down to 1/4 of the rhythm scenario's), and with a probability
   distal Poisson noise; with a probability hnn-core's ERP drives (its
   ``add_erp_drives_to_jones_model``, started at a uniform time in
   ``evoked.tstart``, so a short response sits inside a full-length run
