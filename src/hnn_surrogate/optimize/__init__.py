@@ -3,9 +3,7 @@
 ``params``: free parameters (gains per connection type) in an unconstrained
 space mapped to a bounded range; ``objectives``: differentiable functions of
 the simulated dipole.
+
+Nothing is imported here: the command line imports ``optimize.commands`` for
+every command, and a NEURON job should not pay for loading torch.
 """
-
-from .objectives import OBJECTIVES, band_power, evaluate_objective, spectrum
-from .params import FreeGains
-
-__all__ = ["OBJECTIVES", "FreeGains", "band_power", "evaluate_objective", "spectrum"]
