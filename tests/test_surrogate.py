@@ -279,6 +279,13 @@ def test_checkpoint_against_other_data_fails_clearly(tiny_dataset, tmp_path):
                                               "trained on"):
         load_checkpoint(out, dataset=changed, source="changed.nc")
     assert load_checkpoint(out, dataset=changed, allow_other_data=True).cell_type == "L5_pyramidal"
+    # several checkpoints checked on one data set hash it once, and still catch other data
+    hashes = {}
+    for _ in range(2):
+        load_checkpoint(out, dataset=ds, hashes=hashes)
+    assert list(hashes) == [False]
+    with pytest.raises(CheckpointError, match="data hash"):
+        load_checkpoint(out, dataset=changed, hashes={})
     # A checkpoint whose training never tuned the spike threshold is an error, not 0.5.
     blob = torch.load(out, weights_only=True)
     del blob["spike_threshold"]

@@ -18,6 +18,8 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
+from . import CELL_TYPES, PYRAMIDAL_TYPES
+
 SCHEMA_FILE = "config.schema.yaml"
 
 
@@ -242,8 +244,6 @@ def _free_drive_errors(where: str, start: str, drive: dict, bounds, prior: dict)
             continue
         if weight == 0:                  # a gain on no weight moves nothing
             continue
-        from . import CELL_TYPES, PYRAMIDAL_TYPES
-
         kind = ("pyramidal" if target in PYRAMIDAL_TYPES
                 else "basket" if target in CELL_TYPES else None)
         if kind is None:

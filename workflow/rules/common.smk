@@ -91,25 +91,16 @@ LC = config["evaluate"]["learning_curve"]
 SC = config["evaluate"]["steps_curve"]
 
 
-def learning_curve_metrics(wildcards):
-    """Metrics of the subset models, then of the full model."""
+def learning_curve_models(cell_type, ext):
+    """The subset models, then the full model, in one order: their metrics
+    (``ext`` "nc") or their checkpoints ("pt")."""
+    full = {
+        "nc": f"results/evaluate/{cell_type}.nc",
+        "pt": f"results/train/{cell_type}.pt",
+    }
     return [
-        *(
-            f"results/learning_curve/{wildcards.cell_type}/{f}.nc"
-            for f in LC["fractions"]
-        ),
-        f"results/evaluate/{wildcards.cell_type}.nc",
-    ]
-
-
-def learning_curve_checkpoints(wildcards):
-    """The models ``learning_curve_metrics`` evaluated, in the same order."""
-    return [
-        *(
-            f"results/learning_curve/{wildcards.cell_type}/{f}.pt"
-            for f in LC["fractions"]
-        ),
-        f"results/train/{wildcards.cell_type}.pt",
+        *(f"results/learning_curve/{cell_type}/{f}.{ext}" for f in LC["fractions"]),
+        full[ext],
     ]
 
 

@@ -167,8 +167,8 @@ use rule evaluate_surrogate as evaluate_surrogate_subset with:
 rule plot_learning_curve:
     input:
         dataset="results/cells/{cell_type}.nc",
-        metrics=learning_curve_metrics,
-        checkpoints=learning_curve_checkpoints,
+        metrics=lambda wc: learning_curve_models(wc.cell_type, "nc"),
+        checkpoints=lambda wc: learning_curve_models(wc.cell_type, "pt"),
     output:
         nc="results/learning_curve/{cell_type}.nc",
         figure=report(

@@ -123,10 +123,13 @@ class LoadedSurrogate:
                     targets=self.targets[:n_core])
         return LoadedSurrogate(blob)
 
-    def check_dataset(self, ds, source="dataset", *, allow_other_data=False) -> None:
+    def check_dataset(self, ds, source="dataset", *, allow_other_data=False,
+                      hashes=None) -> None:
         """Raise CheckpointError if ``ds`` is not data this model can consume, or,
         unless ``allow_other_data``, not the data it was trained on (so that its
-        held-out split is the one training held out)."""
+        held-out split is the one training held out). ``hashes``: a dict kept
+        across the checks of several checkpoints on one ``ds``, so its data hash
+        (tens of seconds on a large data set) is computed once."""
         if ds.attrs["cell_type"] != self.cell_type:
             raise CheckpointError(f"{source} holds {ds.attrs['cell_type']}, but the checkpoint "
                                   f"is a {self.cell_type} surrogate")
@@ -148,18 +151,24 @@ class LoadedSurrogate:
         if target_names(ds, sections) != self.targets:
             raise CheckpointError(f"{source}: targets {target_names(ds, sections)} != "
                                   f"checkpoint's {self.targets}")
-        if not allow_other_data and data_hash(ds, sections) != self.data_hash:
+        if allow_other_data:
+            return
+        hashes = {} if hashes is None else hashes
+        if sections not in hashes:
+            hashes[sections] = data_hash(ds, sections)
+        if hashes[sections] != self.data_hash:
             raise CheckpointError(
-                f"{source}: data hash {data_hash(ds, sections)} is not the {self.data_hash} the "
+                f"{source}: data hash {hashes[sections]} is not the {self.data_hash} the "
                 f"checkpoint was trained on, so its splits are not the training's (a "
                 f"'test' simulation may have been trained on); pass allow_other_data "
                 f"(--allow-other-data) to evaluate on other data anyway")
 
 
 def load_checkpoint(path, *, dataset=None, source="dataset",
-                    allow_other_data=False) -> LoadedSurrogate:
+                    allow_other_data=False, hashes=None) -> LoadedSurrogate:
     """Rebuild a surrogate from ``path``; check it against ``dataset`` if given
-    (``allow_other_data``: accept data other than the training data)."""
+    (``allow_other_data``: accept data other than the training data; ``hashes``:
+    as ``LoadedSurrogate.check_dataset``)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
@@ -176,5 +185,6 @@ def load_checkpoint(path, *, dataset=None, source="dataset",
     except CheckpointError as err:
         raise CheckpointError(f"{path}: {err}") from None
     if dataset is not None:
-        loaded.check_dataset(dataset, source=source, allow_other_data=allow_other_data)
+        loaded.check_dataset(dataset, source=source, allow_other_data=allow_other_data,
+                              hashes=hashes)
     return loaded

@@ -68,9 +68,9 @@ def _learning_curve(args):
     if len(args.metrics) != len(args.checkpoints):
         raise SystemExit("learning-curve: give one --checkpoints file per metrics file")
     ds = open_cell_dataset(args.dataset)
-    fractions, n_train = [], []
+    fractions, n_train, hashes = [], [], {}
     for path in args.checkpoints:      # what each model was trained on, from its own record
-        cfg = load_checkpoint(path, dataset=ds).blob["train_config"]
+        cfg = load_checkpoint(path, dataset=ds, hashes=hashes).blob["train_config"]
         if "train_fraction" not in cfg or "seed" not in cfg:
             raise CheckpointError(f"{path}: its train_config records no train_fraction "
                                   f"and seed, so the simulations it learnt from are unknown")
