@@ -10,7 +10,9 @@ from hnn_surrogate import CELL_TYPES
 from hnn_surrogate.config import ConfigError, train_config, validate_config
 
 try:
-    _validated = validate_config(config)
+    # a job process (on a cluster, each job parses this file again) checks the
+    # schema only: the main process checked the whole config before any job
+    _validated = validate_config(config, semantic=workflow.is_main_process)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 config.clear()

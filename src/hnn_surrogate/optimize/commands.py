@@ -12,7 +12,7 @@ from ..cli_args import keyed_runs, network_spec, positive_int, read_json
 
 def _fit(args):
     from .fit import fit_connectivity, write_fit
-    from .objectives import check_objective
+    from .objective_config import check_objective
 
     spec = network_spec(args)
     fit = read_json(args.fit, "fit")

@@ -24,9 +24,9 @@ differentiable spike counts, or a NEURON run's.
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from .objective_config import OBJECTIVE_KEYS, check_objective  # noqa: F401  (re-exported)
 
 NYQUIST_GUARD = 1e-9
 
@@ -80,46 +80,10 @@ def _peak_frequency(freqs, power, cfg):
     return -((peak - cfg["target_hz"]) / cfg["target_hz"]) ** 2
 
 
-OBJECTIVES = {
-    "band_share": (_band_share, ("band", "total")),
-    "band_ratio": (_band_ratio, ("band", "reference")),
-    "peak_frequency": (_peak_frequency, ("target_hz", "total", "temperature")),
-}
+_FUNCTIONS = {"band_share": _band_share, "band_ratio": _band_ratio,
+              "peak_frequency": _peak_frequency}
+OBJECTIVES = {kind: (_FUNCTIONS[kind], keys) for kind, keys in OBJECTIVE_KEYS.items()}
 """kind -> (function of (freqs, power, config), the config keys it needs)."""
-
-
-def check_objective(cfg: dict, *, where: str = "objective", bin_ms: float | None = None) -> None:
-    """Refuse an objective config with an unknown kind, a missing key or a bad band."""
-    kind = cfg.get("kind")
-    if kind not in OBJECTIVES:
-        raise ValueError(f"{where}.kind: {kind!r} is not one of {', '.join(OBJECTIVES)}")
-    nyquist = math.inf if bin_ms is None else 500.0 / bin_ms
-    for key in OBJECTIVES[kind][1]:
-        if key not in cfg:
-            raise ValueError(f"{where}.{key}: missing (a {kind} objective needs "
-                             f"{', '.join(OBJECTIVES[kind][1])})")
-    for key in ("band", "total", "reference"):
-        if key in OBJECTIVES[kind][1]:
-            lo, hi = cfg[key]
-            if not 0 <= lo < hi <= min(500.0, nyquist):
-                raise ValueError(f"{where}.{key}: [{lo}, {hi}] Hz is not a band within "
-                                 f"0-{min(500.0, nyquist):g} Hz")
-    if kind == "peak_frequency" and not (cfg["total"][0] <= cfg["target_hz"] <= cfg["total"][1]):
-        raise ValueError(f"{where}.target_hz: {cfg['target_hz']} Hz is outside total "
-                         f"{cfg['total']}")
-    if kind == "peak_frequency" and cfg["temperature"] <= 0:
-        raise ValueError(f"{where}.temperature: must be > 0")
-    from .. import CELL_TYPES
-
-    for t, band in (cfg.get("rates") or {}).items():
-        if t not in CELL_TYPES:
-            raise ValueError(f"{where}.rates: {t!r} is not a cell type "
-                             f"({', '.join(CELL_TYPES)})")
-        lo, hi = band
-        if not 0 <= lo < hi:
-            raise ValueError(f"{where}.rates.{t}: [{lo}, {hi}] Hz must satisfy 0 <= low < high")
-    if "rate_weight" in cfg and not cfg["rate_weight"] > 0:
-        raise ValueError(f"{where}.rate_weight: must be > 0")
 
 
 def rate_penalty(ranges: dict, rates: dict) -> torch.Tensor:

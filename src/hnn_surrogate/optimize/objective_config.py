@@ -1,0 +1,48 @@
+"""What an objective's config must hold, checked without torch: the config check
+runs in every Snakemake process, before any job (``config.validate_config``).
+The functions themselves are ``objectives.OBJECTIVES``."""
+
+from __future__ import annotations
+
+import math
+
+from .. import CELL_TYPES
+
+OBJECTIVE_KEYS = {
+    "band_share": ("band", "total"),
+    "band_ratio": ("band", "reference"),
+    "peak_frequency": ("target_hz", "total", "temperature"),
+}
+"""kind -> the config keys it needs (``objectives`` documents each kind)."""
+
+
+def check_objective(cfg: dict, *, where: str = "objective", bin_ms: float | None = None) -> None:
+    """Refuse an objective config with an unknown kind, a missing key or a bad band."""
+    kind = cfg.get("kind")
+    if kind not in OBJECTIVE_KEYS:
+        raise ValueError(f"{where}.kind: {kind!r} is not one of {', '.join(OBJECTIVE_KEYS)}")
+    nyquist = math.inf if bin_ms is None else 500.0 / bin_ms
+    for key in OBJECTIVE_KEYS[kind]:
+        if key not in cfg:
+            raise ValueError(f"{where}.{key}: missing (a {kind} objective needs "
+                             f"{', '.join(OBJECTIVE_KEYS[kind])})")
+    for key in ("band", "total", "reference"):
+        if key in OBJECTIVE_KEYS[kind]:
+            lo, hi = cfg[key]
+            if not 0 <= lo < hi <= min(500.0, nyquist):
+                raise ValueError(f"{where}.{key}: [{lo}, {hi}] Hz is not a band within "
+                                 f"0-{min(500.0, nyquist):g} Hz")
+    if kind == "peak_frequency" and not (cfg["total"][0] <= cfg["target_hz"] <= cfg["total"][1]):
+        raise ValueError(f"{where}.target_hz: {cfg['target_hz']} Hz is outside total "
+                         f"{cfg['total']}")
+    if kind == "peak_frequency" and cfg["temperature"] <= 0:
+        raise ValueError(f"{where}.temperature: must be > 0")
+    for t, band in (cfg.get("rates") or {}).items():
+        if t not in CELL_TYPES:
+            raise ValueError(f"{where}.rates: {t!r} is not a cell type "
+                             f"({', '.join(CELL_TYPES)})")
+        lo, hi = band
+        if not 0 <= lo < hi:
+            raise ValueError(f"{where}.rates.{t}: [{lo}, {hi}] Hz must satisfy 0 <= low < high")
+    if "rate_weight" in cfg and not cfg["rate_weight"] > 0:
+        raise ValueError(f"{where}.rate_weight: must be > 0")
