@@ -248,7 +248,8 @@ def test_a_fit_over_several_seeds_scores_each_as_its_network_alone(repo, tmp_pat
 @pytest.mark.parametrize("solver", ["bayesian", "cobyla", "cma"])
 def test_hnn_cores_optimizer_searches_the_gains_within_its_budget(repo, tmp_path, solver):
     """hnn-core's own solvers on log2 gains: the start is evaluated first, the search
-    stops once its wall-clock budget is spent and keeps the best evaluation. The
+    starts no evaluation that would end past its wall-clock budget (judged by the
+    longest so far) and keeps the best evaluation. The
     objective here is a known function of the gains (NEURON's runs are tested by
     the tiny pipeline)."""
     import json
@@ -264,7 +265,7 @@ def test_hnn_cores_optimizer_searches_the_gains_within_its_budget(repo, tmp_path
 
     def evaluate(condition):
         calls.append(condition)
-        time.sleep(0.02)
+        time.sleep(0.1)
         g = np.log2([c["gain"] for c in condition])
         return [-float(((g - [1.0, -0.5]) ** 2).sum()), 0.0]
 
@@ -273,7 +274,9 @@ def test_hnn_cores_optimizer_searches_the_gains_within_its_budget(repo, tmp_path
                  solver=solver, budget_s=1.0, max_iter=500, evaluate=evaluate)
     assert res.objective.shape == (len(calls), 2) and len(calls) >= 2
     np.testing.assert_allclose(res.gain[0], 1.0)                    # the start first
-    assert res.wall_s[-1] < 1.0 + 0.5                             # stopped by the budget
+    # stopped within the budget (an evaluation takes 0.1 s; a few ms of jitter allowed),
+    # not after one more evaluation past it
+    assert res.wall_s[-1] <= 1.0 + 0.03
     assert res.objective.mean(axis=1)[res.best] == res.objective.mean(axis=1).max()
     assert res.objective.mean(axis=1).max() > res.objective.mean(axis=1)[0]
     assert ((res.gain >= 0.25 - 1e-12) & (res.gain <= 4.0 + 1e-12)).all()
