@@ -23,7 +23,7 @@ def test_building_the_parser_loads_neither_torch_nor_neuron():
 
 
 def test_the_config_check_loads_hnn_core_only_where_it_checks_drives(repo):
-    path = repo / "config" / "config.yaml"
+    path = repo / "config" / "tiny.yaml"     # its optimize stage is on: objectives checked
     load = ("import yaml; from hnn_surrogate.config import validate_config; "
             f"c = yaml.safe_load(open({str(path)!r}))")
     # the main process: drives against hnn-core's API, objectives without torch

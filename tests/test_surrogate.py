@@ -254,7 +254,7 @@ def test_a_training_config_without_a_key_is_refused_naming_it(tiny_dataset, tmp_
     assert "lacks lstm_hidden; unknown keys bogus" in proc.stderr
 
 
-def test_checkpoint_against_other_data_fails_clearly(tiny_dataset, tmp_path):
+def test_checkpoint_against_other_data_fails_clearly(tiny_dataset, tmp_path, monkeypatch):
     out = tmp_path / "m.pt"
     subprocess.run(_train_cmd(tiny_dataset, out, tmp_path / "h.nc",
                               dict(TINY_TRAIN, epochs=1)), check=True, capture_output=True,
@@ -280,10 +280,15 @@ def test_checkpoint_against_other_data_fails_clearly(tiny_dataset, tmp_path):
         load_checkpoint(out, dataset=changed, source="changed.nc")
     assert load_checkpoint(out, dataset=changed, allow_other_data=True).cell_type == "L5_pyramidal"
     # several checkpoints checked on one data set hash it once, and still catch other data
+    import hnn_surrogate.surrogate.checkpoint as checkpoint
+
+    calls, real = [], checkpoint.data_hash
+    monkeypatch.setattr(checkpoint, "data_hash", lambda *a: calls.append(1) or real(*a))
     hashes = {}
     for _ in range(2):
         load_checkpoint(out, dataset=ds, hashes=hashes)
-    assert list(hashes) == [False]
+    assert len(calls) == 1 and list(hashes) == [False]
+    monkeypatch.undo()
     with pytest.raises(CheckpointError, match="data hash"):
         load_checkpoint(out, dataset=changed, hashes={})
     # A checkpoint whose training never tuned the spike threshold is an error, not 0.5.

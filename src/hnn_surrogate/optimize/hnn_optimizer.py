@@ -93,7 +93,9 @@ def search(spec_file, *, start, types, bounds, objective, seeds, transient_ms, s
            clock=time.perf_counter) -> Search:
     """Run hnn-core's ``Optimizer`` with ``solver`` on log2 gains of ``types``
     (list of (source, target, receptor)) within ``bounds``, for ``budget_s``
-    seconds of wall clock at most (the first evaluation always runs).
+    seconds of wall clock: no evaluation starts that would end past it, judged by
+    the longest so far (the first always runs; only an evaluation longer than
+    every one before it can overrun).
 
     ``evaluate(condition) -> [objective per seed]`` replaces the NEURON runs
     where given (tests); by default ``neuron_objective``. ``clock``: seconds,
@@ -137,8 +139,9 @@ def search(spec_file, *, start, types, bounds, objective, seeds, transient_ms, s
             values = neuron_objective(spec_file, start=start, condition=condition, seeds=seeds,
                                       objective=objective, transient_ms=transient_ms,
                                       mpiexec=mpiexec, ranks=ranks, workdir=tmp.name)
-        took.append(clock() - started)
-        evals["wall_s"].append(clock() - t0)
+        end = clock()
+        took.append(end - started)
+        evals["wall_s"].append(end - t0)
         evals["objective"].append(values)
         evals["gain"].append(gains)
         log.info("%s evaluation %d: objective %.4f (seeds %s), %.0f s of %.0f", solver,

@@ -1,6 +1,6 @@
-"""What an objective's config must hold, checked without torch: the config check
-runs in every Snakemake process, before any job (``config.validate_config``).
-The functions themselves are ``objectives.OBJECTIVES``."""
+"""What an objective's config must hold, checked without torch: Snakemake's main
+process checks every objective before any job (``config.validate_config``), and
+the ``fit`` command its own. The functions themselves are ``objectives.OBJECTIVES``."""
 
 from __future__ import annotations
 

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import torch
 
-from .objective_config import OBJECTIVE_KEYS, check_objective  # noqa: F401  (re-exported)
+from .objective_config import OBJECTIVE_KEYS
+from .objective_config import check_objective  # noqa: F401  (re-exported)
 
 NYQUIST_GUARD = 1e-9
 
