@@ -148,8 +148,8 @@ def test_a_size_over_the_memory_limit_is_refused_naming_size_and_limit(spec):
 
 def test_flops_per_cell_bin_counts_every_matrix_product_of_a_step():
     """Against torch's own FLOP counter on one fused step of two models (which
-    does not see in-place products: a convolution's taps after its first are
-    ``baddbmm_``, added here)."""
+    does not see in-place products: a convolution's taps after its first, and
+    without gradients the LSTM's recurrent product, are ``baddbmm_``, added here)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from hnn_surrogate.network.fused import FusedStepper, flops_per_cell_bin
@@ -164,7 +164,8 @@ def test_flops_per_cell_bin_counts_every_matrix_product_of_a_step():
     x = torch.randn(2, batch, bins, stepper.n_in)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         stepper.step(x, stepper.init_state())
-    in_place = 2 * 8 * 8 * (3 - 1) * 2            # 2 H H (kernel - 1) per block, 2 blocks
+    in_place = (2 * 8 * 8 * (3 - 1) * 2           # 2 H H (kernel - 1) per block, 2 blocks
+                + 2 * 16 * 4 * 16)                # 2 H_lstm 4 H_lstm, the recurrent product
     assert (counter.get_total_flops() + in_place * 2 * batch * bins
             == flops_per_cell_bin(stepper) * 2 * batch * bins)
 

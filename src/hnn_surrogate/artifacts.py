@@ -567,8 +567,8 @@ SCALING_POINT = Schema(
         "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
         "freq": Var(("freq",), "float64", "Hz", "frequency"),
         "matmul_peak_gflops": Var(("run",), "float64", "GFLOP/s",
-                                  "measured float32 matrix-product peak at the run's threads "
-                                  "(NaN for NEURON)", timing=True),
+                                  "measured float32 matrix-product peak at the run's threads, "
+                                  "the higher of before and after the run (NaN for NEURON)", timing=True),
     },
 )
 
