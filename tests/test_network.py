@@ -307,7 +307,7 @@ def test_fused_step_equals_each_models_own_step(sizes, n_groups, mesh, taus, res
 @pytest.mark.parametrize("bins, taus, rest, kernels", [
     (1, (), False, False), (2, (), False, False), (3, (), False, False), (4, (), False, False),
     (2, (1.5, 8.0), False, False), (1, (), True, False), (3, (1.5,), True, False),
-    (1, (), False, True), (3, (1.5,), True, True)])
+    (1, (), False, True), (3, (1.5,), True, True), (1, (1.5,), False, False)])
 def test_fused_stepper_takes_k_bins_as_each_model_takes_one(bins, taus, rest, kernels):
     """K bins per step (taps of one step, or spanning two, whatever the dilation;
     a linear path's traces; a start at rest; each model's own input kernels) give

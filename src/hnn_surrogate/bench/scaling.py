@@ -88,10 +88,7 @@ def peak_rss_gb() -> float:
 
 
 def matmul_peak_gflops(threads: int, n: int = 1024, repeats: int = 7) -> float:
-    """Best float32 matrix-product rate of torch at ``threads`` (GFLOP/s). A run's
-    bound takes the higher of this before and after it: on this shared machine one
-    measurement ranged 74-101 GFLOP/s within minutes, and a low one would flatter
-    the share of the bound."""
+    """Best float32 matrix-product rate of torch at ``threads`` (GFLOP/s)."""
     import torch
 
     before = torch.get_num_threads()
@@ -162,6 +159,8 @@ def surrogate_run(spec, point, checkpoints, threads) -> dict:
 
     torch.set_num_threads(int(threads))
     _import_builders()
+    # the bound: the higher of the peak before and after the run (on this shared
+    # machine it ranged 70-103 GFLOP/s within minutes; a low reading flatters the share)
     peak_before = matmul_peak_gflops(threads)
     start = time.perf_counter()
     net, rules, cutoff = _network(spec, point, connect=False)

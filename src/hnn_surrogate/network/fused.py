@@ -139,9 +139,9 @@ def _lstm_cell_doubled(gates, c2, inplace=False):
     h = o tanh(c_new) = 2 o sigmoid(2 c_new) - o: five elementwise operations
     after the sigmoid instead of nine (equal to PyTorch's LSTM within float32
     rounding; tests/test_network.py). In bfloat16, torch's tanh, as
-    ``lstm_cell`` (for its precision). ``inplace``: the sigmoid overwrites
-    ``gates`` (no gradients: autograd would see the bins' gates, views of one
-    tensor, change under it).
+    ``lstm_cell`` (for its precision). ``inplace`` (float32 and float64): the
+    sigmoid overwrites ``gates`` (no gradients: autograd would see the bins'
+    gates, views of one tensor, change under it).
     """
     if gates.dtype not in (torch.float32, torch.float64):
         i, f, g2x, o = gates.chunk(4, dim=-1)
@@ -357,7 +357,8 @@ class FusedStepper:
         # the LSTM's input products bins first, (T, K, B, 4 H_lstm): each bin's gates
         # one contiguous block, which the recurrent product adds to in place
         # (bins last, a bin's slice was strided and copied; with the sigmoid in
-        # place too, 8 % less time a step, 100,492-cell layout, 1 thread, README)
+        # place too, the fastest step at the 100,492-cell layout, 1 thread, fell from
+        # 495-547 to 417-465 ms; README)
         h_kb = h.view(bins4).transpose(1, 2).reshape(n_slots, k_bins * batch, -1)
         gates_x = torch.baddbmm(self.b_lstm, h_kb, self.w_ih).view(n_slots, k_bins, batch, -1)
         inplace = not torch.is_grad_enabled()
@@ -371,7 +372,7 @@ class FusedStepper:
         # the head transposed, (T, O, H) @ (T, H, K * B): with its 2-3 outputs as the
         # columns of the product it ran 3.7x slower (8 slots of 512 rows, 1 thread)
         z = torch.baddbmm(self.b_head, self.w_head, h_all.transpose(1, 2))   # (T, O, K * B)
-        z = z.view(n_slots, -1, k_bins, batch).permute(0, 3, 2, 1).reshape(rows)  # (T, B * K, O)
+        z = z.view(n_slots, -1, k_bins, batch).permute(0, 3, 2, 1).contiguous().view(rows)
         new.update(bufs=bufs, h=h_l, c2=c2)
         if self.n_taus:
             u, us = state["u"], []
