@@ -503,6 +503,50 @@ def test_spike_class_weight_is_the_datas_ratio_unless_configured(tiny_dataset, t
     assert any(not torch.equal(weights[0.0][1][k], weights[3.0][1][k]) for k in weights[3.0][1])
 
 
+def test_spike_tolerance_forgives_a_shift_within_it_and_not_beyond(tiny_dataset, tmp_path):
+    from torch.nn import functional as F
+
+    from hnn_surrogate.surrogate.train import spike_bce
+
+    torch.manual_seed(0)
+    logit = torch.randn(3, 60)
+    spikes = torch.zeros(3, 60)
+    spikes[0, 10] = spikes[1, 30] = spikes[2, 59] = 1
+    mask = torch.ones(3, 60)
+    mask[:, :5] = 0
+    pw = torch.tensor(7.0)
+    # 0: the exact per-bin cross-entropy, as before
+    exact = F.binary_cross_entropy_with_logits(logit, spikes, pos_weight=pw, reduction="none")
+    assert torch.allclose(spike_bce(logit, spikes, mask, pw, 0),
+                          (exact * mask).sum() / mask.sum())
+
+    def spiky(at):                 # a confident prediction of one spike per row at ``at``
+        out = torch.full((3, 60), -8.0)
+        for row, k in enumerate(at):
+            out[row, k] = 8.0
+        return out
+
+    on_time = spike_bce(spiky([10, 30, 59]), spikes, mask, pw, 3)
+    for shift in (-3, -1, 2):      # within 3 bins: the same loss as on time
+        at = [10 + shift, 30 + shift, min(59, 59 + shift)]
+        assert torch.allclose(spike_bce(spiky(at), spikes, mask, pw, 3), on_time)
+    late = spike_bce(spiky([14, 34, 55]), spikes, mask, pw, 3)     # 4 bins off: a miss and a false spike
+    assert late > on_time + 1.0
+    # exact timing punishes the 1-bin shift that the tolerance forgives
+    assert spike_bce(spiky([11, 31, 58]), spikes, mask, pw, 0) > spike_bce(
+        spiky([10, 30, 59]), spikes, mask, pw, 0) + 1.0
+    # masked bins (the crop's burn-in) carry no term, spike or not
+    spikes[0, 1] = 1             # its tolerance (bins 0-4) masked too
+    assert torch.allclose(spike_bce(spiky([10, 30, 59]), spikes, mask, pw, 3), on_time)
+
+    states = {}
+    for tol in (0.0, 1.0):
+        states[tol] = _train_briefly(tiny_dataset, tmp_path / f"t{tol}.pt",
+                                     spike_tolerance_ms=tol).model.state_dict()
+    # the option reaches the loss: the same seed trains other weights
+    assert any(not torch.equal(states[0.0][k], states[1.0][k]) for k in states[0.0])
+
+
 def test_training_with_dropout_trains_another_model_that_evaluates_without_it(tiny_dataset,
                                                                              tmp_path):
     states = {}

@@ -65,6 +65,7 @@ class TrainConfig:
     snapshot_epochs: list = field(default_factory=lambda: list(_DEFAULT["snapshot_epochs"]))
     input_kernels: bool = _DEFAULT["input_kernels"]
     spike_pos_weight: float = _DEFAULT["spike_pos_weight"]
+    spike_tolerance_ms: float = _DEFAULT["spike_tolerance_ms"]
     dropout: float = _DEFAULT["dropout"]
     # not a config key: the learning curve's rules set it per subset model
     train_fraction: float = 1.0  # use this seeded fraction of the training split
@@ -91,11 +92,34 @@ def target_weights(n_targets: int, cfg: TrainConfig, n_sections: int = 0) -> tor
     return w
 
 
-def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w=None):
+def spike_bce(logit, spikes, mask, pos_weight, tol_bins: int = 0):
+    """The spike head's cross-entropy (with logits), mean over the masked bins.
+
+    ``tol_bins`` 0: every bin's own target (the spike's bin 1, every other 0).
+    Above 0, a predicted spike may lie up to ``tol_bins`` bins from NEURON's at
+    no cost: a spike's positive term takes the largest logit within that
+    distance, and the other bins that close to a spike carry no term; bins
+    farther from every spike are negatives as before.
+    """
+    if tol_bins <= 0:
+        bce = F.binary_cross_entropy_with_logits(logit, spikes, pos_weight=pos_weight,
+                                                 reduction="none")
+        return (bce * mask).sum() / mask.sum().clamp(min=1)
+    k = 2 * int(tol_bins) + 1
+    near = F.max_pool1d(spikes.unsqueeze(1), k, stride=1, padding=int(tol_bins)).squeeze(1)
+    best = F.max_pool1d(logit.unsqueeze(1), k, stride=1, padding=int(tol_bins)).squeeze(1)
+    # BCE(l, 1) = softplus(-l), BCE(l, 0) = softplus(l)
+    bce = pos_weight * spikes * F.softplus(-best) + (1 - near) * F.softplus(logit)
+    return (bce * mask).sum() / mask.sum().clamp(min=1)
+
+
+def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w=None,
+               tol_bins: int = 0):
     """(total, voltage/dipole MSE, spike BCE) over the masked bins.
 
     ``sample_w``: (N, n_targets) weight of each sequence's squared error per
-    target (``regime_weights``); all ones when None.
+    target (``regime_weights``); all ones when None. ``tol_bins``: the spike
+    timing the cross-entropy tolerates (``spike_bce``).
     """
     pred, logit = model(x)
     w = target_weights(y.shape[-1], cfg, model.config.n_sections).to(y.device)
@@ -104,9 +128,7 @@ def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w
         w = w * sample_w.unsqueeze(1)                          # (N, 1, T)
     mse = (((pred - y) ** 2) * w * m).sum() / (m.sum() * w.sum() / w.numel()
                                                 * y.shape[-1]).clamp(min=1)
-    bce = F.binary_cross_entropy_with_logits(logit, spikes, pos_weight=pos_weight,
-                                             reduction="none")
-    bce = (bce * mask).sum() / mask.sum().clamp(min=1)
+    bce = spike_bce(logit, spikes, mask, pos_weight, tol_bins)
     return mse + cfg.spike_weight * bce, mse, bce
 
 
@@ -313,6 +335,7 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     if len(xt) == 0 or len(xv) == 0:
         raise ValueError(f"{dataset_path}: needs simulations in both train and val splits")
     pos_weight = torch.tensor(spike_class_weight(st, cfg.spike_pos_weight))
+    tol_bins = int(round(cfg.spike_tolerance_ms / float(ds.attrs["bin_ms"])))
 
     torch.manual_seed(cfg.seed)
     model_kwargs = dict(model_kwargs)
@@ -399,7 +422,7 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
             xb, yb, sb, mb = _crops(xt, yt, st, pick, rng, cfg)
             loss, _, _ = loss_terms(model, xb.to(device), yb.to(device), sb.to(device),
                                     mb.to(device), cfg, pos_weight.to(device),
-                                    None if wt is None else wt[pick].to(device))
+                                    None if wt is None else wt[pick].to(device), tol_bins)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -411,7 +434,7 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
             val = [loss_terms(model, xv[i:i + 32].to(device), yv[i:i + 32].to(device),
                               sv[i:i + 32].to(device), full_mask_v[i:i + 32].to(device), cfg,
                               pos_weight.to(device),
-                              None if wv is None else wv[i:i + 32].to(device))
+                              None if wv is None else wv[i:i + 32].to(device), tol_bins)
                    for i in range(0, len(xv), 32)]
         val_loss = float(np.mean([float(v[0]) for v in val]))
         val_mse = float(np.mean([float(v[1]) for v in val]))
