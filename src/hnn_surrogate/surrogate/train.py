@@ -104,12 +104,12 @@ def spike_bce(logit, spikes, mask, pos_weight, tol_bins: int = 0):
     if tol_bins <= 0:
         bce = F.binary_cross_entropy_with_logits(logit, spikes, pos_weight=pos_weight,
                                                  reduction="none")
-        return (bce * mask).sum() / mask.sum().clamp(min=1)
-    k = 2 * int(tol_bins) + 1
-    near = F.max_pool1d(spikes.unsqueeze(1), k, stride=1, padding=int(tol_bins)).squeeze(1)
-    best = F.max_pool1d(logit.unsqueeze(1), k, stride=1, padding=int(tol_bins)).squeeze(1)
-    # BCE(l, 1) = softplus(-l), BCE(l, 0) = softplus(l)
-    bce = pos_weight * spikes * F.softplus(-best) + (1 - near) * F.softplus(logit)
+    else:
+        k, pad = 2 * int(tol_bins) + 1, int(tol_bins)
+        near = F.max_pool1d(spikes.unsqueeze(1), k, stride=1, padding=pad).squeeze(1)
+        best = F.max_pool1d(logit.unsqueeze(1), k, stride=1, padding=pad).squeeze(1)
+        # BCE(l, 1) = softplus(-l), BCE(l, 0) = softplus(l)
+        bce = pos_weight * spikes * F.softplus(-best) + (1 - near) * F.softplus(logit)
     return (bce * mask).sum() / mask.sum().clamp(min=1)
 
 
