@@ -76,6 +76,62 @@ def test_the_alpha_drive_alone_changes_no_other_draw(tiny):
         assert {d["type"] for d in b["drives"]} >= {"poisson", "bursty"}
 
 
+def test_alpha_start_runs_are_the_alpha_start_alone_and_change_no_prior_run(tiny):
+    cfg, spec, _ = tiny
+    section = cfg["cells"]["network_prior"]
+    types = _types(spec)
+    prior = npr.regime_prior(section)
+    # network_prior's parameter file is what it was before alpha_start existed
+    assert prior == {k: v for k, v in section.items()
+                     if k not in ("n_runs", "mpi_ranks", "alpha_start")}
+    start = npr.regime_prior(section, "alpha_start")
+    assert start["regime"] == "alpha_start"
+    a = section["alpha_start"]
+    w_lo, w_hi = a["weight"]
+    g_lo, g_hi = a["gain"]
+    weights = []
+    for run in range(12):
+        one = npr.draw_run(start, seed=3, run=run, tstop=100.0, conn_types=types)
+        assert one == npr.draw_run(start, seed=3, run=run, tstop=100.0, conn_types=types)
+        # hnn-core's alpha drive alone: no noise, no ERP
+        assert [d["name"] for d in one["drives"]] == ["alpha_prox"]
+        w = one["drives"][0]["params"]["weights_ampa"]
+        assert w["L2_pyramidal"] == w["L5_pyramidal"] and w_lo <= w["L5_pyramidal"] <= w_hi
+        weights.append(w["L5_pyramidal"])
+        assert all(g_lo <= g["gain"] <= g_hi for g in one["gains"])
+        assert one["drive_seed"] == a["seeds_from"] + run
+        # its own generator: not the network_prior run of the same index
+        assert one["gains"] != npr.draw_run(prior, seed=3, run=run, tstop=100.0,
+                                            conn_types=types)["gains"]
+    assert np.ptp(np.log(weights)) > 0.5 * np.log(w_hi / w_lo)    # the range is drawn over
+    with pytest.raises(ValueError, match="regime 'alpha': not one of network_prior, alpha_start"):
+        npr.regime_prior(section, "alpha")
+
+
+def test_config_refuses_alpha_start_seeds_in_use_names_and_ranges(repo):
+    cfg = load_config(repo / "config" / "tiny.yaml")
+    prior = cfg["cells"]["network_prior"]
+
+    def with_start(**change):
+        return dict(cfg, cells=dict(cfg["cells"], network_prior=dict(
+            prior, alpha_start=dict(prior["alpha_start"], **change))))
+
+    with pytest.raises(ConfigError, match=r"network_prior.alpha_start.seeds_from': runs' drive "
+                                          r"seeds 10001..10003 include \[10001, 10002\] of "
+                                          r"cells.network_prior runs' seeds"):
+        validate_config(with_start(seeds_from=prior["seeds_from"] + 1))
+    with pytest.raises(ConfigError, match=r"alpha_start.seeds_from.*of network.seeds"):
+        validate_config(with_start(seeds_from=0))
+    with pytest.raises(ConfigError, match="network_prior.alpha_start.weight': low 0.001 is above"):
+        validate_config(with_start(weight=[1e-3, 1e-4]))
+    with pytest.raises(ConfigError, match="network_prior.alpha_start.n_runs': 2 network runs"):
+        validate_config(with_start(n_runs=2))
+    taken = dict(cfg, cells=dict(cfg["cells"], regimes=dict(
+        cfg["cells"]["regimes"], alpha_start=cfg["cells"]["regimes"]["network"])))
+    with pytest.raises(ConfigError, match="'cells.regimes.alpha_start': the name is taken"):
+        validate_config(taken)
+
+
 def test_config_refuses_seeds_in_use_and_inverted_ranges(repo):
     cfg = load_config(repo / "config" / "tiny.yaml")
     bad = dict(cfg, cells=dict(cfg["cells"], network_prior=dict(

@@ -42,17 +42,17 @@ def test_cells_stage_through_the_slurm_executor(repo, tmp_path, slurm):
            # inside the allocation (a cluster profile keeps srun).
            "--set-resources", *(f"{rule}:{key}" for rule in
                                 ("simulate_cells", "simulate_replay", "simulate_network_neuron",
-                                 "simulate_network_prior")
+                                 "simulate_network_prior", "simulate_alpha_start")
                                 for key in ("mpi=mpiexec", "cpus_per_task=1")),
            "--jobs", "4", target]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     # calibrate, 3 random-input shards, 3 NEURON network runs, their 3 event lists,
-    # the replay shard, 3 network_prior runs, merge
-    assert out.count("has been submitted with SLURM jobid") == 15
+    # the replay shard, 3 network_prior runs, 3 alpha_start runs, merge
+    assert out.count("has been submitted with SLURM jobid") == 18
     ds = open_cell_dataset(tmp_path / target)
-    assert ds.sizes["sim"] == 18 + 3 * 2              # + 3 prior runs x 2 L2 basket cells
+    assert ds.sizes["sim"] == 18 + 6 * 2              # + 6 network runs x 2 L2 basket cells
     assert set(ds["split"].values) == {"train", "val", "test"}
     # Every shard ran as 2 MPI ranks inside its SLURM job.
     for regime in ("subthreshold", "suprathreshold", "network", "replay"):
@@ -60,8 +60,9 @@ def test_cells_stage_through_the_slurm_executor(repo, tmp_path, slurm):
         log = (tmp_path / "logs" / rule / "L2_basket" / regime / "0000.log").read_text()
         assert "rank 0 of 2" in log
     for run in range(3):    # every prior run's NEURON network on 2 ranks inside its job
-        log = (tmp_path / "logs" / "simulate_network_prior" / f"{run:04d}.log").read_text()
-        assert "on 2 ranks" in log
+        for rule in ("simulate_network_prior", "simulate_alpha_start"):
+            log = (tmp_path / "logs" / rule / f"{run:04d}.log").read_text()
+            assert "on 2 ranks" in log
 
 
 def test_every_mpi_rule_runs_under_srun_in_the_slurm_profile(repo):
@@ -74,10 +75,13 @@ def test_every_mpi_rule_runs_under_srun_in_the_slurm_profile(repo):
     profile = yaml.safe_load((repo / "profiles" / "slurm" / "config.yaml").read_text())
     mpi_rules = []
     for smk in sorted((repo / "workflow" / "rules").glob("*.smk")):
-        for name, body in re.findall(r"^(?:rule|use rule \w+ as) (\w+)(?: with)?:\n(.*?)(?=^\S|\Z)",
-                                     smk.read_text(), flags=re.S | re.M):
-            if 'mpi="mpiexec"' in body or "{resources.mpi}" in body:
+        for parent, name, body in re.findall(
+                r"^(?:rule|use rule (\w+) as) (\w+)(?: with)?:\n(.*?)(?=^\S|\Z)",
+                smk.read_text(), flags=re.S | re.M):
+            # a rule used from an MPI rule inherits its resources (the parent comes first)
+            if 'mpi="mpiexec"' in body or "{resources.mpi}" in body or parent in mpi_rules:
                 mpi_rules.append(name)
-    assert "simulate_network_prior" in mpi_rules and "simulate_cells" in mpi_rules
+    assert {"simulate_network_prior", "simulate_alpha_start", "simulate_cells",
+            "simulate_replay"} <= set(mpi_rules)
     for rule in mpi_rules:
         assert profile["set-resources"].get(rule) == {"mpi": "srun", "cpus_per_task": 1}, rule

@@ -28,19 +28,22 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     for cell_type, n_channels in [("L2_pyramidal", 30), ("L5_pyramidal", 34),
                                   ("L2_basket", 3), ("L5_basket", 3)]:
         ds = open_cell_dataset(tmp_path / "results" / "cells" / f"{cell_type}.nc")
-        # 18 lone-cell simulations, and every cell of 3 prior runs of the 2 x 2 network
-        # (4 pyramidal and 2 basket cells per type)
+        # 18 lone-cell simulations, and every cell of 3 prior runs and 3 alpha_start runs
+        # of the 2 x 2 network (4 pyramidal and 2 basket cells per type)
         per_run = 4 if cell_type.endswith("pyramidal") else 2
-        assert ds.sizes["sim"] == 18 + 3 * per_run and ds.sizes["channel"] == n_channels
+        assert ds.sizes["sim"] == 18 + 6 * per_run and ds.sizes["channel"] == n_channels
+        run_regimes = ("replay", "network_prior", "alpha_start")
         assert set(ds["regime"].values) == {"subthreshold", "suprathreshold", "network",
-                                            "replay", "network_prior"}
+                                            *run_regimes}
         runs = ds["run"].values
-        for regime in ("replay", "network_prior"):
+        assert (runs[~np.isin(ds["regime"].values, run_regimes)] == -1).all()
+        for regime in run_regimes:
             mine = ds["regime"].values == regime
-            assert (runs[mine] >= 0).all() and (runs[~np.isin(ds["regime"].values, (
-                "replay", "network_prior"))] == -1).all()
+            assert (runs[mine] >= 0).all()
             for r in np.unique(runs[mine]):
                 assert len(set(ds["split"].values[mine & (runs == r)])) == 1, (regime, r)
+            if regime != "replay":      # 3 runs: one in each split
+                assert set(ds["split"].values[mine]) == {"train", "val", "test"}, regime
         # replayed network input: three tiny-network runs, events in every simulation
         replay = ds.isel(sim=ds["regime"].values == "replay")
         assert (replay["inputs"].values.sum(axis=(1, 2)) > 0).all()
@@ -187,6 +190,8 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
          {"write_parameters": 1, "scaling_point": 1, "scaling_summary": 1, "all": 1}),
         # one more prior run: that run's job, nothing before it rerun
         ({"cells": {"network_prior": {"n_runs": 4}}}, "prior_run"),
+        # one more alpha_start run: likewise, no network_prior run rerun
+        ({"cells": {"network_prior": {"alpha_start": {"n_runs": 4}}}}, "alpha_start_run"),
         # one regime's weights: its parameter file, its shards and all that follows
         ({"cells": {"regimes": {"network": {"weight": {
             "scale": "absolute", "excitatory": [0.0001, 0.006], "inhibitory": [0.001, 0.05]}}}}},
@@ -204,9 +209,12 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
                             "simulate_fit_neuron": 2, "simulate_fit_surrogate": 2,
                             "check_fit": 1, "summarize_fits": 1, "benchmark_fit_step": 1,
                             "search_hnn": 3, "compare_search": 1, "all": 1}, jobs
-        elif want == "prior_run":
-            assert jobs["simulate_network_prior"] == 1 and jobs["merge_cells"] == 4, jobs
-            assert "write_parameters" not in jobs and "simulate_cells" not in jobs, jobs
+        elif want in ("prior_run", "alpha_start_run"):
+            rule = {"prior_run": "simulate_network_prior",
+                    "alpha_start_run": "simulate_alpha_start"}[want]
+            assert jobs[rule] == 1 and jobs["merge_cells"] == 4, jobs
+            assert not {"write_parameters", "simulate_cells", "simulate_network_prior",
+                        "simulate_alpha_start"} - {rule} & set(jobs), jobs
         elif want is None:   # a regime's input: every stage downstream of its shards
             assert jobs["write_parameters"] == 1 and jobs["simulate_cells"] == 4, jobs
             assert "simulate_network_neuron" not in jobs and "calibrate_cell" not in jobs, jobs

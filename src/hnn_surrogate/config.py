@@ -355,8 +355,11 @@ def _split_errors(cells: dict) -> list[str]:
         units["cells.replay.seeds"] = (min(n_runs, rep["n_sims"]), "network runs holding "
                                        "replayed cells (scenarios x conditions x seeds, at most "
                                        "n_sims)")
-    if cells["network_prior"]["n_runs"]:
-        units["cells.network_prior.n_runs"] = (cells["network_prior"]["n_runs"], "network runs")
+    for key, section in (("cells.network_prior", cells["network_prior"]),
+                         ("cells.network_prior.alpha_start",
+                          cells["network_prior"]["alpha_start"])):
+        if section["n_runs"]:
+            units[f"{key}.n_runs"] = (section["n_runs"], "network runs")
     messages = []
     for key, (n, what) in units.items():
         counts = split_counts(n, cells["split"])
@@ -371,9 +374,10 @@ def _prior_errors(cells: dict, net: dict, check_range) -> list[str]:
     """The network_prior regime's ranges are ranges and its seeds are its own."""
     prior, base = cells["network_prior"], "cells.network_prior"
     messages = []
-    if "network_prior" in cells["regimes"]:
-        messages.append("config key 'cells.regimes.network_prior': the name is taken by the "
-                        "network_prior regime (cells.network_prior); rename this regime")
+    for name, key in (("network_prior", base), ("alpha_start", f"{base}.alpha_start")):
+        if name in cells["regimes"]:
+            messages.append(f"config key 'cells.regimes.{name}': the name is taken by the "
+                            f"{name} regime ({key}); rename this regime")
     check_range(f"{base}.gain", prior["gain"])
     for key in ("rate_hz", "weight_pyramidal", "weight_basket"):
         check_range(f"{base}.poisson.{key}", prior["poisson"][key])
@@ -384,13 +388,23 @@ def _prior_errors(cells: dict, net: dict, check_range) -> list[str]:
                         f"({cells['tstop']} ms)")
     check_range(f"{base}.alpha.burst_rate_hz", prior["alpha"]["burst_rate_hz"])
     check_range(f"{base}.alpha.weight", prior["alpha"]["weight"])
+    start = prior["alpha_start"]
+    check_range(f"{base}.alpha_start.weight", start["weight"])
+    check_range(f"{base}.alpha_start.gain", start["gain"])
     seeds = range(prior["seeds_from"], prior["seeds_from"] + prior["n_runs"])
-    for key, used in (("network.seeds", net["seeds"]), ("cells.replay.seeds",
-                                                        cells["replay"]["seeds"])):
-        shared = sorted(s for s in used if s in seeds)
-        if shared:
-            messages.append(f"config key '{base}.seeds_from': runs' drive seeds "
-                            f"{seeds.start}..{seeds.stop - 1} include {shared} of {key}")
+    start_seeds = range(start["seeds_from"], start["seeds_from"] + start["n_runs"])
+    for key, runs, used in (
+            (base, seeds, (("network.seeds", net["seeds"]),
+                           ("cells.replay.seeds", cells["replay"]["seeds"]))),
+            (f"{base}.alpha_start", start_seeds,
+             (("network.seeds", net["seeds"]), ("cells.replay.seeds", cells["replay"]["seeds"]),
+              (f"{base} runs' seeds", seeds)))):
+        for what, taken in used:
+            shared = sorted(s for s in taken if s in runs)
+            if shared:
+                shown = shared if len(shared) <= 5 else [*shared[:5], "..."]
+                messages.append(f"config key '{key}.seeds_from': runs' drive seeds "
+                                f"{runs.start}..{runs.stop - 1} include {shown} of {what}")
     return messages
 
 

@@ -130,6 +130,23 @@ rule simulate_network_prior:
         " --out {params.outs} > {log} 2>&1"
 
 
+# the same job for a run of the alpha_start regime: its parameter file names
+# the regime and holds the prior its runs are drawn from
+use rule simulate_network_prior as simulate_alpha_start with:
+    input:
+        spec=parameter_file("network_prior", "spec"),
+        prior=parameter_file("network_prior", "alpha_start"),
+    output:
+        expand(
+            "results/cells/shards/{cell_type}/alpha_start/{{shard}}.nc",
+            cell_type=CELL_TYPES,
+        ),
+    log:
+        "logs/simulate_alpha_start/{shard}.log",
+    benchmark:
+        "benchmarks/simulate_alpha_start/{shard}.tsv"
+
+
 rule list_replay_events:
     input:
         spec=parameter_file("network", "{scenario}", "{condition}", "surrogate"),

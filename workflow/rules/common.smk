@@ -7,6 +7,7 @@ import os
 from snakemake.exceptions import WorkflowError
 
 from hnn_surrogate import CELL_TYPES
+from hnn_surrogate.cells.network_prior import regime_prior
 from hnn_surrogate.config import ConfigError, train_config, validate_config
 
 try:
@@ -40,7 +41,9 @@ REPLAY = CELLS["replay"]
 
 PRIOR = CELLS["network_prior"]
 """The network_prior regime (every cell of NEURON runs of networks drawn from a prior);
-off when n_runs is 0. One job per run writes one shard per cell type."""
+off when n_runs is 0. One job per run writes one shard per cell type. Its
+alpha_start section: the alpha_start regime's runs, drawn alike (off when its
+n_runs is 0)."""
 
 
 def regime_sims():
@@ -75,6 +78,10 @@ def shard_files(wildcards):
         *(
             f"results/cells/shards/{wildcards.cell_type}/network_prior/{run:04d}.nc"
             for run in range(PRIOR["n_runs"])
+        ),
+        *(
+            f"results/cells/shards/{wildcards.cell_type}/alpha_start/{run:04d}.nc"
+            for run in range(PRIOR["alpha_start"]["n_runs"])
         ),
     ]
 
@@ -265,13 +272,12 @@ PARAMETERS = {
         for k, v in CELLS["regimes"][regime].items()
         if k != "n_sims" and not (k == "volley" and v is None)
     },
-    # what a network_prior run depends on: the network model and grid, the prior
-    # (not how many runs there are, nor the ranks)
+    # what a network_prior (or alpha_start) run depends on: the network model and
+    # grid, the prior it is drawn from (not how many runs there are, nor the ranks)
     "network_prior": lambda part: {
         "spec": lambda: {k: NET[k] for k in ("model", "mesh_shape")},
-        "prior": lambda: {
-            k: v for k, v in PRIOR.items() if k not in ("n_runs", "mpi_ranks")
-        },
+        "prior": lambda: regime_prior(PRIOR),
+        "alpha_start": lambda: regime_prior(PRIOR, "alpha_start"),
     }[part](),
     "optimize": lambda start, simulator: optimize_spec(start, simulator),
     "scaling": lambda part, *mesh: {

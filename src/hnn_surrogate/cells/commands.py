@@ -40,7 +40,7 @@ def _simulate_shard(args):
 
 def _simulate_network_prior(args):
     from .. import CELL_TYPES
-    from ..cells.network_prior import simulate_prior_run
+    from ..cells.network_prior import REGIME, REGIMES, simulate_prior_run
 
     outs = {}
     for item in args.out:
@@ -53,7 +53,11 @@ def _simulate_network_prior(args):
     missing = set(CELL_TYPES) - set(outs)
     if missing:
         raise SystemExit(f"simulate-network-prior: no --out for {', '.join(sorted(missing))}")
-    simulate_prior_run(spec=spec, prior=read_json(args.prior, "network prior"), run=args.run,
+    prior = read_json(args.prior, "network prior")
+    if prior.get("regime", REGIME) not in REGIMES:
+        raise SystemExit(f"{args.prior}: regime {prior['regime']!r} is not one of "
+                         f"{', '.join(REGIMES)}")
+    simulate_prior_run(spec=spec, prior=prior, run=args.run,
                        seed=args.seed, tstop=args.tstop, dt=args.dt, bin_ms=args.bin_ms,
                        delay=args.delay, store_fine=args.store_fine,
                        record_sections=args.record_sections, outs=outs)
@@ -103,10 +107,12 @@ def register(sub) -> None:
 
     p = sub.add_parser("simulate-network-prior",
                        help="one NEURON network run drawn from the prior (MPI): every cell "
-                            "a simulation of the network_prior regime")
+                            "a simulation of the network_prior (or alpha_start) regime")
     p.add_argument("--spec", required=True, help="JSON file: network model and mesh_shape")
     p.add_argument("--prior", required=True,
-                   help="JSON file: the cells.network_prior config section")
+                   help="JSON file: what the regime's runs are drawn from "
+                        "(network_prior.regime_prior: the cells.network_prior section, "
+                        "or alpha_start's, which names its regime)")
     p.add_argument("--run", type=int, required=True, help="index of the network run")
     p.add_argument("--tstop", type=float, required=True, help="simulated time (ms)")
     p.add_argument("--bin-ms", type=float, required=True, help="surrogate bin (ms)")

@@ -24,6 +24,16 @@ job), and makes every cell of every run one training example:
 * drive seeds ``seeds_from + run``, apart from the comparison's and the replay
   regime's (the config check refuses an overlap).
 
+The ``alpha_start`` regime (``network_prior.alpha_start``) draws further runs
+the same way from a narrower prior (``regime_prior``): every run the fits'
+alpha start, hnn-core's alpha drive alone (no noise, no ERP), its weight
+log-uniform in ``alpha_start.weight`` (by default 1-4x the alpha example's,
+where the fits go and NEURON begins to fire) and the gains in
+``alpha_start.gain``. The network_prior runs hold few such runs (alpha alone in
+a quarter of them, its weight over 1/4-4x), and at the fits' start the
+surrogates' error is exactly there. A regime of its own, with its own seeds and
+generators, so that turning it on changes no network_prior run or split.
+
 Each run is drawn from ``default_rng([seed, crc32("network_prior"), run])``
 alone, so run ``i`` is the same whatever the number of runs, jobs or ranks. A
 cell's input is what the wiring delivers (``network.replay.received_events``:
@@ -46,6 +56,8 @@ from .inputs import name_code
 log = logging.getLogger(__name__)
 
 REGIME = "network_prior"
+ALPHA_START = "alpha_start"
+REGIMES = (REGIME, ALPHA_START)
 
 ALPHA_DRIVE = dict(tstart=50.0, burst_std=20.0, numspikes=2, spike_isi=10.0, n_drive_cells=10,
                    cell_specific=False, location="proximal",
@@ -68,14 +80,37 @@ def connection_types(net) -> list[tuple[str, str, str]]:
                    if c["src_type"] in cells})
 
 
+def regime_prior(prior: dict, regime: str = REGIME) -> dict:
+    """What a run of ``regime`` is drawn from, given the validated
+    ``cells.network_prior`` section: its parameter file's content (neither the
+    number of runs nor the ranks; network_prior's as it was before alpha_start
+    existed). alpha_start's is network_prior's with the alpha drive always on
+    and alone, no ERP, its own weights, gains and seeds, and ``regime`` named."""
+    base = {k: v for k, v in prior.items() if k not in ("n_runs", "mpi_ranks", ALPHA_START)}
+    if regime == REGIME:
+        return base
+    if regime != ALPHA_START:
+        raise ValueError(f"regime {regime!r}: not one of {', '.join(REGIMES)}")
+    start = prior[ALPHA_START]
+    return {**base, "regime": ALPHA_START, "gain": list(start["gain"]),
+            "seeds_from": start["seeds_from"],
+            "evoked": {**base["evoked"], "probability": 0.0},
+            "alpha": {**base["alpha"], "probability": 1.0, "alone_probability": 1.0,
+                      "weight": list(start["weight"])}}
+
+
 def draw_run(prior: dict, *, seed: int, run: int, tstop: float, conn_types) -> dict:
     """Run ``run``'s drives, gains and drive seed: a plain, JSON-able dict.
+
+    ``prior``: a ``regime_prior``; its ``regime`` (network_prior if absent)
+    names the run's generator, so each regime's runs are their own.
 
     Returns ``{"drive_seed", "drives", "gains"}``: ``drives`` in the network
     spec's scenario format (``network.spec.build_network``), ``gains`` a list of
     ``{src, target, receptor, gain}`` (a condition's format).
     """
-    rng = np.random.default_rng([int(seed), name_code(REGIME), int(run)])
+    regime = prior.get("regime", REGIME)
+    rng = np.random.default_rng([int(seed), name_code(regime), int(run)])
     poisson = prior["poisson"]
     rate = _log_uniform(rng, poisson["rate_hz"])
     w_pyr, w_bas = (_log_uniform(rng, poisson[k]) for k in ("weight_pyramidal", "weight_basket"))
@@ -136,7 +171,8 @@ def base_network(spec: dict):
 def simulate_prior_run(*, spec: dict, prior: dict, run: int, seed: int, tstop: float, dt: float,
                        bin_ms: float, delay: float, store_fine: bool,
                        record_sections: bool = False, outs: dict | None = None):
-    """Simulate run ``run`` in NEURON (call on every MPI rank) and, on rank 0, write
+    """Simulate run ``run`` of ``prior`` (a ``regime_prior``: network_prior's or
+    alpha_start's runs) in NEURON (call on every MPI rank) and, on rank 0, write
     one ``cell_sims`` shard per cell type (``outs``: {cell type: path}).
 
     Returns {cell type: Dataset} on rank 0, None elsewhere.
@@ -165,7 +201,8 @@ def simulate_prior_run(*, spec: dict, prior: dict, run: int, seed: int, tstop: f
     wiring = network_wiring(net, tstop=tstop, bin_ms=bin_ms)
     n_bins, n_fine = int(round(tstop / bin_ms)), int(round(tstop / dt))
     st, sg = res["spike_times"], res["spike_gids"]
-    params = dict(regime=REGIME, spec=spec, prior=prior, run=run, tstop=tstop, dt=dt,
+    regime = prior.get("regime", REGIME)
+    params = dict(regime=regime, spec=spec, prior=prior, run=run, tstop=tstop, dt=dt,
                   bin_ms=bin_ms, delay=delay, seed=seed)
     if record_sections:  # off: the hash of the data without sections, as before
         params["record_sections"] = True
@@ -198,7 +235,7 @@ def simulate_prior_run(*, spec: dict, prior: dict, run: int, seed: int, tstop: f
                     out["dipole_fine"] = res["cell_dipole"][gid][:n_fine]
             results.append(out)
         first = run * len(gids)
-        ds = assemble(results, cell_type=cell_type, regime_name=REGIME,
+        ds = assemble(results, cell_type=cell_type, regime_name=regime,
                       indices=range(first, first + len(gids)), tstop=tstop, dt=dt,
                       bin_ms=bin_ms, delay=delay, seed=seed, params_hash=config_hash(params),
                       runs=np.full(len(gids), run),
