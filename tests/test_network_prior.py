@@ -104,6 +104,13 @@ def test_alpha_start_runs_are_the_alpha_start_alone_and_change_no_prior_run(tiny
         assert one["gains"] != npr.draw_run(prior, seed=3, run=run, tstop=100.0,
                                             conn_types=types)["gains"]
     assert np.ptp(np.log(weights)) > 0.5 * np.log(w_hi / w_lo)    # the range is drawn over
+    # its parameter file holds only what its runs depend on: network_prior's noise
+    # and ERP ranges leave it (and its runs) as they are, its burst rates do not
+    other = dict(section, poisson={**section["poisson"], "rate_hz": [1.0, 2.0]},
+                 evoked={**section["evoked"], "tstart": [5.0, 6.0]})
+    assert npr.regime_prior(other, "alpha_start") == start
+    faster = dict(section, alpha={**section["alpha"], "burst_rate_hz": [14.0, 16.0]})
+    assert npr.regime_prior(faster, "alpha_start")["alpha"]["burst_rate_hz"] == [14.0, 16.0]
     with pytest.raises(ValueError, match="regime 'alpha': not one of network_prior, alpha_start"):
         npr.regime_prior(section, "alpha")
 
@@ -130,6 +137,14 @@ def test_config_refuses_alpha_start_seeds_in_use_names_and_ranges(repo):
         cfg["cells"]["regimes"], alpha_start=cfg["cells"]["regimes"]["network"])))
     with pytest.raises(ConfigError, match="'cells.regimes.alpha_start': the name is taken"):
         validate_config(taken)
+    # a linear fit on its runs: a regime where it has runs, none where it is off
+    fit = dict(cfg, train=dict(cfg["train"], linear_fit_regimes=["alpha_start"]))
+    validate_config(fit)
+    off = dict(fit, cells=dict(cfg["cells"], network_prior=dict(
+        prior, alpha_start=dict(prior["alpha_start"], n_runs=0))))
+    with pytest.raises(ConfigError, match="'train.linear_fit_regimes': 'alpha_start' is not a "
+                                          "regime"):
+        validate_config(off)
 
 
 def test_config_refuses_seeds_in_use_and_inverted_ranges(repo):

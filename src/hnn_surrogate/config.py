@@ -142,6 +142,8 @@ def _semantic_errors(config: dict) -> list[str]:
     elif cells["split"]["train"] <= 0:
         messages.append("config key 'cells.split.train': must be > 0")
     regimes = set(cells["regimes"]) | {"replay", "network_prior"}
+    if cells["network_prior"]["alpha_start"]["n_runs"] > 0:
+        regimes.add("alpha_start")
     fits = {"train.linear_fit_regimes": config["train"]["linear_fit_regimes"]}
     fits.update({f"train.per_cell_type.{t}.linear_fit_regimes": v["linear_fit_regimes"]
                  for t, v in config["train"]["per_cell_type"].items()

@@ -80,22 +80,31 @@ def connection_types(net) -> list[tuple[str, str, str]]:
                    if c["src_type"] in cells})
 
 
+_DISCARDED = {"poisson": {"rate_hz": [1.0, 1.0], "weight_pyramidal": [1.0, 1.0],
+                          "weight_basket": [1.0, 1.0], "distal_probability": 0.0},
+              "evoked": {"probability": 0.0, "tstart": [0.0, 0.0]}}
+"""alpha_start's noise and ERP: drawn (one number each, as every run draws them)
+and thrown away, so fixed: network_prior's noise and ERP ranges stay out of
+its parameter file, and changing them reruns none of its runs."""
+
+
 def regime_prior(prior: dict, regime: str = REGIME) -> dict:
     """What a run of ``regime`` is drawn from, given the validated
     ``cells.network_prior`` section: its parameter file's content (neither the
     number of runs nor the ranks; network_prior's as it was before alpha_start
     existed). alpha_start's is network_prior's with the alpha drive always on
-    and alone, no ERP, its own weights, gains and seeds, and ``regime`` named."""
+    and alone, no ERP, its own weights, gains and seeds, network_prior's burst rates,
+    and ``regime`` named: nothing else of network_prior's."""
     base = {k: v for k, v in prior.items() if k not in ("n_runs", "mpi_ranks", ALPHA_START)}
     if regime == REGIME:
         return base
     if regime != ALPHA_START:
         raise ValueError(f"regime {regime!r}: not one of {', '.join(REGIMES)}")
     start = prior[ALPHA_START]
-    return {**base, "regime": ALPHA_START, "gain": list(start["gain"]),
-            "seeds_from": start["seeds_from"],
-            "evoked": {**base["evoked"], "probability": 0.0},
-            "alpha": {**base["alpha"], "probability": 1.0, "alone_probability": 1.0,
+    return {"regime": ALPHA_START, "gain": list(start["gain"]),
+            "seeds_from": start["seeds_from"], **_DISCARDED,
+            "alpha": {"probability": 1.0, "alone_probability": 1.0,
+                      "burst_rate_hz": list(base["alpha"]["burst_rate_hz"]),
                       "weight": list(start["weight"])}}
 
 
