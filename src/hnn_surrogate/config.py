@@ -169,6 +169,8 @@ def _semantic_errors(config: dict) -> list[str]:
             messages.append(f"config key 'train.snapshot_epochs': {late} past train.epochs "
                             f"({tc['epochs']}) of {t}")
             break
+    messages += _checkpoints_from_errors(config["train"]["checkpoints_from"],
+                                         cells["cell_types"])
     sc = config["evaluate"]["steps_curve"]
     # the steps curve's training runs on to its last epoch, past train.epochs if need be
     if sc["epochs"] and sc["cell_type"] not in cells["cell_types"]:
@@ -197,6 +199,18 @@ def _semantic_errors(config: dict) -> list[str]:
     if config["scaling"]["enabled"]:
         messages += _scaling_errors(config["scaling"], config["network"], cells, check_multiple)
     return messages
+
+
+def _checkpoints_from_errors(folder, cell_types) -> list[str]:
+    """A ``train.checkpoints_from`` folder that lacks a cell type's checkpoint, named."""
+    if folder is None:
+        return []
+    if not Path(folder).is_dir():
+        return [f"config key 'train.checkpoints_from': {folder} is not a folder"]
+    missing = [f"{t}.pt" for t in cell_types if not (Path(folder) / f"{t}.pt").is_file()]
+    if missing:
+        return [f"config key 'train.checkpoints_from': {folder} lacks {', '.join(missing)}"]
+    return []
 
 
 def _scaling_errors(sc: dict, net: dict, cells: dict, check_multiple) -> list[str]:
@@ -534,7 +548,8 @@ def train_config(config: dict, cell_type: str) -> dict:
     """The ``train`` section as one cell type's training sees it: its
     ``per_cell_type`` sizes over the shared ones, without ``per_cell_type``;
     the ``TRAIN_OPTIONS_OFF`` at an off value left out."""
-    train = {k: v for k, v in config["train"].items() if k != "per_cell_type"}
+    train = {k: v for k, v in config["train"].items()
+             if k not in ("per_cell_type", "checkpoints_from")}
     train.update(config["train"]["per_cell_type"].get(cell_type, {}))
     return without_options_off(train)
 

@@ -21,6 +21,8 @@ config.update(_validated)
 
 CELLS = config["cells"]
 RES = config["resources"]
+PRETRAINED = config["train"]["checkpoints_from"]
+"""A folder of trained surrogates used in place of training (None: train them)."""
 
 
 wildcard_constraints:
@@ -346,7 +348,13 @@ def network_runs(scenario):
 
 
 def all_targets():
-    """What `snakemake` builds by default."""
+    """What `snakemake` builds by default: with train.checkpoints_from, the stages
+    that use the surrogates, not the cells stage and training that would make them."""
+    return [*([] if PRETRAINED else data_targets()), *model_targets()]
+
+
+def data_targets():
+    """The cells stage, training and evaluation: what needs the NEURON cell data."""
     return [
         *expand("results/cells/{cell_type}.nc", cell_type=CELLS["cell_types"]),
         *expand("results/cells/figures/{cell_type}.png", cell_type=CELLS["cell_types"]),
@@ -363,6 +371,12 @@ def all_targets():
         "results/benchmarks/surrogate.nc",
         *([f"results/learning_curve/{LC['cell_type']}.nc"] if LC["fractions"] else []),
         *([f"results/steps_curve/{SC['cell_type']}.nc"] if SC["epochs"] else []),
+    ]
+
+
+def model_targets():
+    """The network, optimize and scaling stages: what needs only the surrogates."""
+    return [
         *(
             [
                 *expand(

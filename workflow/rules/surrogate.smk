@@ -27,6 +27,29 @@ rule train_surrogate:
         " > {log} 2>&1"
 
 
+if PRETRAINED:
+
+    # train.checkpoints_from: the surrogates come from that folder, checked and
+    # copied; training runs only where its history is asked for by name
+    ruleorder: import_surrogate > train_surrogate
+
+    rule import_surrogate:
+        input:
+            checkpoint=os.path.join(PRETRAINED, "{cell_type}.pt"),
+        output:
+            checkpoint="results/train/{cell_type}.pt",
+        log:
+            "logs/import_surrogate/{cell_type}.log",
+        conda:
+            "../../envs/hnn-surrogate.yaml"
+        threads: 1
+        params:
+            bin_ms=CELLS["bin_ms"],
+        shell:
+            "hnn-surrogate import-surrogate {input.checkpoint} --cell-type {wildcards.cell_type}"
+            " --bin-ms {params.bin_ms} --out {output.checkpoint} > {log} 2>&1"
+
+
 rule evaluate_surrogate:
     input:
         checkpoint="results/train/{cell_type}.pt",

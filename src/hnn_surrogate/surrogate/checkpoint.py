@@ -188,3 +188,32 @@ def load_checkpoint(path, *, dataset=None, source="dataset",
         loaded.check_dataset(dataset, source=source, allow_other_data=allow_other_data,
                               hashes=hashes)
     return loaded
+
+
+def import_checkpoint(src, out, *, cell_type: str, bin_ms: float) -> LoadedSurrogate:
+    """Check that ``src`` is a trained ``cell_type`` surrogate for ``bin_ms`` bins whose
+    input channels are hnn-core's for that type, then copy it to ``out`` unchanged
+    (atomically): the network stage's surrogate without training it here.
+
+    Raises CheckpointError naming ``src`` and what does not match, before ``out``
+    is touched. The copy keeps the file's data hash and training config, so its
+    provenance travels with it."""
+    import shutil
+
+    from ..cells.channels import channels
+
+    loaded = load_checkpoint(src)
+    if loaded.cell_type != cell_type:
+        raise CheckpointError(f"{src}: a {loaded.cell_type} surrogate, not {cell_type}")
+    if not np.isclose(loaded.bin_ms, bin_ms):
+        raise CheckpointError(f"{src}: bin_ms {loaded.bin_ms} != the config's "
+                              f"cells.bin_ms {bin_ms}")
+    expected = [c.key for c in channels(cell_type)]
+    if loaded.channels != expected:
+        raise CheckpointError(f"{src}: its input channels are not hnn-core's {cell_type} "
+                              f"synapses (missing {sorted(set(expected) - set(loaded.channels))}, "
+                              f"unexpected {sorted(set(loaded.channels) - set(expected))}, "
+                              f"or another order)")
+    with atomic_output(out) as tmp:
+        shutil.copyfile(src, tmp)
+    return loaded

@@ -1,5 +1,5 @@
-"""Command-line subcommands of the surrogate stage: train, evaluate, the linear
-baseline, panels, learning curve.
+"""Command-line subcommands of the surrogate stage: train (or import a trained
+surrogate), evaluate, the linear baseline, panels, learning curve.
 
 Each is one Snakemake rule's action; ``hnn-surrogate <command> --help`` documents it.
 """
@@ -34,6 +34,18 @@ def _train(args):
                                                if k not in model_keys and k not in optional_model_keys})
     train_surrogate(args.dataset, args.out, model_kwargs=model_kwargs, train_config=train_cfg,
                     history_path=args.history)
+
+
+def _import_surrogate(args):
+    from ..surrogate.checkpoint import CheckpointError, import_checkpoint
+
+    try:
+        loaded = import_checkpoint(args.checkpoint, args.out, cell_type=args.cell_type,
+                                   bin_ms=args.bin_ms)
+    except CheckpointError as err:
+        raise SystemExit(f"import-surrogate: {err}") from None
+    print(f"{args.out}: {loaded.cell_type} surrogate from {args.checkpoint} (epoch "
+          f"{loaded.blob.get('epoch')}, trained on data {loaded.data_hash})")
 
 
 def _evaluate(args):
@@ -102,6 +114,15 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="checkpoint (.pt)")
     p.add_argument("--history", help="training history (NetCDF)")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("import-surrogate",
+                       help="check a trained surrogate from elsewhere and copy it in place "
+                            "of training one (train.checkpoints_from)")
+    p.add_argument("checkpoint", help="a trained surrogate (.pt)")
+    p.add_argument("--cell-type", required=True, help="the cell type it must be")
+    p.add_argument("--bin-ms", type=float, required=True, help="the time bin (ms) it must use")
+    p.add_argument("--out", required=True, help="where the checked copy goes (.pt)")
+    p.set_defaults(func=_import_surrogate)
 
     p = sub.add_parser("evaluate", help="held-out free-running fidelity of a surrogate")
     p.add_argument("checkpoint")
