@@ -330,3 +330,20 @@ def test_rate_penalties_score_the_surrogates_spikes_with_their_gradient():
 def test_bad_rate_ranges_are_refused(cfg, match):
     with pytest.raises(ValueError, match=match):
         check_objective(cfg)
+
+
+def test_the_fitted_gains_are_the_step_with_the_best_mean_objective():
+    from hnn_surrogate.optimize.fit import Trajectory
+
+    n_steps, types = 4, [("L2_basket", "L2_pyramidal", "gabaa"), ("L5_basket", "L5_pyramidal", "gabaa")]
+    objective = np.array([[0.1, 0.2], [0.5, 0.1], [0.4, 0.4], [0.2, 0.3], [0.3, 0.3]])
+    gain = np.arange(1, 2 * (n_steps + 1) + 1, dtype=float).reshape(n_steps + 1, 2)
+    traj = Trajectory(labels=["a", "b"], types=types, seeds=[0, 1], cell_types=[],
+                      objective=objective, gain=gain, grad=np.zeros_like(gain),
+                      rate=np.zeros((n_steps + 1, 2, 0)), freqs=np.zeros(0),
+                      power=np.zeros((n_steps + 1, 2, 0)), wall_s=np.ones(n_steps + 1))
+    assert traj.best_step() == 2                       # mean 0.4; the last step's is 0.3
+    assert [c["gain"] for c in traj.fitted_condition()] == [5.0, 6.0]
+    assert [c["gain"] for c in traj.fitted_condition(-1)] == [9.0, 10.0]
+    assert traj.fitted_condition()[0] == {"src": "L2_basket", "target": "L2_pyramidal",
+                                          "receptor": "gabaa", "gain": 5.0}

@@ -48,8 +48,15 @@ class Trajectory:
     power: np.ndarray       # (n_steps + 1, n_seeds, n_freqs)
     wall_s: np.ndarray      # (n_steps + 1,)
 
-    def fitted_condition(self, step: int = -1) -> list[dict]:
-        """The gains of ``step`` as a network condition (``spec.build_network``)."""
+    def best_step(self) -> int:
+        """The step whose gains scored the highest mean objective over the fit's seeds
+        (the surrogate's own score: no NEURON run chooses it)."""
+        return int(np.argmax(self.objective.mean(axis=1)))
+
+    def fitted_condition(self, step: int | None = None) -> list[dict]:
+        """The gains of ``step`` (default: ``best_step``) as a network condition
+        (``spec.build_network``)."""
+        step = self.best_step() if step is None else step
         return [{"src": s, "target": t, "receptor": r, "gain": float(g)}
                 for (s, t, r), g in zip(self.types, self.gain[step])]
 
@@ -200,12 +207,14 @@ def write_fit(traj: Trajectory, *, spec: dict, fit: dict, out, fitted_out, table
         {"step": np.arange(traj.objective.shape[0]), "seed": np.asarray(traj.seeds, np.int64),
          "free": traj.labels, "cell_type": traj.cell_types, "freq": traj.freqs}, attrs)
     mean = traj.objective.mean(axis=1)
+    best = traj.best_step()
     lines = [f"Fit from {fit['start']}: {fit['objective']['kind']} {json_text(fit['objective'])}, "
              f"Adam lr {fit['lr']}, {len(mean) - 1} steps, seeds {traj.seeds} (surrogate network)",
-             "", f"objective {mean[0]:.4f} -> {mean[-1]:.4f} (best {mean.max():.4f} at step "
-             f"{int(mean.argmax())}); {traj.wall_s.sum():.0f} s", "",
-             "| connection | gain |", "|---|---|"]
-    lines += [f"| {lab} | {g:.3f} |" for lab, g in zip(traj.labels, traj.gain[-1])]
+             "", f"objective {mean[0]:.4f} -> {mean[-1]:.4f} at the last step, best {mean[best]:.4f} "
+             f"at step {best}: the fitted gains; {traj.wall_s.sum():.0f} s", "",
+             f"| connection | fitted gain (step {best}) | last step's |", "|---|---|---|"]
+    lines += [f"| {lab} | {g:.3f} | {h:.3f} |"
+              for lab, g, h in zip(traj.labels, traj.gain[best], traj.gain[-1])]
     write_json(traj.fitted_condition(), fitted_out)
     return FIT_TRAJECTORY.publish(ds, out, "\n".join(lines), table)
 
