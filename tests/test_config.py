@@ -3,7 +3,9 @@ import subprocess
 import pytest
 import yaml
 
-from hnn_surrogate.config import ConfigError, load_config, validate_config
+from hnn_surrogate.config import (
+    TRAIN_SECTION_NOT_TRAINING, ConfigError, load_config, train_config, validate_config,
+)
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "tiny.yaml", "paper.yaml"])
@@ -38,7 +40,7 @@ def test_dataclass_defaults_are_the_schemas():
                 seen.add(f.name)
     # the linear path's time constants: ms in the config, bins in the model
     assert SurrogateConfig(n_channels=1).linear_taus == tuple(train["linear_taus_ms"]) == ()
-    assert seen == set(train) - {"per_cell_type", "linear_taus_ms"}, set(train) - seen
+    assert seen == set(train) - {*TRAIN_SECTION_NOT_TRAINING, "linear_taus_ms"}, set(train) - seen
     assert SURROGATE_GRADIENT_SLOPE == schema_default("network", "surrogate_slope")
 
 
@@ -48,8 +50,9 @@ def _rule_commands(repo):
 
     out = []
     for path in sorted((repo / "workflow" / "rules").glob("*.smk")):
-        for block in re.split(r"\n(?=rule |use rule )", path.read_text()):
-            name = re.match(r"(?:use )?rule (\w+)", block)
+        # rules defined inside an `if` block are indented
+        for block in re.split(r"\n(?=[ \t]*(?:use )?rule )", path.read_text()):
+            name = re.match(r"\s*(?:use )?rule (\w+)", block)
             shell = block.split("shell:", 1)
             if not name or len(shell) < 2:
                 continue
@@ -274,3 +277,24 @@ def test_lint_is_clean(repo, tmp_path):
     proc = _snakemake(repo, tmp_path, "--lint", "--configfile", str(repo / "config" / "tiny.yaml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_checkpoints_from_is_no_training_option(repo, tmp_path):
+    """Setting it changes no training's parameter file (nothing trained reruns), and a
+    folder that cannot serve is refused naming the key."""
+    cfg = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
+    before = validate_config(cfg, semantic=False)
+    after = validate_config(dict(cfg, train=dict(cfg["train"], checkpoints_from=str(tmp_path))),
+                            semantic=False)
+    for t in before["cells"]["cell_types"]:
+        assert train_config(after, t) == train_config(before, t)
+    for t in before["cells"]["cell_types"]:
+        (tmp_path / f"{t}.pt").write_bytes(b"")
+    two = dict(cfg, train=dict(cfg["train"], checkpoints_from=str(tmp_path)),
+               cells=dict(cfg["cells"], cell_types=["L2_basket", "L5_basket"]))
+    with pytest.raises(ConfigError, match="need all four cell types; cells.cell_types has "
+                                          "L2_basket, L5_basket"):
+        validate_config(two)
+    with pytest.raises(ConfigError, match=r"'train.checkpoints_from': nowhere is not a folder "
+                                          r"\(.*relative path is taken from Snakemake's"):
+        validate_config(dict(cfg, train=dict(cfg["train"], checkpoints_from="nowhere")))

@@ -347,3 +347,9 @@ def test_the_fitted_gains_are_the_step_with_the_best_mean_objective():
     assert [c["gain"] for c in traj.fitted_condition(-1)] == [9.0, 10.0]
     assert traj.fitted_condition()[0] == {"src": "L2_basket", "target": "L2_pyramidal",
                                           "receptor": "gabaa", "gain": 5.0}
+    # a step whose objective is undefined for a seed is never the fitted one
+    traj.objective[3] = [np.nan, 9.0]
+    assert traj.best_step() == 2
+    traj.objective[:] = np.nan
+    with pytest.raises(ValueError, match="no finite objective in any of 5 evaluations"):
+        traj.best_step()

@@ -68,16 +68,16 @@ def _snakemake(repo, workdir, config, *targets, dry=False):
 
 def test_the_pipeline_runs_from_them_without_the_cells_stage(repo, folder, tmp_path):
     config = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
-    config["train"]["checkpoints_from"] = str(folder)
-    work = tmp_path / "work"
-    work.mkdir()
+    # relative to Snakemake's working directory (--directory), as the README's command
+    config["train"]["checkpoints_from"] = "pretrained"
+    work = folder.parent
     # the default targets: no NEURON cell data, no training, no evaluation
     dry = _snakemake(repo, work, config, dry=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = dry.stdout + dry.stderr
     assert "import_surrogate" in jobs and "fit_connectivity" in jobs
-    for rule in ("simulate_cells", "simulate_network_prior", "merge_cells", "train_surrogate",
-                 "evaluate_surrogate"):
+    assert "results/cells/" not in jobs            # no NEURON cell data of any regime
+    for rule in ("train_surrogate", "evaluate_surrogate", "plot_training_histories"):
         assert f"rule {rule}:" not in jobs, rule
     # a surrogate network run, for real, on the imported surrogates
     target = "results/network/rhythm/default/surrogate_0.nc"
@@ -91,8 +91,11 @@ def test_the_pipeline_runs_from_them_without_the_cells_stage(repo, folder, tmp_p
     assert run.attrs["simulator"] == "surrogate"
     # a folder that lacks a cell type's checkpoint is refused before any job
     (folder / "L5_basket.pt").unlink()
-    (tmp_path / "work2").mkdir()
-    bad = _snakemake(repo, tmp_path / "work2", config, dry=True)
+    other = tmp_path / "other"
+    other.mkdir()
+    bad = _snakemake(repo, other, dict(config, train=dict(config["train"],
+                                                          checkpoints_from=str(folder))), dry=True)
     assert bad.returncode != 0
     said = bad.stdout + bad.stderr
     assert "config key 'train.checkpoints_from'" in said and "lacks L5_basket.pt" in said
+    assert not (other / "results").exists()

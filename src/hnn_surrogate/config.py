@@ -202,14 +202,25 @@ def _semantic_errors(config: dict) -> list[str]:
 
 
 def _checkpoints_from_errors(folder, cell_types) -> list[str]:
-    """A ``train.checkpoints_from`` folder that lacks a cell type's checkpoint, named."""
+    """A ``train.checkpoints_from`` folder that is not one, lacks a cell type's
+    checkpoint or is the pipeline's own output folder; or cell types that give the
+    imported surrogates no stage to run (the network stages need all four)."""
     if folder is None:
         return []
-    if not Path(folder).is_dir():
-        return [f"config key 'train.checkpoints_from': {folder} is not a folder"]
-    missing = [f"{t}.pt" for t in cell_types if not (Path(folder) / f"{t}.pt").is_file()]
+    key = "config key 'train.checkpoints_from'"
+    where = Path(folder).resolve()
+    if not where.is_dir():
+        return [f"{key}: {folder} is not a folder ({where}: a relative path is taken "
+                f"from Snakemake's working directory)"]
+    if where == Path("results", "train").resolve():
+        return [f"{key}: {folder} is results/train, where the imported surrogates go"]
+    missing = [f"{t}.pt" for t in cell_types if not (where / f"{t}.pt").is_file()]
     if missing:
-        return [f"config key 'train.checkpoints_from': {folder} lacks {', '.join(missing)}"]
+        return [f"{key}: {folder} lacks {', '.join(missing)}"]
+    if set(cell_types) != set(CELL_TYPES):
+        return [f"{key}: the stages that use imported surrogates (network, optimize, "
+                f"scaling) need all four cell types; cells.cell_types has "
+                f"{', '.join(cell_types)}"]
     return []
 
 
@@ -544,12 +555,16 @@ as it was: ``train_config`` leaves them out at those values, so a parameter file
 (and the surrogate it trains) stays as it was."""
 
 
+TRAIN_SECTION_NOT_TRAINING = ("per_cell_type", "checkpoints_from")
+"""Keys of the ``train`` section that are not one training's options (``train_config``
+leaves them out: per_cell_type is folded in, checkpoints_from replaces training)."""
+
+
 def train_config(config: dict, cell_type: str) -> dict:
     """The ``train`` section as one cell type's training sees it: its
     ``per_cell_type`` sizes over the shared ones, without ``per_cell_type``;
     the ``TRAIN_OPTIONS_OFF`` at an off value left out."""
-    train = {k: v for k, v in config["train"].items()
-             if k not in ("per_cell_type", "checkpoints_from")}
+    train = {k: v for k, v in config["train"].items() if k not in TRAIN_SECTION_NOT_TRAINING}
     train.update(config["train"]["per_cell_type"].get(cell_type, {}))
     return without_options_off(train)
 

@@ -6,7 +6,13 @@ rule train_surrogate:
         dataset="results/cells/{cell_type}.nc",
         config=parameter_file("train", "{cell_type}"),
     output:
-        checkpoint="results/train/{cell_type}.pt",
+        # with train.checkpoints_from, results/train/ holds the imported surrogates:
+        # a training asked for by name (its history) writes beside them, not over them
+        checkpoint=(
+            "results/train/retrained/{cell_type}.pt"
+            if PRETRAINED
+            else "results/train/{cell_type}.pt"
+        ),
         history="results/train/{cell_type}_history.nc",
     log:
         "logs/train_surrogate/{cell_type}.log",
@@ -29,10 +35,7 @@ rule train_surrogate:
 
 if PRETRAINED:
 
-    # train.checkpoints_from: the surrogates come from that folder, checked and
-    # copied; training runs only where its history is asked for by name
-    ruleorder: import_surrogate > train_surrogate
-
+    # train.checkpoints_from: the surrogates come from that folder, checked and copied
     rule import_surrogate:
         input:
             checkpoint=os.path.join(PRETRAINED, "{cell_type}.pt"),
@@ -40,6 +43,7 @@ if PRETRAINED:
             checkpoint="results/train/{cell_type}.pt",
         log:
             "logs/import_surrogate/{cell_type}.log",
+        localrule: True
         conda:
             "../../envs/hnn-surrogate.yaml"
         threads: 1

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..artifacts import FIT_CHECK, FIT_TRAJECTORY, NETWORK_RUN, atomic_output  # noqa: E402
+from ..optimize.objective_config import best_index  # noqa: E402
 from .network import STYLE, _raster  # noqa: E402
 
 
@@ -47,7 +48,7 @@ def plot_fit(trajectory, check, rasters: dict, out):
         ax.legend(fontsize=7)
     ax = fig.add_subplot(grid[0, 3])
     # the fitted gains: the step of the best mean objective (Trajectory.best_step)
-    best = int(np.argmax(tr["objective"].values.mean(axis=1)))
+    best = best_index(tr["objective"].values)
     change = np.log2(tr["gain"].values[best])
     ax.barh(np.arange(change.size), change, color=np.where(change > 0, "tab:red", "tab:blue"))
     ax.set_yticks(np.arange(change.size), tr["free"].values.astype(str), fontsize=6)

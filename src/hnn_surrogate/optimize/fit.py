@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .objective_config import best_index
 from .objectives import evaluate_objective, spectrum
 from .params import FreeGains, resolve_free
 
@@ -50,8 +51,9 @@ class Trajectory:
 
     def best_step(self) -> int:
         """The step whose gains scored the highest mean objective over the fit's seeds
-        (the surrogate's own score: no NEURON run chooses it)."""
-        return int(np.argmax(self.objective.mean(axis=1)))
+        (the surrogate's own score: no NEURON run chooses it; may be step 0, the
+        start)."""
+        return best_index(self.objective)
 
     def fitted_condition(self, step: int | None = None) -> list[dict]:
         """The gains of ``step`` (default: ``best_step``) as a network condition

@@ -57,7 +57,9 @@ class Search:
 
     @property
     def best(self) -> int:
-        return int(np.argmax(self.objective.mean(axis=1)))
+        from .objective_config import best_index
+
+        return best_index(self.objective)
 
     def condition(self, index: int | None = None) -> list[dict]:
         g = self.gain[self.best if index is None else index]

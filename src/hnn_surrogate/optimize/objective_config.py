@@ -46,3 +46,16 @@ def check_objective(cfg: dict, *, where: str = "objective", bin_ms: float | None
             raise ValueError(f"{where}.rates.{t}: [{lo}, {hi}] Hz must satisfy 0 <= low < high")
     if "rate_weight" in cfg and not cfg["rate_weight"] > 0:
         raise ValueError(f"{where}.rate_weight: must be > 0")
+
+
+def best_index(objective) -> int:
+    """Row of ``objective`` (shape (n_evaluations, n_seeds)) with the highest mean over
+    seeds: the fit's step or the search's evaluation that is kept. A row with a NaN
+    (an objective undefined for a seed's run) is never chosen; ValueError when no row
+    is finite."""
+    import numpy as np
+
+    mean = np.asarray(objective, dtype=float).mean(axis=1)
+    if not np.isfinite(mean).any():
+        raise ValueError(f"no finite objective in any of {mean.size} evaluations")
+    return int(np.nanargmax(np.where(np.isfinite(mean), mean, np.nan)))
