@@ -99,3 +99,16 @@ def test_the_pipeline_runs_from_them_without_the_cells_stage(repo, folder, tmp_p
     said = bad.stdout + bad.stderr
     assert "config key 'train.checkpoints_from'" in said and "lacks L5_basket.pt" in said
     assert not (other / "results").exists()
+
+
+def test_the_shipped_surrogates_serve_the_default_config(repo, tmp_path):
+    """pretrained/default holds a trained surrogate of every type that the default
+    config's network stages accept (checked as the import rule checks it)."""
+    from hnn_surrogate.config import load_config
+
+    cfg = load_config(repo / "config" / "config.yaml")
+    for t in CELL_TYPES:
+        loaded = import_checkpoint(repo / "pretrained" / "default" / f"{t}.pt", tmp_path / f"{t}.pt",
+                                   cell_type=t, bin_ms=cfg["cells"]["bin_ms"])
+        assert loaded.blob["epoch"] > 0 and loaded.data_hash != "none"
+        assert 0.0 < loaded.spike_threshold < 1.0
