@@ -321,6 +321,39 @@ def test_rate_penalties_score_the_surrogates_spikes_with_their_gradient():
         evaluate_objective(cfg, dipole.detach(), bin_ms=BIN_MS, transient_ms=0.0)
 
 
+def test_a_rate_floor_has_a_gradient_where_every_cell_is_silent():
+    """A silent network's dipole objective has no gradient in its cell-to-cell
+    gains (no spike, nothing delivered); a rate floor still has one in its drive
+    gains (straight through the spike logits' sigmoid), while the rates it
+    scores stay the spikes' own: zero."""
+    from hnn_surrogate.optimize.fit import spike_rates
+
+    net = tiny_net(rate=80.0)
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    surrogates = untrained_surrogates()
+    for s in surrogates.values():
+        s.spike_threshold = 1.0 - 1e-12                  # logit threshold about 27.6
+    sim = SurrogateNetwork(wiring, surrogates, dtype=torch.float64)
+    scale = sim.scale.clone().requires_grad_(True)
+    out = sim.run(scale, surrogate_slope=1.0)
+    assert out.spike_times.size == 0
+    rates = spike_rates(out, wiring, transient_ms=0.0)
+    assert all(float(r) == 0.0 for r in rates.values())
+    drive = torch.tensor([c.src_type in net.external_drives for c in wiring.connections])
+    assert drive.any() and (~drive).any()
+    dipole = out.dipole["L2"] + out.dipole["L5"]
+    plain = {"kind": "band_share", "band": [30.0, 200.0], "total": [1.0, 500.0]}
+    (g_plain,) = torch.autograd.grad(evaluate_objective(plain, dipole, bin_ms=BIN_MS,
+                                                        transient_ms=0.0), scale,
+                                     retain_graph=True)
+    assert (g_plain[~drive] == 0).all() and (g_plain[drive] != 0).any()
+    floor = {**plain, "rates": {"L5_pyramidal": [5.0, 50.0]}, "rate_weight": 1.0}
+    value = evaluate_objective(floor, dipole, bin_ms=BIN_MS, transient_ms=0.0, rates=rates)
+    (g_floor,) = torch.autograd.grad(value, scale)
+    assert torch.isfinite(g_floor).all()
+    assert ((g_floor - g_plain)[drive] != 0).any()
+
+
 @pytest.mark.parametrize("cfg, match", [
     ({"kind": "band_share", "band": [13, 30], "total": [1, 100], "rates": {"L4_pyr": [0, 5]}},
      "rates: 'L4_pyr' is not a cell type"),

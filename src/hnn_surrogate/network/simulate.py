@@ -137,9 +137,14 @@ class NetworkOutput:
     bin_ms: float
     n_bins: int
     spike_count: dict = None
-    """cell type -> tensor (n_bins,): spikes of the type's cells per bin, with
-    their surrogate gradient in a run with gradients; (n_copies, n_bins) for a
-    wiring of several networks (``batch.BatchedNetwork`` splits it)."""
+    """cell type -> tensor (n_bins,): spikes of the type's cells per bin;
+    (n_copies, n_bins) for a wiring of several networks
+    (``batch.BatchedNetwork`` splits it). In a run with gradients its
+    gradient is that of the summed ``sigmoid(slope * (logit - threshold))`` of
+    every cell and bin, fired or not (straight through: the value is the
+    spikes'), so that a rate penalty can move a silent network towards firing;
+    the spikes delivered to other cells and the dipole keep the spike's own
+    surrogate gradient, which exists only where a cell fired."""
     timings: dict = None
     """Where ``wall_s`` went (s): ``prepare`` (groups, queues, delivery tables,
     before the first step), ``model`` (each step's input out of the queues,
@@ -309,6 +314,7 @@ class SurrogateNetwork:
         prev_above = [np.zeros((p.n_slots, p.batch, 1), dtype=bool) for p in parts]
         outs = [[] for _ in parts]              # per step: (slot, cell, bin, O) model outputs
         spikes = [[] for _ in parts]            # per step: (slot, cell, bin) spikes (with gradient)
+        near_spikes = [[] for _ in parts]       # per step: (slot, cell, bin) sigmoid(slope * zs)
         fired_bins, fired_gids = [], []
         replay_bins = self._replay_spikes(replay) if replay is not None else None
         outgoing = self._outgoing(layout, [p.n_in for p in parts], scale)
@@ -336,7 +342,9 @@ class SurrogateNetwork:
                     if grad:
                         fire_t = torch.from_numpy(fire)
                         zs = z[..., -1] - logit_thr[gi]
-                        sg = torch.sigmoid(slope * zs) * fire_t
+                        near = torch.sigmoid(slope * zs)
+                        near_spikes[gi].append(near)
+                        sg = near * fire_t
                         # value: exactly the spike; gradient: the sigmoid's
                         sp = fire_t.to(self.dtype) + (sg - sg.detach())
                         spikes[gi].append(sp)
@@ -371,7 +379,8 @@ class SurrogateNetwork:
                     log.info("bin %d/%d (%.0f ms simulated), %d spikes, %.1f s", k0 + kb,
                              w.n_bins, (k0 + kb) * w.bin_ms, n_sp, time.perf_counter() - start)
         t_collect = clock()
-        res = self._collect(parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start)
+        res = self._collect(parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start,
+                            near_spikes if grad else None)
         timings["collect"] = clock() - t_collect
         res.timings = timings
         return res
@@ -470,14 +479,20 @@ class SurrogateNetwork:
             sel = np.flatnonzero(group == gi)
             queues[gi].add(arrival[sel], out["idx"][entry[sel]], vals[torch.from_numpy(sel)])
 
-    def _collect(self, parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start):
+    def _collect(self, parts, layout, outs, spikes, fired_bins, fired_gids, record_v, start,
+                 near_spikes=None):
         w = self.wiring
         n_bins = w.n_bins
         # per step (T, B, K, ...) -> (steps, K, T, B, ...) -> (n_bins, T, B, ...) per group
         z_all = [torch.stack(o).permute(0, 3, 1, 2, 4).flatten(0, 1)[:n_bins] for o in outs]
-        s_all = [(torch.stack(s) if isinstance(s[0], torch.Tensor)
-                  else torch.from_numpy(np.stack(s)).to(self.dtype))
-                 .permute(0, 3, 1, 2).flatten(0, 1)[:n_bins] for s in spikes]
+
+        def per_bin(s):
+            return (torch.stack(s) if isinstance(s[0], torch.Tensor)
+                    else torch.from_numpy(np.stack(s)).to(self.dtype)
+                    ).permute(0, 3, 1, 2).flatten(0, 1)[:n_bins]
+
+        s_all = [per_bin(s) for s in spikes]
+        near_all = [per_bin(s) for s in near_spikes] if near_spikes is not None else None
         dipole, v_soma, counts = {}, {}, {}
         for t in w.cell_types:
             s = self.surrogates[t]
@@ -488,6 +503,13 @@ class SurrogateNetwork:
             y = z[..., :s.model.config.n_targets]                   # (n_bins, n_cells, n_targets)
             sp = s_all[gi][:, slots[0]:slots[-1] + 1].flatten(1, 2)[:, :n]
             per_copy = sp.reshape(n_bins, w.n_copies, -1).sum(dim=2, dtype=torch.float64).T
+            if near_all is not None:
+                # the count's value stays the spikes'; its gradient is that of
+                # every bin's sigmoid(slope * (logit - threshold)), so a rate
+                # has a gradient where its cells are still silent
+                near = near_all[gi][:, slots[0]:slots[-1] + 1].flatten(1, 2)[:, :n]
+                near = near.reshape(n_bins, w.n_copies, -1).sum(dim=2, dtype=torch.float64).T
+                per_copy = per_copy.detach() + (near - near.detach())
             counts[t] = per_copy[0] if w.n_copies == 1 else per_copy
             phys = s.norm.physical_tensor(y)
             if record_v:
