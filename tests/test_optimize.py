@@ -288,7 +288,7 @@ def test_hnn_cores_optimizer_searches_the_gains_within_its_budget(repo, tmp_path
 
 def test_rate_penalties_score_the_surrogates_spikes_with_their_gradient():
     """An objective's rate ranges subtract (distance / high)^2 per type outside its
-    range, from rates that carry the spikes' surrogate gradient."""
+    range, from rates with a gradient (``NetworkOutput.spike_count``)."""
     from hnn_surrogate.optimize.fit import spike_rates
     from hnn_surrogate.optimize.objectives import rate_penalty
 

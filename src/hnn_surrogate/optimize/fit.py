@@ -98,7 +98,7 @@ def fit_networks(spec, scenario, surrogates, free, bounds, seeds, tstop):
 
 def spike_rates(out, wiring, transient_ms: float) -> dict:
     """{cell type: spikes per cell per second after the transient} of a surrogate run,
-    as tensors that carry the spikes' surrogate gradient."""
+    as tensors whose gradient is the spike logits' (``NetworkOutput.spike_count``)."""
     k0 = int(round(transient_ms / out.bin_ms))
     span = (out.n_bins - k0) * out.bin_ms / 1000.0
     return {t: c[k0:].sum() / (wiring.n_cells(t) * span) for t, c in out.spike_count.items()}
