@@ -71,8 +71,48 @@ def test_objectives_score_known_spectra():
     assert float(evaluate_objective(peak, beta, **kw)) > float(evaluate_objective(peak, alpha, **kw))
 
 
+def _volleys(times_ms, n=2000, bin_ms=0.5, width_ms=8.0):
+    """Biphasic transients (a Gaussian's derivative: its spectrum peaks at
+    1 / (2 pi width), 20 Hz here), silent in between."""
+    t = np.arange(n) * bin_ms
+    return torch.tensor(sum(-(t - c) / width_ms * np.exp(-0.5 * ((t - c) / width_ms) ** 2)
+                            for c in times_ms))
+
+
+def test_a_windowed_objective_asks_for_a_rhythm_in_every_window():
+    kw = dict(bin_ms=0.5, transient_ms=100.0)
+    share = {"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0]}
+    windowed = {**share, "window_ms": 200.0}
+    rhythm = _sines([(10.0, 0.2), (20.0, 1.0)])
+    volleys = _volleys([350.0, 750.0]) + 1e-3 * _sines([(10.0, 1.0)])
+    # on the whole run, two 20 Hz-ish volleys score 2/3 of a sustained beta rhythm ...
+    whole = float(evaluate_objective(share, volleys, **kw))
+    assert whole > 0.5 * float(evaluate_objective(share, rhythm, **kw))
+    # ... per window only the windows holding a volley do, and with min only the worst counts
+    per_window = float(evaluate_objective(windowed, volleys, **kw))
+    worst = float(evaluate_objective({**windowed, "window_combine": "min"}, volleys, **kw))
+    sustained = float(evaluate_objective(windowed, rhythm, **kw))
+    assert worst < 0.25 < per_window < whole - 0.1
+    assert sustained > 0.9 and float(evaluate_objective({**windowed, "window_combine": "min"},
+                                                        rhythm, **kw)) > 0.9
+    # differentiable, and a batch of dipoles is scored row by row
+    x = volleys.clone().requires_grad_(True)
+    evaluate_objective(windowed, x, **kw).backward()
+    assert torch.isfinite(x.grad).all() and float(x.grad.abs().sum()) > 0
+    both = evaluate_objective(windowed, torch.stack([volleys, rhythm]), **kw)
+    assert both.shape == (2,) and float(both[1]) == pytest.approx(sustained)
+
+
 @pytest.mark.parametrize("cfg, match", [
     ({"kind": "gamma_power"}, "kind: 'gamma_power' is not one of"),
+    ({"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0], "window_ms": 0},
+     "window_ms: 0 must be a positive"),
+    ({"kind": "band_share", "band": [21.0, 24.0], "total": [1.0, 100.0], "window_ms": 200.0},
+     "band: \\[21.0, 24.0\\] Hz holds no frequency of a 200 ms window"),
+    ({"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0], "window_combine": "min"},
+     "window_combine: needs window_ms"),
+    ({"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0], "window_ms": 200.0,
+      "window_combine": "max"}, "window_combine: 'max' is not one of"),
     ({"kind": "band_share", "band": [13.0, 30.0]}, "total: missing"),
     ({"kind": "band_share", "band": [13.0, 600.0], "total": [1.0, 100.0]}, "band: .* within 0-500"),
     ({"kind": "band_ratio", "band": [30.0, 13.0], "reference": [8.0, 12.0]}, "band: \\[30.0, 13.0\\]"),

@@ -15,6 +15,9 @@ OBJECTIVE_KEYS = {
 }
 """kind -> the config keys it needs (``objectives`` documents each kind)."""
 
+WINDOW_COMBINE = ("mean", "min")
+"""How the scores of a windowed objective's windows become one (``window_combine``)."""
+
 
 def check_objective(cfg: dict, *, where: str = "objective", bin_ms: float | None = None) -> None:
     """Refuse an objective config with an unknown kind, a missing key or a bad band."""
@@ -37,6 +40,25 @@ def check_objective(cfg: dict, *, where: str = "objective", bin_ms: float | None
                          f"{cfg['total']}")
     if kind == "peak_frequency" and cfg["temperature"] <= 0:
         raise ValueError(f"{where}.temperature: must be > 0")
+    if "window_ms" in cfg:
+        window = cfg["window_ms"]
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or window <= 0:
+            raise ValueError(f"{where}.window_ms: {window!r} must be a positive number of ms")
+        resolution = 1000.0 / window
+        for key in ("band", "total", "reference"):
+            if key in OBJECTIVE_KEYS[kind]:
+                lo, hi = cfg[key]
+                if math.floor(hi / resolution + 1e-9) < math.ceil(lo / resolution - 1e-9):
+                    raise ValueError(
+                        f"{where}.{key}: [{lo}, {hi}] Hz holds no frequency of a "
+                        f"{window:g} ms window's spectrum (every {resolution:g} Hz); "
+                        f"widen the band or lengthen window_ms")
+    if "window_combine" in cfg:
+        if "window_ms" not in cfg:
+            raise ValueError(f"{where}.window_combine: needs window_ms")
+        if cfg["window_combine"] not in WINDOW_COMBINE:
+            raise ValueError(f"{where}.window_combine: {cfg['window_combine']!r} is not one "
+                             f"of {', '.join(WINDOW_COMBINE)}")
     for t, band in (cfg.get("rates") or {}).items():
         if t not in CELL_TYPES:
             raise ValueError(f"{where}.rates: {t!r} is not a cell type "

@@ -15,6 +15,16 @@ Kinds (``kind`` key of an objective's config):
   soft peak (a softmax over log power, ``temperature``) in ``total`` to
   ``target_hz``.
 
+Any kind may be scored per time window (``window_ms``): the dipole after
+the transient is cut into Hann-windowed segments of that length, half
+overlapping (Welch's segments), each segment's spectrum is scored alone and
+the scores are combined by ``window_combine``, ``mean`` (the default) or
+``min``. A rhythm then has to be there in every window: on the whole run's
+spectrum, two or three population volleys a second, silent in between, carry
+a broad spectrum whose share of beta can be as high as a sustained beta
+rhythm's (docs/measurements/optimize.md); per window, the windows without a
+volley score as the drive alone does.
+
 Any kind may add a penalty on firing rates: ``rates`` {cell type: [low, high]
 Hz} and ``rate_weight`` (default 1): each type's rate after the transient
 outside its range subtracts ``rate_weight * (distance / high)^2``. The rates
@@ -45,6 +55,29 @@ def spectrum(dipole, *, bin_ms: float, transient_ms: float):
     x = x - x.mean(dim=-1, keepdim=True)
     window = torch.hann_window(n, periodic=False, dtype=x.dtype)
     power = torch.fft.rfft(x * window).abs() ** 2
+    freqs = torch.fft.rfftfreq(n, d=bin_ms / 1000.0, dtype=x.dtype)
+    return freqs, power
+
+
+def windowed_spectrum(dipole, *, bin_ms: float, transient_ms: float, window_ms: float):
+    """(frequencies Hz, power (..., n_windows, n_freqs)) of ``dipole`` after
+    ``transient_ms``, in segments of ``window_ms``, half overlapping, each
+    Hann-windowed with its own mean removed (``spectrum`` per segment)."""
+    x = torch.as_tensor(dipole)
+    if not torch.is_floating_point(x):
+        x = x.to(torch.float64)
+    start = int(round(transient_ms / bin_ms))
+    x = x[..., start:]
+    n = int(round(window_ms / bin_ms))
+    if n < 8 or n > x.shape[-1]:
+        raise ValueError(f"window_ms {window_ms}: {n} bins per window, with "
+                         f"{x.shape[-1]} bins after the {transient_ms} ms transient "
+                         f"(at least 8 and at most all of them)")
+    hop = max(1, n // 2)
+    segs = x.unfold(-1, n, hop)                                     # (..., n_windows, n)
+    segs = segs - segs.mean(dim=-1, keepdim=True)
+    window = torch.hann_window(n, periodic=False, dtype=x.dtype)
+    power = torch.fft.rfft(segs * window).abs() ** 2
     freqs = torch.fft.rfftfreq(n, d=bin_ms / 1000.0, dtype=x.dtype)
     return freqs, power
 
@@ -101,8 +134,17 @@ def evaluate_objective(cfg: dict, dipole, *, bin_ms: float, transient_ms: float,
                        rates: dict | None = None) -> torch.Tensor:
     """The objective ``cfg`` of ``dipole`` (tensor over bins, or a batch (..., n_bins));
     ``rates`` {cell type: Hz after the transient} where ``cfg`` has rate ranges."""
-    freqs, power = spectrum(dipole, bin_ms=bin_ms, transient_ms=transient_ms)
-    value = OBJECTIVES[cfg["kind"]][0](freqs, power, cfg)
+    function = OBJECTIVES[cfg["kind"]][0]
+    if cfg.get("window_ms"):
+        freqs, power = windowed_spectrum(dipole, bin_ms=bin_ms, transient_ms=transient_ms,
+                                         window_ms=float(cfg["window_ms"]))
+        per_window = function(freqs, power, cfg)                    # (..., n_windows)
+        combine = cfg.get("window_combine", "mean")
+        value = (per_window.mean(dim=-1) if combine == "mean"
+                 else per_window.min(dim=-1).values)
+    else:
+        freqs, power = spectrum(dipole, bin_ms=bin_ms, transient_ms=transient_ms)
+        value = function(freqs, power, cfg)
     if cfg.get("rates"):
         if rates is None:
             raise ValueError("the objective has rate ranges: the run's rates are needed")
