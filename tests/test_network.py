@@ -572,7 +572,7 @@ def test_replay_regime_cells_fire_alone_as_they_did_in_the_network(repo, tmp_pat
             inputs.source(n)
 
 
-def test_half_precision_saved_activations_keep_the_run_and_the_gradient():
+def test_half_precision_saved_activations_keep_the_run_and_the_gradient(monkeypatch):
     """grad_storage='float16' keeps autograd's saved float32 activations in half
     precision (each base tensor once): the run is the same, the gradient within
     about 1e-3 of the exact one."""
@@ -594,6 +594,16 @@ def test_half_precision_saved_activations_keep_the_run_and_the_gradient():
     torch.testing.assert_close(grads[1], grads[0], rtol=2e-2, atol=2e-3 * big)
     with pytest.raises(ValueError, match="grad_storage 'bf16': one of exact, float16"):
         sim.run(sim.scale.clone().requires_grad_(True), grad_storage="bf16")
+    # the float32 copies kept at hand for backpropagation change nothing: the
+    # same gradient, bit for bit, when every read converts its copy afresh
+    import hnn_surrogate.network.simulate as simulate
+
+    monkeypatch.setattr(simulate, "UNPACKED_RECENT", 0)
+    monkeypatch.setattr(simulate._HalfSaved.__init__, "__defaults__", (0,))
+    scale = sim.scale.clone().requires_grad_(True)
+    out = sim.run(scale, grad_storage="float16")
+    ((out.dipole["L5"] ** 2).sum() + (out.dipole["L2"] ** 2).sum()).backward()
+    assert torch.equal(scale.grad, grads[1])
 
 
 def test_the_network_expands_compressed_targets_as_the_checkpoint_does():
