@@ -630,3 +630,43 @@ def test_the_network_expands_compressed_targets_as_the_checkpoint_does():
         np.testing.assert_allclose(b.v_soma[t], -70.0 + 0.5 * np.sinh(a.v_soma[t]), rtol=1e-12)
     for layer in ("L2", "L5"):                    # the dipole is not compressed: unchanged
         torch.testing.assert_close(a.dipole[layer], b.dipole[layer])
+
+
+def test_the_lstm_cell_as_one_autograd_node_has_the_nine_operations_gradient():
+    """In a run with gradients the fused LSTM cell is one node with its backward
+    written out (``fused._LSTMCellDoubled``): its outputs and its gradient, in
+    float64, equal autograd's through the cell's own nine operations, over
+    several bins (the cell state carried); and its outputs are an LSTM cell's."""
+    from hnn_surrogate.network import fused
+
+    gen = torch.Generator().manual_seed(3)
+    gates0 = torch.randn(4, 2, 5, 4 * 6, generator=gen, dtype=torch.float64)
+    c0 = torch.randn(2, 5, 6, generator=gen, dtype=torch.float64)
+    w_out = torch.randn(4, 2, 5, 6, generator=gen, dtype=torch.float64)
+
+    def run(one_node):
+        gates, c2 = gates0.clone().requires_grad_(True), (2 * c0).requires_grad_(True)
+        h_all, c = [], c2
+        for j in range(gates.shape[0]):
+            if one_node:
+                h, c = fused._lstm_cell_doubled(gates[j], c)
+            else:
+                i, f, g2, o = torch.sigmoid(gates[j]).chunk(4, dim=-1)
+                h, c = fused._lstm_tail(i, f, g2, o, c)
+            h_all.append(h)
+        loss = (torch.stack(h_all) * w_out).sum() + (c ** 2).sum()
+        loss.backward()
+        return torch.stack(h_all), c, gates.grad, c2.grad
+
+    one, nine = run(True), run(False)
+    assert one[0].grad_fn.next_functions[0][0].name().startswith("_LSTMCellDoubled")
+    for a, b in zip(one, nine):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # the doubled form is PyTorch's LSTM cell (gate g's rows doubled, c doubled)
+    i, f, g, o = gates0[0].chunk(4, dim=-1)
+    c_ref = torch.sigmoid(f) * c0 + torch.sigmoid(i) * torch.tanh(g)
+    h_ref = torch.sigmoid(o) * torch.tanh(c_ref)
+    h1, c1 = fused._lstm_cell_doubled(torch.cat([i, f, 2 * g, o], dim=-1)
+                                      .requires_grad_(True), 2 * c0)
+    torch.testing.assert_close(h1, h_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(c1 / 2, c_ref, rtol=1e-12, atol=1e-12)
