@@ -103,6 +103,28 @@ def test_a_windowed_objective_asks_for_a_rhythm_in_every_window():
     assert both.shape == (2,) and float(both[1]) == pytest.approx(sustained)
 
 
+def test_a_band_contrast_asks_for_a_peak_not_a_flat_spectrum():
+    """band_contrast scores a peak in the band above its flanks; a flat spectrum
+    scores by the bands' widths alone, where a band's share of a wider total
+    rises as the spectrum flattens away from a peak outside the band."""
+    kw = dict(bin_ms=0.5, transient_ms=100.0)
+    contrast = {"kind": "band_contrast", "band": [13.0, 30.0], "below": [8.0, 12.0],
+                "above": [31.0, 45.0], "window_ms": 200.0}
+    share = {"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0], "window_ms": 200.0}
+    alpha, beta = _sines([(10.0, 1.0)]), _sines([(10.0, 0.2), (20.0, 1.0)])
+    flat = torch.from_numpy(np.random.default_rng(0).standard_normal(2000))
+    c = {name: float(evaluate_objective(contrast, x, **kw))
+         for name, x in (("alpha", alpha), ("beta", beta), ("flat", flat))}
+    assert c["alpha"] < -1.0 < c["flat"] < 1.0 < c["beta"]
+    # beta's share ranks the flat spectrum above alpha: it rewards flattening
+    assert float(evaluate_objective(share, flat, **kw)) > float(
+        evaluate_objective(share, alpha, **kw))
+    with pytest.raises(ValueError, match="above: missing"):
+        check_objective({k: v for k, v in contrast.items() if k != "above"}, bin_ms=0.5)
+    with pytest.raises(ValueError, match="below: \\[12.0, 8.0\\]"):
+        check_objective({**contrast, "below": [12.0, 8.0]}, bin_ms=0.5)
+
+
 @pytest.mark.parametrize("cfg, match", [
     ({"kind": "gamma_power"}, "kind: 'gamma_power' is not one of"),
     ({"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0], "window_ms": 0},

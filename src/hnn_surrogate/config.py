@@ -294,7 +294,7 @@ def _free_drive_errors(where: str, start: str, drive: dict, bounds, prior: dict)
 
 def _optimize_errors(opt: dict, net: dict, cells: dict, check_multiple) -> list[str]:
     """Every grid name exists, objectives are well formed, bounds and seeds make sense."""
-    from .optimize.objective_config import check_objective
+    from .optimize.objective_config import BAND_KEYS, check_objective
 
     base = "optimize"
     messages = []
@@ -356,7 +356,7 @@ def _optimize_errors(opt: dict, net: dict, cells: dict, check_multiple) -> list[
                                                    drives[drive], (lo, hi), prior)
         for oname in opt["grid"]["objective"]:
             obj = opt["objectives"].get(oname, {})
-            for key in ("band", "total", "reference"):
+            for key in BAND_KEYS:
                 if key in obj and obj[key][1] - obj[key][0] < resolution:
                     messages.append(
                         f"config key '{base}.objectives.{oname}.{key}': {obj[key]} Hz is narrower "

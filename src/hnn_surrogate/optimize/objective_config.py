@@ -11,9 +11,13 @@ from .. import CELL_TYPES
 OBJECTIVE_KEYS = {
     "band_share": ("band", "total"),
     "band_ratio": ("band", "reference"),
+    "band_contrast": ("band", "below", "above"),
     "peak_frequency": ("target_hz", "total", "temperature"),
 }
 """kind -> the config keys it needs (``objectives`` documents each kind)."""
+
+BAND_KEYS = ("band", "total", "reference", "below", "above")
+"""Objective keys that hold a band, [low, high] Hz."""
 
 WINDOW_COMBINE = ("mean", "min")
 """How the scores of a windowed objective's windows become one (``window_combine``)."""
@@ -29,7 +33,7 @@ def check_objective(cfg: dict, *, where: str = "objective", bin_ms: float | None
         if key not in cfg:
             raise ValueError(f"{where}.{key}: missing (a {kind} objective needs "
                              f"{', '.join(OBJECTIVE_KEYS[kind])})")
-    for key in ("band", "total", "reference"):
+    for key in BAND_KEYS:
         if key in OBJECTIVE_KEYS[kind]:
             lo, hi = cfg[key]
             if not 0 <= lo < hi <= min(500.0, nyquist):
@@ -45,7 +49,7 @@ def check_objective(cfg: dict, *, where: str = "objective", bin_ms: float | None
         if isinstance(window, bool) or not isinstance(window, (int, float)) or window <= 0:
             raise ValueError(f"{where}.window_ms: {window!r} must be a positive number of ms")
         resolution = 1000.0 / window
-        for key in ("band", "total", "reference"):
+        for key in BAND_KEYS:
             if key in OBJECTIVE_KEYS[kind]:
                 lo, hi = cfg[key]
                 if math.floor(hi / resolution + 1e-9) < math.ceil(lo / resolution - 1e-9):

@@ -11,6 +11,10 @@ Kinds (``kind`` key of an objective's config):
 
 * ``band_share``: power in ``band`` over power in ``total`` (0-1);
 * ``band_ratio``: log of power in ``band`` over power in ``reference``;
+* ``band_contrast``: log of power in ``band`` over power in its flanks,
+  ``below`` and ``above`` together: a peak in the band, where a flat
+  spectrum scores by the bands' widths alone (a band's share, in contrast,
+  also rises as a spectrum flattens);
 * ``peak_frequency``: minus the squared relative distance of the spectrum's
   soft peak (a softmax over log power, ``temperature``) in ``total`` to
   ``target_hz``.
@@ -101,6 +105,11 @@ def _band_ratio(freqs, power, cfg):
                      / band_power(freqs, power, cfg["reference"]))
 
 
+def _band_contrast(freqs, power, cfg):
+    flanks = band_power(freqs, power, cfg["below"]) + band_power(freqs, power, cfg["above"])
+    return torch.log(band_power(freqs, power, cfg["band"]) / flanks)
+
+
 def soft_peak(freqs, power, band, temperature: float) -> torch.Tensor:
     """A differentiable peak frequency: mean frequency under softmax(log power / T) in ``band``."""
     lo, hi = (float(b) for b in band)
@@ -115,7 +124,7 @@ def _peak_frequency(freqs, power, cfg):
 
 
 _FUNCTIONS = {"band_share": _band_share, "band_ratio": _band_ratio,
-              "peak_frequency": _peak_frequency}
+              "band_contrast": _band_contrast, "peak_frequency": _peak_frequency}
 OBJECTIVES = {kind: (_FUNCTIONS[kind], keys) for kind, keys in OBJECTIVE_KEYS.items()}
 """kind -> (function of (freqs, power, config), the config keys it needs)."""
 
