@@ -133,6 +133,8 @@ def test_a_band_contrast_asks_for_a_peak_not_a_flat_spectrum():
      "band: \\[21.0, 24.0\\] Hz holds no frequency of a 200 ms window"),
     ({"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0], "window_combine": "min"},
      "window_combine: needs window_ms"),
+    ({"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0], "window_ms": 3.0},
+     "window_ms: 3 ms is 6 bins of 0.5 ms; a window's spectrum needs at least 8"),
     ({"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0], "window_ms": 200.0,
       "window_combine": "max"}, "window_combine: 'max' is not one of"),
     ({"kind": "band_share", "band": [13.0, 30.0]}, "total: missing"),
@@ -236,6 +238,9 @@ def test_gradient_equals_central_finite_differences_where_no_spike_flips():
      "the surrogates on no evoked-drive weights"),
     ({"check_seeds": [2]}, "optimize.check_seeds': \\[2\\] are cells.replay.seeds"),
     ({"check_seeds": [0]}, "optimize.check_seeds': \\[0\\] are fit seeds"),
+    ({"objectives": {"beta_share": {"kind": "band_share", "band": [13.0, 30.0],
+                                    "total": [1.0, 100.0], "window_ms": 5000.0}}},
+     "beta_share.window_ms': 5000 ms is longer than the run of start 'rhythm' after the transient"),
     ({"grid": {"start": ["nowhere"]}}, "optimize.grid.start': 'nowhere' is not one of"),
     ({"starts": {"alpha": {"tstop": 100.0, "drives": [
         {"type": "bursty", "name": "a", "params": {"burst_hz": 10.0}}]}}},

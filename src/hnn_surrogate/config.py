@@ -356,6 +356,14 @@ def _optimize_errors(opt: dict, net: dict, cells: dict, check_multiple) -> list[
                                                    drives[drive], (lo, hi), prior)
         for oname in opt["grid"]["objective"]:
             obj = opt["objectives"].get(oname, {})
+            window = obj.get("window_ms")
+            if isinstance(window, (int, float)) and window > sc["tstop"] - opt["transient_ms"]:
+                messages.append(
+                    f"config key '{base}.objectives.{oname}.window_ms': {window:g} ms is longer "
+                    f"than the run of start {name!r} after the transient "
+                    f"({sc['tstop'] - opt['transient_ms']:g} ms)")
+            if window:          # its window's frequencies are checked with the objective
+                continue
             for key in BAND_KEYS:
                 if key in obj and obj[key][1] - obj[key][0] < resolution:
                     messages.append(

@@ -161,11 +161,11 @@ def _lstm_tail(i, f, g2, o, c2):
 
 class _LSTMCellDoubled(torch.autograd.Function):
     """``_lstm_cell_doubled`` as one node of the autograd graph, its backward
-    written out: a run with gradients steps the cell once per bin and cell
-    slot, and as nine nodes (with the engine's cost per node, and four reads
-    of the saved gates) it was a fifth of a fit step's backward. Saves what
-    the nine nodes saved: the gates after their sigmoid, 2 c and sigmoid(2 c_new).
-    Its gradient equals autograd's of the nine (tests/test_network.py)."""
+    written out (first order only): a run with gradients steps the cell once
+    per bin and cell slot, and as nine nodes it paid the engine's cost per node
+    and four reads of the saved gates. Saves what the nine nodes saved: the
+    gates after their sigmoid, 2 c and sigmoid(2 c_new). Its gradient equals
+    autograd's of the nine (tests/test_network.py)."""
 
     @staticmethod
     def forward(ctx, gates, c2):
@@ -177,6 +177,7 @@ class _LSTMCellDoubled(torch.autograd.Function):
         return torch.addcmul(-o, o, sc, value=2.0), c2_new
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, dh, dc2_new):
         s, c2, sc = ctx.saved_tensors
         i, f, g2, o = s.chunk(4, dim=-1)

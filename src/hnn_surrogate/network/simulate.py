@@ -71,10 +71,15 @@ HALF_MIN_ELEMENTS = 4096
 """Smaller saved tensors stay as they are (converting them would cost more than it saves)."""
 
 UNPACKED_RECENT = 64
-"""float32 copies of saved tensors that backpropagation keeps at hand (``_HalfSaved``):
-in one step of the default fit (2 seeds of the 270-cell network, 1 s) 38,953
-reads of float16 copies came from 11,102 bases; keeping the latest 64 (at most
-37 MB there) leaves 11,591 conversions, 16 leave 27,859."""
+"""float32 copies of saved tensors that backpropagation keeps at hand (``_HalfSaved``),
+at most ``UNPACKED_BYTES`` of them: in one step of the default fit (2 seeds of the
+270-cell network, 1 s; measured before the LSTM cell became one node) 38,953
+reads of float16 copies came from 11,102 bases (a TCN step's output is read as a
+tap by the steps after it); keeping the latest 64 (at most 37 MB there) leaves
+11,591 conversions, 16 leave 27,859."""
+
+UNPACKED_BYTES = 64 * 2 ** 20
+"""Most memory of those copies (a large network's tensors are larger, not more)."""
 
 
 class _HalfSaved:
@@ -92,7 +97,7 @@ class _HalfSaved:
         # gates' four chunks; a TCN step's output as the taps of the next steps):
         # the latest ``recent`` float32 copies are kept, so that each base is
         # converted back about once instead of once per view
-        self.recent, self.unpacked = int(recent), OrderedDict()
+        self.recent, self.unpacked, self.unpacked_bytes = int(recent), OrderedDict(), 0
 
     def pack(self, t: torch.Tensor):
         if t.dtype != torch.float32 or t.numel() < HALF_MIN_ELEMENTS:
@@ -118,9 +123,14 @@ class _HalfSaved:
             full = hit[1]
         else:
             full = half.to(torch.float32)
-            self.unpacked[id(half)] = (half, full)
-            if len(self.unpacked) > self.recent:
-                self.unpacked.popitem(last=False)
+            size = full.numel() * full.element_size()
+            if self.recent and size <= UNPACKED_BYTES:
+                self.unpacked[id(half)] = (half, full)
+                self.unpacked_bytes += size
+                while (len(self.unpacked) > self.recent
+                       or self.unpacked_bytes > UNPACKED_BYTES):
+                    _, (_, old) = self.unpacked.popitem(last=False)
+                    self.unpacked_bytes -= old.numel() * old.element_size()
         return torch.as_strided(full, shape, stride, half.storage_offset() + offset)
 
 
@@ -510,10 +520,13 @@ class SurrogateNetwork:
         near_all = None
         if spike_grad is not None:
             logit_thr, slope = spike_grad
-            near_all = [torch.sigmoid(slope * (z[..., -1] - thr[..., 0]))
+            # in float64: autograd keeps it exact under float16 storage, where a
+            # silent cell's near (1e-8 and less) would round to zero
+            near_all = [torch.sigmoid(slope * (z[..., -1].double() - thr[..., 0].double()))
                         for z, thr in zip(z_all, logit_thr)]
             # value: exactly the spikes; gradient: the sigmoid's where a cell fired
-            s_all = [s + (near * s - (near * s).detach()) for s, near in zip(s_all, near_all)]
+            fired = [near * s.double() for s, near in zip(s_all, near_all)]
+            s_all = [s + (f - f.detach()) for s, f in zip(s_all, fired)]
         dipole, v_soma, counts = {}, {}, {}
         for t in w.cell_types:
             s = self.surrogates[t]

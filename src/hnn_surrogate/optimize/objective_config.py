@@ -48,14 +48,20 @@ def check_objective(cfg: dict, *, where: str = "objective", bin_ms: float | None
         window = cfg["window_ms"]
         if isinstance(window, bool) or not isinstance(window, (int, float)) or window <= 0:
             raise ValueError(f"{where}.window_ms: {window!r} must be a positive number of ms")
-        resolution = 1000.0 / window
+        # the window's spectrum: frequencies k / (n bin) for n bins per window
+        n = round(window / bin_ms) if bin_ms is not None else None
+        if n is not None and n < 8:
+            raise ValueError(f"{where}.window_ms: {window:g} ms is {n} bins of {bin_ms:g} ms; "
+                             "a window's spectrum needs at least 8")
+        span_s = (n * bin_ms if n is not None else window) / 1000.0
         for key in BAND_KEYS:
             if key in OBJECTIVE_KEYS[kind]:
                 lo, hi = cfg[key]
-                if math.floor(hi / resolution + 1e-9) < math.ceil(lo / resolution - 1e-9):
+                first = max(1, math.ceil(lo * span_s) - 1)
+                if not any(lo <= k / span_s <= hi for k in range(first, math.floor(hi * span_s) + 2)):
                     raise ValueError(
                         f"{where}.{key}: [{lo}, {hi}] Hz holds no frequency of a "
-                        f"{window:g} ms window's spectrum (every {resolution:g} Hz); "
+                        f"{window:g} ms window's spectrum (every {1 / span_s:g} Hz); "
                         f"widen the band or lengthen window_ms")
     if "window_combine" in cfg:
         if "window_ms" not in cfg:
