@@ -150,13 +150,15 @@ def _lstm_cell_doubled(gates, c2, inplace=False):
     if torch.is_grad_enabled() and (gates.requires_grad or c2.requires_grad):
         return _LSTMCellDoubled.apply(gates, c2)
     i, f, g2, o = (gates.sigmoid_() if inplace else torch.sigmoid(gates)).chunk(4, dim=-1)
-    return _lstm_tail(i, f, g2, o, c2)
+    return _lstm_tail(i, f, g2, o, c2)[:2]
 
 
 def _lstm_tail(i, f, g2, o, c2):
-    """(h, 2 c_new) from the gates after their sigmoid and 2 c (``_lstm_cell_doubled``)."""
+    """(h, 2 c_new, sigmoid(2 c_new)) from the gates after their sigmoid and 2 c
+    (``_lstm_cell_doubled``)."""
     c2 = torch.add(torch.addcmul(f * c2, i, g2, value=4.0), i, alpha=-2.0)
-    return torch.addcmul(-o, o, torch.sigmoid(c2), value=2.0), c2
+    sc = torch.sigmoid(c2)
+    return torch.addcmul(-o, o, sc, value=2.0), c2, sc
 
 
 class _LSTMCellDoubled(torch.autograd.Function):
@@ -170,11 +172,9 @@ class _LSTMCellDoubled(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gates, c2):
         s = torch.sigmoid(gates)
-        i, f, g2, o = s.chunk(4, dim=-1)
-        c2_new = torch.add(torch.addcmul(f * c2, i, g2, value=4.0), i, alpha=-2.0)
-        sc = torch.sigmoid(c2_new)
+        h, c2_new, sc = _lstm_tail(*s.chunk(4, dim=-1), c2)
         ctx.save_for_backward(s, c2, sc)
-        return torch.addcmul(-o, o, sc, value=2.0), c2_new
+        return h, c2_new
 
     @staticmethod
     @torch.autograd.function.once_differentiable

@@ -91,13 +91,13 @@ class _HalfSaved:
     reference, never by address (a freed tensor's memory is reused), and its
     copy is made again if the base has changed in place since."""
 
-    def __init__(self, recent: int = UNPACKED_RECENT):
+    def __init__(self):
         self.bases = {}
-        # backpropagation reads a base's views in nodes close together (the LSTM
-        # gates' four chunks; a TCN step's output as the taps of the next steps):
-        # the latest ``recent`` float32 copies are kept, so that each base is
-        # converted back about once instead of once per view
-        self.recent, self.unpacked, self.unpacked_bytes = int(recent), OrderedDict(), 0
+        # backpropagation reads a base's views in nodes close together (a TCN
+        # step's output as the taps of the next steps): the latest
+        # ``UNPACKED_RECENT`` float32 copies are kept, so that each base is
+        # converted back about once instead of once per read
+        self.recent, self.unpacked, self.unpacked_bytes = UNPACKED_RECENT, OrderedDict(), 0
 
     def pack(self, t: torch.Tensor):
         if t.dtype != torch.float32 or t.numel() < HALF_MIN_ELEMENTS:

@@ -46,44 +46,43 @@ from .objective_config import check_objective  # noqa: F401  (re-exported)
 NYQUIST_GUARD = 1e-9
 
 
-def spectrum(dipole, *, bin_ms: float, transient_ms: float):
-    """(frequencies Hz, power) of ``dipole`` after ``transient_ms``: Hann window, mean removed."""
+def _after_transient(dipole, bin_ms: float, transient_ms: float) -> torch.Tensor:
+    """``dipole`` as a floating tensor, the bins after ``transient_ms``."""
     x = torch.as_tensor(dipole)
     if not torch.is_floating_point(x):
         x = x.to(torch.float64)
-    start = int(round(transient_ms / bin_ms))
-    x = x[..., start:]
-    n = x.shape[-1]
-    if n < 8:
-        raise ValueError(f"{n} bins after the {transient_ms} ms transient: too short for a spectrum")
-    x = x - x.mean(dim=-1, keepdim=True)
-    window = torch.hann_window(n, periodic=False, dtype=x.dtype)
-    power = torch.fft.rfft(x * window).abs() ** 2
-    freqs = torch.fft.rfftfreq(n, d=bin_ms / 1000.0, dtype=x.dtype)
-    return freqs, power
+    return x[..., int(round(transient_ms / bin_ms)):]
+
+
+def _periodogram(segs, bin_ms: float):
+    """(frequencies Hz, power) over the last axis: mean removed, Hann window."""
+    n = segs.shape[-1]
+    segs = segs - segs.mean(dim=-1, keepdim=True)
+    window = torch.hann_window(n, periodic=False, dtype=segs.dtype)
+    power = torch.fft.rfft(segs * window).abs() ** 2
+    return torch.fft.rfftfreq(n, d=bin_ms / 1000.0, dtype=segs.dtype), power
+
+
+def spectrum(dipole, *, bin_ms: float, transient_ms: float):
+    """(frequencies Hz, power) of ``dipole`` after ``transient_ms``: Hann window, mean removed."""
+    x = _after_transient(dipole, bin_ms, transient_ms)
+    if x.shape[-1] < 8:
+        raise ValueError(f"{x.shape[-1]} bins after the {transient_ms} ms transient: too short "
+                         "for a spectrum")
+    return _periodogram(x, bin_ms)
 
 
 def windowed_spectrum(dipole, *, bin_ms: float, transient_ms: float, window_ms: float):
     """(frequencies Hz, power (..., n_windows, n_freqs)) of ``dipole`` after
     ``transient_ms``, in segments of ``window_ms``, half overlapping, each
     Hann-windowed with its own mean removed (``spectrum`` per segment)."""
-    x = torch.as_tensor(dipole)
-    if not torch.is_floating_point(x):
-        x = x.to(torch.float64)
-    start = int(round(transient_ms / bin_ms))
-    x = x[..., start:]
+    x = _after_transient(dipole, bin_ms, transient_ms)
     n = int(round(window_ms / bin_ms))
     if n < 8 or n > x.shape[-1]:
         raise ValueError(f"window_ms {window_ms}: {n} bins per window, with "
                          f"{x.shape[-1]} bins after the {transient_ms} ms transient "
                          f"(at least 8 and at most all of them)")
-    hop = max(1, n // 2)
-    segs = x.unfold(-1, n, hop)                                     # (..., n_windows, n)
-    segs = segs - segs.mean(dim=-1, keepdim=True)
-    window = torch.hann_window(n, periodic=False, dtype=x.dtype)
-    power = torch.fft.rfft(segs * window).abs() ** 2
-    freqs = torch.fft.rfftfreq(n, d=bin_ms / 1000.0, dtype=x.dtype)
-    return freqs, power
+    return _periodogram(x.unfold(-1, n, max(1, n // 2)), bin_ms)     # (..., n_windows, n)
 
 
 def band_power(freqs, power, band) -> torch.Tensor:
