@@ -206,6 +206,10 @@ BAD = [
      r"config key 'train.per_cell_type.L5_pyramidal.section_weight': 1.0 trains on section"),
     ({"train": {"section_weight": -1.0}, "cells": {"record_sections": True}},
      r"config key 'train.section_weight': -1.0 is less than the minimum of 0"),
+    ({"train": {"lr_schedule": "cosin"}},
+     r"config key 'train.lr_schedule': 'cosin' is not one of \['plateau', 'cosine'\]"),
+    ({"train": {"per_cell_type": {"L2_pyramidal": {"lr_schedule": "step"}}}},
+     r"config key 'train.per_cell_type.L2_pyramidal.lr_schedule': 'step' is not one of"),
 ]
 
 

@@ -558,6 +558,28 @@ def test_training_with_dropout_trains_another_model_that_evaluates_without_it(ti
     assert any(not torch.equal(states[0.0][k], states[0.3][k]) for k in states[0.0])
 
 
+def test_cosine_schedule_takes_the_learning_rate_to_zero_over_all_steps(tiny_dataset, tmp_path):
+    from hnn_surrogate.artifacts import SURROGATE_HISTORY
+    from hnn_surrogate.surrogate.train import TrainConfig, train_surrogate
+
+    kwargs, train = _tiny_args("epochs", "steps_per_epoch", "patience", "lr")
+    lrs = {}
+    for schedule in ("plateau", "cosine"):
+        out, hist = tmp_path / f"{schedule}.pt", tmp_path / f"{schedule}.nc"
+        train_surrogate(tiny_dataset, out, history_path=hist, model_kwargs=kwargs,
+                        train_config=TrainConfig(seed=3, epochs=4, steps_per_epoch=3, patience=5,
+                                                 lr=0.01, lr_schedule=schedule, **train))
+        lrs[schedule] = SURROGATE_HISTORY.read(hist)["lr"].values
+    # after each epoch's 3 of 12 steps: lr (1 + cos(pi k / 12)) / 2, 0 at the last
+    k = np.array([3, 6, 9, 12])
+    assert np.allclose(lrs["cosine"], 0.01 * 0.5 * (1 + np.cos(np.pi * k / 12)), atol=1e-12)
+    # the plateau rule halves only after 3 epochs without progress: 4 epochs, at most once
+    assert set(lrs["plateau"]) <= {0.01, 0.005} and lrs["plateau"][0] == 0.01
+    with pytest.raises(ValueError, match=r"train.lr_schedule 'linear': 'plateau' or 'cosine'"):
+        train_surrogate(tiny_dataset, tmp_path / "bad.pt", model_kwargs=kwargs,
+                        train_config=TrainConfig(seed=3, epochs=1, lr_schedule="linear", **train))
+
+
 def test_linear_baseline_fits_the_subthreshold_response(tmp_path, calibration):
     from hnn_surrogate.artifacts import CELL_SIMS, LINEAR_BASELINE
     from hnn_surrogate.cells.calibrate import read_reference

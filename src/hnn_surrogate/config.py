@@ -557,7 +557,8 @@ TRAIN_OPTIONS_OFF = {"rest_start": (False,),
                      "linear_fit_regimes": ([],), "linear_frozen": (False,),
                      "section_weight": (0.0, 0), "snapshot_epochs": ([],),
                      "input_kernels": (False,), "spike_pos_weight": (0, 0.0),
-                     "dropout": (0, 0.0), "spike_tolerance_ms": (0, 0.0)}
+                     "dropout": (0, 0.0), "spike_tolerance_ms": (0, 0.0),
+                     "lr_schedule": ("plateau",)}
 """Training options added after results existed, and the values that leave training
 as it was: ``train_config`` leaves them out at those values, so a parameter file
 (and the surrogate it trains) stays as it was."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -67,6 +68,7 @@ class TrainConfig:
     spike_pos_weight: float = _DEFAULT["spike_pos_weight"]
     spike_tolerance_ms: float = _DEFAULT["spike_tolerance_ms"]
     dropout: float = _DEFAULT["dropout"]
+    lr_schedule: str = _DEFAULT["lr_schedule"]
     # not a config key: the learning curve's rules set it per subset model
     train_fraction: float = 1.0  # use this seeded fraction of the training split
 
@@ -300,6 +302,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         raise ValueError(f"train.snapshot_epochs up to {max(cfg.snapshot_epochs)} with "
                          f"train.patience {cfg.patience}: early stopping could end training "
                          f"before a snapshot; give patience at least the last snapshot epoch")
+    if cfg.lr_schedule not in ("plateau", "cosine"):
+        raise ValueError(f"train.lr_schedule {cfg.lr_schedule!r}: 'plateau' or 'cosine'")
     ds = open_cell_dataset(dataset_path)
     out = Path(out)
     resume_path = out.with_name(out.name + ".resume.pt")
@@ -361,7 +365,12 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     model = model.to(device)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                             weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+    if cfg.lr_schedule == "cosine":      # stepped per optimiser step
+        n_steps = cfg.epochs * cfg.steps_per_epoch
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: 0.5 * (1.0 + math.cos(math.pi * min(k, n_steps) / n_steps)))
+    else:                                # stepped per epoch on the validation loss
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
     state = {"epoch": 0, "best_val": float("inf"), "best_state": None, "stale": 0,
              "history": []}
     # options added later leave the fingerprint as it was at their off value, so a
@@ -427,6 +436,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+            if cfg.lr_schedule == "cosine":
+                sched.step()
             total += float(loss.detach())
             batches += 1
         model.eval()
@@ -439,7 +450,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         val_loss = float(np.mean([float(v[0]) for v in val]))
         val_mse = float(np.mean([float(v[1]) for v in val]))
         val_bce = float(np.mean([float(v[2]) for v in val]))
-        sched.step(val_loss)
+        if cfg.lr_schedule != "cosine":
+            sched.step(val_loss)
         improved = val_loss < state["best_val"]
         if improved:
             state["best_val"] = val_loss
@@ -449,7 +461,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         else:
             state["stale"] += 1
         wall = time.perf_counter() - t0
-        state["history"].append((epoch, total / max(batches, 1), val_loss, val_mse, val_bce, wall))
+        state["history"].append((epoch, total / max(batches, 1), val_loss, val_mse, val_bce, wall,
+                                 opt.param_groups[0]["lr"]))
         state["epoch"] = epoch + 1
         if epoch + 1 in cfg.snapshot_epochs:
             # the model as it is now, not the best so far: fidelity against steps
@@ -476,13 +489,15 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         log.warning("the spike threshold is the largest tried (%.2f): F1 may rise above it",
                     threshold)
     if history_path is not None:
-        h = np.array(state["history"], dtype=np.float64)
+        # a resume file from before the learning rate was recorded has rows without it
+        h = np.array([tuple(r) + (np.nan,) * (7 - len(r)) for r in state["history"]],
+                     dtype=np.float64)
         attrs = provenance_attrs(seed=cfg.seed)
         attrs.update(cell_type=ds.attrs["cell_type"], data_hash=dhash, device=str(device),
                      best_epoch=int(state["best_epoch"]))
         SURROGATE_HISTORY.write(SURROGATE_HISTORY.build(
             {"train_loss": h[:, 1], "val_loss": h[:, 2], "val_mse": h[:, 3],
-             "val_spike_bce": h[:, 4], "wall_s": h[:, 5]},
+             "val_spike_bce": h[:, 4], "wall_s": h[:, 5], "lr": h[:, 6]},
             {"epoch": h[:, 0].astype(np.int32)}, attrs), history_path)
     resume_path.unlink(missing_ok=True)
     log.info("wrote %s (best epoch %d, val %.4f)", out, state["best_epoch"] + 1, state["best_val"])
