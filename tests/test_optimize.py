@@ -125,8 +125,46 @@ def test_a_band_contrast_asks_for_a_peak_not_a_flat_spectrum():
         check_objective({**contrast, "below": [12.0, 8.0]}, bin_ms=0.5)
 
 
+def test_rates_per_window_ask_for_firing_through_the_run():
+    """rate_window_ms: each window's rate against the range, the penalties averaged.
+    Two volleys in 900 ms meet a 1 Hz floor on the run's mean rate but not in most
+    100 ms windows; the same spikes spread out meet it in every window."""
+    from hnn_surrogate.optimize.objectives import binned_rates, rate_penalty
+
+    kw = dict(bin_ms=0.5, transient_ms=100.0)
+    volleys, spread = torch.zeros(2000), torch.zeros(2000)
+    volleys[[500, 1500]] = 50.0                     # 100 spikes of 100 cells, in 2 bins
+    spread[torch.arange(250, 2000, 200)] = 100.0 / 9
+    whole = binned_rates(volleys, 100, **kw)
+    assert float(whole) == pytest.approx(100 / (100 * 0.9))           # the old rate
+    per_window = binned_rates(volleys, 100, window_ms=100.0, **kw)
+    assert per_window.shape == (9,) and float(per_window.sum()) == pytest.approx(10.0)
+    assert torch.allclose(binned_rates(spread, 100, window_ms=100.0, **kw),
+                          torch.full((9,), 100 / 9 / 100 / 0.1, dtype=torch.float32))
+    ranges = {"L5_pyramidal": [1.0, 30.0]}
+    assert float(rate_penalty(ranges, {"L5_pyramidal": whole})) == 0.0
+    # seven silent windows of nine, each 1 Hz short: 7/9 (1/30)^2
+    assert float(rate_penalty(ranges, {"L5_pyramidal": per_window})) == pytest.approx(
+        7 / 9 / 900)
+    assert float(rate_penalty(ranges, {"L5_pyramidal": binned_rates(
+        spread, 100, window_ms=100.0, **kw)})) == 0.0
+    # a partial last window is left out; its gradient reaches every counted bin
+    counts = torch.ones(2000, dtype=torch.float64, requires_grad=True)
+    binned_rates(counts, 10, window_ms=400.0, **kw).sum().backward()     # 2 windows of 800 bins
+    assert float(counts.grad[200:1800].min()) > 0
+    assert float(counts.grad[:200].abs().max()) == float(counts.grad[1800:].abs().max()) == 0
+    with pytest.raises(ValueError, match="rate_window_ms 2000.0: 4000 bins per window"):
+        binned_rates(volleys, 100, window_ms=2000.0, **kw)
+
+
 @pytest.mark.parametrize("cfg, match", [
     ({"kind": "gamma_power"}, "kind: 'gamma_power' is not one of"),
+    ({"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0], "rate_window_ms": 100.0},
+     "rate_window_ms: needs rates"),
+    ({"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0], "rate_window_ms": -1,
+      "rates": {"L5_pyramidal": [1.0, 30.0]}}, "rate_window_ms: -1 must be a positive"),
+    ({"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0], "rate_window_ms": 0.1,
+      "rates": {"L5_pyramidal": [1.0, 30.0]}}, "rate_window_ms: 0.1 ms is under one 0.5 ms bin"),
     ({"kind": "band_share", "band": [13.0, 30.0], "total": [1.0, 100.0], "window_ms": 0},
      "window_ms: 0 must be a positive"),
     ({"kind": "band_share", "band": [21.0, 24.0], "total": [1.0, 100.0], "window_ms": 200.0},
@@ -241,6 +279,10 @@ def test_gradient_equals_central_finite_differences_where_no_spike_flips():
     ({"objectives": {"beta_share": {"kind": "band_share", "band": [13.0, 30.0],
                                     "total": [1.0, 100.0], "window_ms": 5000.0}}},
      "beta_share.window_ms': 5000 ms is longer than the run of start 'rhythm' after the transient"),
+    ({"objectives": {"beta_share": {"kind": "band_share", "band": [13.0, 30.0],
+                                    "total": [1.0, 100.0], "rates": {"L5_pyramidal": [1.0, 9.0]},
+                                    "rate_window_ms": 5000.0}}},
+     "beta_share.rate_window_ms': 5000 ms is longer than the run of start 'rhythm'"),
     ({"grid": {"start": ["nowhere"]}}, "optimize.grid.start': 'nowhere' is not one of"),
     ({"starts": {"alpha": {"tstop": 100.0, "drives": [
         {"type": "bursty", "name": "a", "params": {"burst_hz": 10.0}}]}}},

@@ -356,12 +356,14 @@ def _optimize_errors(opt: dict, net: dict, cells: dict, check_multiple) -> list[
                                                    drives[drive], (lo, hi), prior)
         for oname in opt["grid"]["objective"]:
             obj = opt["objectives"].get(oname, {})
+            for wkey in ("window_ms", "rate_window_ms"):
+                length = obj.get(wkey)
+                if isinstance(length, (int, float)) and length > sc["tstop"] - opt["transient_ms"]:
+                    messages.append(
+                        f"config key '{base}.objectives.{oname}.{wkey}': {length:g} ms is longer "
+                        f"than the run of start {name!r} after the transient "
+                        f"({sc['tstop'] - opt['transient_ms']:g} ms)")
             window = obj.get("window_ms")
-            if isinstance(window, (int, float)) and window > sc["tstop"] - opt["transient_ms"]:
-                messages.append(
-                    f"config key '{base}.objectives.{oname}.window_ms': {window:g} ms is longer "
-                    f"than the run of start {name!r} after the transient "
-                    f"({sc['tstop'] - opt['transient_ms']:g} ms)")
             if window:          # its window's frequencies are checked with the objective
                 continue
             for key in BAND_KEYS:

@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 
-from .objectives import band_power, evaluate_objective, spectrum
+from .objectives import band_power, binned_rates, evaluate_objective, spectrum
 
 CONDITIONS = ("default", "fitted")
 SIMULATORS = ("neuron", "surrogate")
@@ -40,12 +40,18 @@ def _score(path, objective, transient_ms):
     tstop = float(run.attrs["tstop_ms"])
     st, sg = run["spike_time"].values, run["spike_gid"].values
     late = st >= transient_ms
-    rates = {}
+    rates, scored = {}, {}
+    edges = np.arange(agg.size + 1) * bin_ms
     for t, g0, n in zip(run["cell_type"].values, run["gid_start"].values, run["n_cells"].values):
-        mine = late & (sg >= g0) & (sg < g0 + n)
-        rates[str(t)] = mine.sum() / (n * (tstop - transient_ms) / 1000.0)
+        mine = (sg >= g0) & (sg < g0 + n)
+        rates[str(t)] = (late & mine).sum() / (n * (tstop - transient_ms) / 1000.0)
+        if objective.get("rate_window_ms"):     # per window, as the fit's surrogate counts
+            counts = np.histogram(st[mine], bins=edges)[0].astype(np.float64)
+            scored[str(t)] = binned_rates(counts, int(n), bin_ms=bin_ms,
+                                          transient_ms=transient_ms,
+                                          window_ms=objective["rate_window_ms"])
     value = float(evaluate_objective(objective, agg, bin_ms=bin_ms, transient_ms=transient_ms,
-                                     rates=rates))
+                                     rates=scored or rates))
     return value, ratio, peak, rates, f.numpy()[keep], p.numpy()[keep]
 
 

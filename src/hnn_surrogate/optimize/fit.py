@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .objective_config import best_index
-from .objectives import evaluate_objective, spectrum
+from .objectives import binned_rates, evaluate_objective, spectrum
 from .params import FreeGains, resolve_free
 
 log = logging.getLogger(__name__)
@@ -96,12 +96,13 @@ def fit_networks(spec, scenario, surrogates, free, bounds, seeds, tstop):
     return nets, wiring, batch, gains, hnn_baseline(nets[0], wiring.n_bins, bin_ms)
 
 
-def spike_rates(out, wiring, transient_ms: float) -> dict:
-    """{cell type: spikes per cell per second after the transient} of a surrogate run,
-    as tensors whose gradient is the spike logits' (``NetworkOutput.spike_count``)."""
-    k0 = int(round(transient_ms / out.bin_ms))
-    span = (out.n_bins - k0) * out.bin_ms / 1000.0
-    return {t: c[k0:].sum() / (wiring.n_cells(t) * span) for t, c in out.spike_count.items()}
+def spike_rates(out, wiring, transient_ms: float, window_ms: float | None = None) -> dict:
+    """{cell type: spikes per cell per second after the transient} of a surrogate run
+    (per window of ``window_ms``: ``objectives.binned_rates``), as tensors whose
+    gradient is the spike logits' (``NetworkOutput.spike_count``)."""
+    return {t: binned_rates(c, wiring.n_cells(t), bin_ms=out.bin_ms, transient_ms=transient_ms,
+                            window_ms=window_ms)
+            for t, c in out.spike_count.items()}
 
 
 def score_batch(batch, gains, z, baseline, objective, bin_ms, transient_ms, slope, learn,
@@ -113,7 +114,8 @@ def score_batch(batch, gains, z, baseline, objective, bin_ms, transient_ms, slop
         dipoles = [o.dipole["L2"] + o.dipole["L5"] + baseline for o in outs]
         penalised = bool(objective.get("rates"))
         scored = [evaluate_objective(objective, d, bin_ms=bin_ms, transient_ms=transient_ms,
-                                     rates=spike_rates(o, batch.wirings[0], transient_ms)
+                                     rates=spike_rates(o, batch.wirings[0], transient_ms,
+                                                       objective.get("rate_window_ms"))
                                      if penalised else None)
                   for o, d in zip(outs, dipoles)]
         if learn:

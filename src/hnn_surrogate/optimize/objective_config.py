@@ -76,6 +76,15 @@ def check_objective(cfg: dict, *, where: str = "objective", bin_ms: float | None
         lo, hi = band
         if not 0 <= lo < hi:
             raise ValueError(f"{where}.rates.{t}: [{lo}, {hi}] Hz must satisfy 0 <= low < high")
+    if "rate_window_ms" in cfg:
+        window = cfg["rate_window_ms"]
+        if not cfg.get("rates"):
+            raise ValueError(f"{where}.rate_window_ms: needs rates")
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or window <= 0:
+            raise ValueError(f"{where}.rate_window_ms: {window!r} must be a positive number of ms")
+        if bin_ms is not None and round(window / bin_ms) < 1:
+            raise ValueError(f"{where}.rate_window_ms: {window:g} ms is under one "
+                             f"{bin_ms:g} ms bin")
     if "rate_weight" in cfg and not cfg["rate_weight"] > 0:
         raise ValueError(f"{where}.rate_weight: must be > 0")
 

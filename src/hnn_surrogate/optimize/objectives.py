@@ -33,7 +33,11 @@ Any kind may add a penalty on firing rates: ``rates`` {cell type: [low, high]
 Hz} and ``rate_weight`` (default 1): each type's rate after the transient
 outside its range subtracts ``rate_weight * (distance / high)^2``. The rates
 are passed in (``evaluate_objective(..., rates=)``): the surrogate network's
-differentiable spike counts, or a NEURON run's.
+differentiable spike counts, or a NEURON run's, both through
+``binned_rates``. With ``rate_window_ms`` the rate is taken per window of
+that length (back to back) and the windows' penalties averaged: a range
+then asks for firing through the run, where the run's mean rate is met by
+a few volleys with silence between them.
 """
 
 from __future__ import annotations
@@ -128,13 +132,31 @@ OBJECTIVES = {kind: (_FUNCTIONS[kind], keys) for kind, keys in OBJECTIVE_KEYS.it
 """kind -> (function of (freqs, power, config), the config keys it needs)."""
 
 
+def binned_rates(counts, n_cells: int, *, bin_ms: float, transient_ms: float,
+                 window_ms: float | None = None) -> torch.Tensor:
+    """Spikes per cell per second after ``transient_ms``, from spike counts per bin
+    (the last axis): a scalar, or with ``window_ms`` one rate per window of that
+    many ms, back to back from the transient's end (a last partial window left
+    out). Differentiable in ``counts``."""
+    x = _after_transient(counts, bin_ms, transient_ms)
+    n = x.shape[-1] if not window_ms else int(round(window_ms / bin_ms))
+    if not 1 <= n <= x.shape[-1]:
+        raise ValueError(f"rate_window_ms {window_ms}: {n} bins per window, with "
+                         f"{x.shape[-1]} bins after the {transient_ms} ms transient")
+    windows = x.unfold(-1, n, n)                                  # (..., n_windows, n)
+    rates = windows.sum(dim=-1) / (n_cells * n * bin_ms / 1000.0)
+    return rates[..., 0] if not window_ms else rates
+
+
 def rate_penalty(ranges: dict, rates: dict) -> torch.Tensor:
     """Sum over the types of ``ranges`` {type: [low, high] Hz} of the squared
-    distance of ``rates[type]`` (Hz; a float or a tensor) outside its range, over high."""
+    distance of ``rates[type]`` (Hz; a float, a tensor, or a tensor of one rate per
+    window, whose penalties are averaged) outside its range, over high."""
     total = torch.zeros((), dtype=torch.float64)
     for t, (lo, hi) in ranges.items():
         r = torch.as_tensor(rates[t], dtype=torch.float64)
-        total = total + (torch.relu(r - hi) ** 2 + torch.relu(lo - r) ** 2) / float(hi) ** 2
+        total = total + ((torch.relu(r - hi) ** 2 + torch.relu(lo - r) ** 2)
+                         / float(hi) ** 2).mean()
     return total
 
 
