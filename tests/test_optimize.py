@@ -430,6 +430,49 @@ def test_rate_penalties_score_the_surrogates_spikes_with_their_gradient():
         evaluate_objective(cfg, dipole.detach(), bin_ms=BIN_MS, transient_ms=0.0)
 
 
+def test_the_neuron_check_scores_rates_per_window_as_the_fit_does(tmp_path):
+    """A surrogate run written as a network_run file (spike times at bin centres)
+    scores the same windowed objective in the NEURON check's code (spike times
+    binned) as in the fit's (the run's spike counts), and other values than
+    with the run's mean rate."""
+    from hnn_surrogate.artifacts import NETWORK_RUN
+    from hnn_surrogate.optimize.check import _score
+    from hnn_surrogate.optimize.fit import spike_rates
+
+    net = tiny_net(rate=80.0)
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    out = SurrogateNetwork(wiring, untrained_surrogates(), dtype=torch.float64).run()
+    dipole = (out.dipole["L2"] + out.dipole["L5"]).detach()
+    types = list(wiring.cell_types)
+    busiest = max(types, key=lambda t: float(out.spike_count[t].sum()))
+    rate = float(spike_rates(out, wiring, 0.0)[busiest])
+    cfg = {"kind": "band_share", "band": [30.0, 200.0], "total": [1.0, 500.0],
+           "rates": {busiest: [rate, 2 * rate]}, "rate_weight": 5.0}
+    path = tmp_path / "run.nc"
+    NETWORK_RUN.write(NETWORK_RUN.build(
+        {"gid_start": np.array([wiring.gid_ranges[t][0] for t in types], np.int64),
+         "n_cells": np.array([wiring.n_cells(t) for t in types], np.int64),
+         "dipole": np.stack([dipole.numpy()] * 3), "dipole_processed": np.stack([dipole.numpy()] * 3),
+         "spike_time": out.spike_times.astype(np.float64),
+         "spike_gid": out.spike_gids.astype(np.int64)},
+        {"time": (np.arange(wiring.n_bins) + 0.5) * BIN_MS, "layer": ["agg", "L2", "L5"],
+         "cell_type": types},
+        {"simulator": "surrogate", "scenario": "test", "condition": "default", "seed": 1,
+         "tstop_ms": TSTOP, "bin_ms": BIN_MS, "wall_s": 0.0, "n_ranks": 1, "config_hash": "x",
+         "git_commit": "x", "versions": "{}", "created": "x"}), path)
+    values = {}
+    for window in (None, 10.0):
+        c = cfg if window is None else {**cfg, "rate_window_ms": window}
+        fit_side = evaluate_objective(c, dipole, bin_ms=BIN_MS, transient_ms=0.0,
+                                      rates=spike_rates(out, wiring, 0.0, window))
+        values[window] = _score(path, c, 0.0)[0]
+        assert values[window] == pytest.approx(float(fit_side), rel=1e-12)
+    # at the floor on the mean, short of it in the windows where the busiest type is quiet
+    per_window = spike_rates(out, wiring, 0.0, 10.0)[busiest]
+    assert per_window.shape == (6,) and float(per_window.min()) < rate
+    assert values[10.0] < values[None]
+
+
 def test_a_rate_floor_has_a_gradient_where_every_cell_is_silent():
     """A silent network's dipole objective has no gradient in its cell-to-cell
     gains (no spike, nothing delivered); a rate floor still has one in its drive

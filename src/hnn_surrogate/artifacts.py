@@ -315,7 +315,8 @@ SURROGATE_HISTORY = Schema(
         "val_mse": Var(("epoch",), "float64", "1", "validation MSE of voltage (and dipole), normalised"),
         "val_spike_bce": Var(("epoch",), "float64", "1", "validation spike-head cross-entropy"),
         "wall_s": Var(("epoch",), "float64", "s", "wall time of the epoch", timing=True),
-        "lr": Var(("epoch",), "float64", "1", "learning rate at the epoch's end (train.lr_schedule)",
+        "lr": Var(("epoch",), "float64", "1",
+                  "learning rate after the epoch: the next epoch's first (train.lr_schedule)",
                   optional=True),
     },
 )

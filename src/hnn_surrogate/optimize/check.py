@@ -45,13 +45,13 @@ def _score(path, objective, transient_ms):
     for t, g0, n in zip(run["cell_type"].values, run["gid_start"].values, run["n_cells"].values):
         mine = (sg >= g0) & (sg < g0 + n)
         rates[str(t)] = (late & mine).sum() / (n * (tstop - transient_ms) / 1000.0)
-        if objective.get("rate_window_ms"):     # per window, as the fit's surrogate counts
-            counts = np.histogram(st[mine], bins=edges)[0].astype(np.float64)
-            scored[str(t)] = binned_rates(counts, int(n), bin_ms=bin_ms,
-                                          transient_ms=transient_ms,
-                                          window_ms=objective["rate_window_ms"])
+        # the objective's rates binned as the fit's surrogate spike counts are, so that
+        # both simulators score one penalty (a spike at t in bin floor(t / bin_ms))
+        counts = np.histogram(st[mine], bins=edges)[0].astype(np.float64)
+        scored[str(t)] = binned_rates(counts, int(n), bin_ms=bin_ms, transient_ms=transient_ms,
+                                      window_ms=objective.get("rate_window_ms"))
     value = float(evaluate_objective(objective, agg, bin_ms=bin_ms, transient_ms=transient_ms,
-                                     rates=scored or rates))
+                                     rates=scored))
     return value, ratio, peak, rates, f.numpy()[keep], p.numpy()[keep]
 
 

@@ -20,6 +20,11 @@ def _fit(args):
         raise SystemExit(f"fit-connectivity: start {fit['start']!r} is not a scenario of "
                          f"{args.spec}")
     check_objective(fit["objective"], where="fit objective", bin_ms=spec["bin_ms"])
+    span = fit["tstop"] - fit["transient_ms"]
+    for key in ("window_ms", "rate_window_ms"):
+        if fit["objective"].get(key, 0) > span:
+            raise SystemExit(f"fit-connectivity: fit objective.{key} {fit['objective'][key]:g} ms "
+                             f"is longer than the run after the transient ({span:g} ms)")
     traj = fit_connectivity(spec, scenario=fit["start"], surrogates=args.checkpoints,
                             free=fit["free"], bounds=fit["bounds"],
                             objective=fit["objective"], lr=fit["lr"], n_steps=fit["steps"],

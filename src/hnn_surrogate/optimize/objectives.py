@@ -150,8 +150,9 @@ def binned_rates(counts, n_cells: int, *, bin_ms: float, transient_ms: float,
 
 def rate_penalty(ranges: dict, rates: dict) -> torch.Tensor:
     """Sum over the types of ``ranges`` {type: [low, high] Hz} of the squared
-    distance of ``rates[type]`` (Hz; a float, a tensor, or a tensor of one rate per
-    window, whose penalties are averaged) outside its range, over high."""
+    distance of ``rates[type]`` outside its range, over high. ``rates`` are one
+    run's (not a batch's): each a float or a scalar tensor (Hz), or a 1-d tensor
+    of one rate per window (``binned_rates``), whose penalties are averaged."""
     total = torch.zeros((), dtype=torch.float64)
     for t, (lo, hi) in ranges.items():
         r = torch.as_tensor(rates[t], dtype=torch.float64)
@@ -163,7 +164,8 @@ def rate_penalty(ranges: dict, rates: dict) -> torch.Tensor:
 def evaluate_objective(cfg: dict, dipole, *, bin_ms: float, transient_ms: float,
                        rates: dict | None = None) -> torch.Tensor:
     """The objective ``cfg`` of ``dipole`` (tensor over bins, or a batch (..., n_bins));
-    ``rates`` {cell type: Hz after the transient} where ``cfg`` has rate ranges."""
+    ``rates`` {cell type: Hz after the transient, or per window where ``cfg`` has
+    ``rate_window_ms``: ``binned_rates``} of one run, where ``cfg`` has rate ranges."""
     function = OBJECTIVES[cfg["kind"]][0]
     if cfg.get("window_ms"):
         freqs, power = windowed_spectrum(dipole, bin_ms=bin_ms, transient_ms=transient_ms,
