@@ -558,6 +558,36 @@ def test_training_with_dropout_trains_another_model_that_evaluates_without_it(ti
     assert any(not torch.equal(states[0.0][k], states[0.3][k]) for k in states[0.0])
 
 
+def test_evaluation_can_leave_out_what_another_datasets_split_trained_on(tiny_dataset, tmp_path):
+    """evaluate --unseen-by: the test split's units (network runs, lone simulations)
+    that another dataset's train or val split holds are left out, counted in the
+    metrics; a dataset whose train and val hold none of them leaves out nothing."""
+    from hnn_surrogate.artifacts import CELL_SIMS
+    from hnn_surrogate.surrogate.evaluate import evaluate_surrogate
+
+    out = tmp_path / "m.pt"
+    _train_briefly(tiny_dataset, out)
+    ds = open_cell_dataset(tiny_dataset)
+    test = np.flatnonzero(ds["split"].values == "test")
+    assert test.size >= 2
+    moved = test[: test.size // 2]                    # a split drawn again elsewhere
+    split = ds["split"].values.astype(object).copy()
+    split[moved] = "train"
+    other = tmp_path / "other.nc"
+    CELL_SIMS.write(ds.assign(split=("sim", split.astype(str))), other)
+    whole = evaluate_surrogate(out, tiny_dataset, tmp_path / "a.nc")
+    same = evaluate_surrogate(out, tiny_dataset, tmp_path / "b.nc", unseen_by=(tiny_dataset,))
+    fewer = evaluate_surrogate(out, tiny_dataset, tmp_path / "c.nc", unseen_by=(other,))
+    n = {k: int(r["n_sims"].sel(regime="all")) for k, r in
+         (("whole", whole), ("same", same), ("fewer", fewer))}
+    assert n == {"whole": test.size, "same": test.size, "fewer": test.size - moved.size}
+    assert int(fewer.attrs["left_out_sims"]) == moved.size and int(same.attrs["left_out_sims"]) == 0
+    split[test] = "val"
+    CELL_SIMS.write(ds.assign(split=("sim", split.astype(str))), other)
+    with pytest.raises(ValueError, match="no simulations in split 'test' that .* did not train on"):
+        evaluate_surrogate(out, tiny_dataset, tmp_path / "d.nc", unseen_by=(other,))
+
+
 def test_cosine_schedule_takes_the_learning_rate_to_zero_over_all_steps(tiny_dataset, tmp_path):
     from hnn_surrogate.artifacts import SURROGATE_HISTORY
     from hnn_surrogate.surrogate.train import TrainConfig, train_surrogate

@@ -6,6 +6,8 @@ Each is one Snakemake rule's action; ``hnn-surrogate <command> --help`` document
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..cli_args import positive_int, read_json
 
 
@@ -51,8 +53,12 @@ def _import_surrogate(args):
 def _evaluate(args):
     from ..surrogate.evaluate import evaluate_surrogate
 
+    for path in args.unseen_by:
+        if not Path(path).is_file():
+            raise SystemExit(f"evaluate --unseen-by: {path} does not exist")
     evaluate_surrogate(args.checkpoint, args.dataset, args.out, split=args.split,
-                       table=args.table, allow_other_data=args.allow_other_data)
+                       table=args.table, allow_other_data=args.allow_other_data,
+                       unseen_by=tuple(args.unseen_by))
 
 
 def _linear_baseline(args):
@@ -131,6 +137,10 @@ def register(sub) -> None:
     p.add_argument("--allow-other-data", action="store_true",
                    help="evaluate on data other than the checkpoint's training data (its "
                         "splits are then not the training's)")
+    p.add_argument("--unseen-by", nargs="+", default=[], metavar="DATASET",
+                   help="leave out the split's runs and lone simulations that these "
+                        "datasets' train or val splits hold: score what neither data saw "
+                        "(a model trained on each, compared like for like)")
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_evaluate)

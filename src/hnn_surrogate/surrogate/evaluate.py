@@ -148,14 +148,35 @@ def fidelity(v_true, v_pred, v_head, v_clip, true_spikes, pred_spikes, bin_ms, d
     return out
 
 
+def seen_units(paths) -> set:
+    """The (regime, unit) pairs in the train or val split of the datasets at ``paths``:
+    a unit is a network run (``run`` >= 0: replay, network_prior and alpha_start
+    regimes) or a lone-cell simulation (``sim_index``), as ``datasets.assign_splits``
+    draws them."""
+    seen = set()
+    for path in paths:
+        other = open_cell_dataset(path)
+        used = np.isin(other["split"].values.astype(str), ["train", "val"])
+        run = other["run"].values
+        unit = np.where(run >= 0, run, other["sim_index"].values)
+        seen |= set(zip(other["regime"].values.astype(str)[used].tolist(), unit[used].tolist()))
+    return seen
+
+
 def evaluate_surrogate(checkpoint, dataset, out, *, split="test", table=None,
-                       allow_other_data=False):
+                       allow_other_data=False, unseen_by=()):
     """Evaluate on one split; write a ``surrogate_metrics`` NetCDF; return the table text.
 
     The dataset must be the one the checkpoint was trained on (its data hash,
     which covers the split labels): then the ``test`` simulations are provably
     ones training never saw. ``allow_other_data`` evaluates on other data; the
     metrics then say so (attribute ``same_data_as_training`` = 0).
+
+    ``unseen_by``: other datasets (say, the same config with fewer network runs,
+    whose split was drawn over fewer units); the split's simulations whose run
+    (or lone simulation) is in their train or val split are left out, so that
+    models trained on either dataset are scored on what neither saw (attribute
+    ``unseen_by``; the number left out in ``left_out_sims``).
     """
     from .data import data_hash, has_sections, section_array
 
@@ -165,8 +186,20 @@ def evaluate_surrogate(checkpoint, dataset, out, *, split="test", table=None,
     sections = has_sections(loaded.targets)
     same = int(data_hash(ds, sections) == loaded.data_hash)
     pos = np.flatnonzero(ds["split"].values == split)
+    left_out = 0
+    if unseen_by:
+        seen = seen_units(unseen_by)
+        run = ds["run"].values[pos]
+        unit = np.where(run >= 0, run, ds["sim_index"].values[pos])
+        keep = np.array([(r, u) not in seen for r, u in
+                         zip(ds["regime"].values.astype(str)[pos].tolist(), unit.tolist())],
+                        dtype=bool)
+        left_out = int(pos.size - keep.sum())
+        pos = pos[keep]
     if pos.size == 0:
-        raise ValueError(f"{dataset}: no simulations in split {split!r}")
+        raise ValueError(f"{dataset}: no simulations in split {split!r}"
+                         + (f" that {', '.join(map(str, unseen_by))} did not train on"
+                            if unseen_by else ""))
     sub = ds.isel(sim=pos)
     bin_ms = loaded.bin_ms
     y, heads, p, _ = predict(loaded, sub["inputs"].values)
@@ -202,7 +235,8 @@ def evaluate_surrogate(checkpoint, dataset, out, *, split="test", table=None,
                     sub["dipole"].values[idx].ravel(), derived.ravel())[0, 1])
     attrs = provenance_attrs()
     attrs.update(cell_type=loaded.cell_type, split=split, data_hash=loaded.data_hash,
-                 same_data_as_training=same,
+                 same_data_as_training=same, unseen_by=" ".join(map(str, unseen_by)),
+                 left_out_sims=left_out,
                  spike_window_ms=SPIKE_WINDOW_MS, cut_ms=f"-{CUT_BEFORE_MS}..+{CUT_AFTER_MS}")
     data = {k: np.array([r[k] for r in rows], dtype=np.float64)
             for k in METRICS + (SECTION_METRICS if sections else ())}
