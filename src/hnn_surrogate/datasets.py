@@ -26,6 +26,15 @@ def split_counts(n_units: int, fractions) -> tuple[int, int, int]:
     return n_units - n_val - n_test, n_val, n_test
 
 
+def split_units(regimes, sim_index, runs) -> list:
+    """The unit each simulation is split with, as (regime, unit): its network run
+    where ``runs >= 0`` (all cells of a run go to one split), else its own
+    ``sim_index``."""
+    runs = np.asarray(runs)
+    unit = np.where(runs >= 0, runs, np.asarray(sim_index))
+    return list(zip(np.asarray(regimes).astype(str).tolist(), unit.tolist()))
+
+
 def assign_splits(regimes, sim_index, *, fractions, seed, runs=None):
     """Split label of each simulation, stratified by regime, seeded.
 
@@ -44,7 +53,7 @@ def assign_splits(regimes, sim_index, *, fractions, seed, runs=None):
     regimes = np.asarray(regimes).astype(str)
     sim_index = np.asarray(sim_index)
     runs = np.full(regimes.size, -1) if runs is None else np.asarray(runs)
-    unit = np.where(runs >= 0, runs, sim_index)
+    unit = np.array([u for _, u in split_units(regimes, sim_index, runs)], dtype=np.int64)
     labels = np.empty(regimes.size, dtype=object)
     for regime in np.unique(regimes):
         pos = np.flatnonzero(regimes == regime)

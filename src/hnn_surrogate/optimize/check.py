@@ -37,19 +37,19 @@ def _score(path, objective, transient_ms):
     band = (f >= PEAK_BAND[0]) & (f <= PEAK_BAND[1])
     peak = float(f[band][int(np.argmax(p[band].numpy()))])
     keep = (f <= 100.0).numpy()
-    tstop = float(run.attrs["tstop_ms"])
     st, sg = run["spike_time"].values, run["spike_gid"].values
-    late = st >= transient_ms
     rates, scored = {}, {}
     edges = np.arange(agg.size + 1) * bin_ms
     for t, g0, n in zip(run["cell_type"].values, run["gid_start"].values, run["n_cells"].values):
+        # binned as the fit's surrogate spike counts are (a spike at t in bin
+        # floor(t / bin_ms)), so that both simulators score one rate and one penalty
         mine = (sg >= g0) & (sg < g0 + n)
-        rates[str(t)] = (late & mine).sum() / (n * (tstop - transient_ms) / 1000.0)
-        # the objective's rates binned as the fit's surrogate spike counts are, so that
-        # both simulators score one penalty (a spike at t in bin floor(t / bin_ms))
         counts = np.histogram(st[mine], bins=edges)[0].astype(np.float64)
-        scored[str(t)] = binned_rates(counts, int(n), bin_ms=bin_ms, transient_ms=transient_ms,
-                                      window_ms=objective.get("rate_window_ms"))
+        rates[str(t)] = float(binned_rates(counts, int(n), bin_ms=bin_ms,
+                                           transient_ms=transient_ms))
+        scored[str(t)] = (binned_rates(counts, int(n), bin_ms=bin_ms, transient_ms=transient_ms,
+                                       window_ms=objective["rate_window_ms"])
+                          if objective.get("rate_window_ms") else rates[str(t)])
     value = float(evaluate_objective(objective, agg, bin_ms=bin_ms, transient_ms=transient_ms,
                                      rates=scored))
     return value, ratio, peak, rates, f.numpy()[keep], p.numpy()[keep]

@@ -148,6 +148,13 @@ def fidelity(v_true, v_pred, v_head, v_clip, true_spikes, pred_spikes, bin_ms, d
     return out
 
 
+def _units(ds) -> list:
+    """(regime, unit) of each simulation of ``ds`` (``datasets.split_units``)."""
+    from ..datasets import split_units
+
+    return split_units(ds["regime"].values, ds["sim_index"].values, ds["run"].values)
+
+
 def seen_units(paths) -> set:
     """The (regime, unit) pairs in the train or val split of the datasets at ``paths``:
     a unit is a network run (``run`` >= 0: replay, network_prior and alpha_start
@@ -157,9 +164,7 @@ def seen_units(paths) -> set:
     for path in paths:
         other = open_cell_dataset(path)
         used = np.isin(other["split"].values.astype(str), ["train", "val"])
-        run = other["run"].values
-        unit = np.where(run >= 0, run, other["sim_index"].values)
-        seen |= set(zip(other["regime"].values.astype(str)[used].tolist(), unit[used].tolist()))
+        seen |= {u for u, keep in zip(_units(other), used) if keep}
     return seen
 
 
@@ -189,11 +194,8 @@ def evaluate_surrogate(checkpoint, dataset, out, *, split="test", table=None,
     left_out = 0
     if unseen_by:
         seen = seen_units(unseen_by)
-        run = ds["run"].values[pos]
-        unit = np.where(run >= 0, run, ds["sim_index"].values[pos])
-        keep = np.array([(r, u) not in seen for r, u in
-                         zip(ds["regime"].values.astype(str)[pos].tolist(), unit.tolist())],
-                        dtype=bool)
+        units = _units(ds)
+        keep = np.array([units[k] not in seen for k in pos], dtype=bool)
         left_out = int(pos.size - keep.sum())
         pos = pos[keep]
     if pos.size == 0:
