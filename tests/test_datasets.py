@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -53,3 +55,29 @@ def test_merge_rejects_inconsistent_shards(tmp_path):
     with pytest.raises(ArtifactError, match="has no 'split'"):
         open_cell_dataset(a)
     assert not (tmp_path / "m.nc").exists()
+
+
+def _costed(path, out, **attrs):
+    ds = CELL_SIMS.read(path)
+    ds.attrs.update(attrs)
+    return CELL_SIMS.write(ds, out)
+
+
+def test_merge_records_each_neuron_job_once_and_an_unknown_cost_as_unknown(tmp_path):
+    from hnn_surrogate.datasets import neuron_jobs
+
+    # two cell types' shards of one network run come from one job: one key
+    run_a = _costed(_shard(tmp_path, "net", [0], "L2_basket"), tmp_path / "ra.nc",
+                    wall_s=100.0, network_run=3)
+    run_b = _costed(_shard(tmp_path, "net", [0], "L5_basket"), tmp_path / "rb.nc",
+                    wall_s=100.0, network_run=3)
+    lone = _costed(_shard(tmp_path, "a", [0, 1]), tmp_path / "lone.nc", wall_s=7.5,
+                   first_sim=0)
+    read = [CELL_SIMS.read(p) for p in (run_a, run_b, lone)]
+    assert neuron_jobs(read) == {"h/run3": 100.0, "h/L2_basket/0": 7.5}
+    merged = merge_shards([run_a, lone], tmp_path / "m.nc", fractions=FRACTIONS, seed=1)
+    assert json.loads(merged.attrs["neuron_jobs"]) == {"h/run3": 100.0, "h/L2_basket/0": 7.5}
+    # a shard from before shards recorded their wall clock: the cost is unknown
+    old = merge_shards([_shard(tmp_path, "b", [0, 1]), lone], tmp_path / "o.nc",
+                       fractions=FRACTIONS, seed=1)
+    assert "neuron_jobs" not in old.attrs

@@ -561,6 +561,9 @@ def test_replay_regime_cells_fire_alone_as_they_did_in_the_network(repo, tmp_pat
                             bin_ms=spec["bin_ms"], delay=0.1, seed=3, store_fine=False)
         gids = [inputs.source(k)[1] for k in range(n)]
         assert len(set(gids)) == n == (run["n_cells"].sel(cell_type=t).item())
+        # the shard counts the NEURON run it replays as part of its cost
+        assert json.loads(ds.attrs["source_neuron_jobs"]) == {
+            f"network/{run.attrs['config_hash']}/0": pytest.approx(float(run.attrs["wall_s"]))}
         fired = 0
         for k, gid in enumerate(gids):
             alone = ds["spike_time"].values[ds["spike_sim"].values == k]

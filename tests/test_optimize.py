@@ -538,3 +538,30 @@ def test_the_fitted_gains_are_the_step_with_the_best_mean_objective():
     traj.objective[:] = np.nan
     with pytest.raises(ValueError, match="no finite objective in any of 5 evaluations"):
         traj.best_step()
+
+
+def test_the_surrogates_cost_counts_each_neuron_job_once_and_pays_back_after_n_fits(tmp_path):
+    from hnn_surrogate.optimize.hnn_optimizer import (break_even_fits, first_reaching,
+                                                      surrogate_cost)
+
+    paths = []
+    for name, jobs, train in (("a", {"h/run0": 100.0, "x/a/0": 5.0}, 40.0),
+                              ("b", {"h/run0": 100.0, "y/b/0": 3.0}, 60.0)):
+        paths.append(tmp_path / f"{name}.pt")
+        torch.save({"data_neuron_jobs": jobs, "train_cost_s": train}, paths[-1])
+    cost = surrogate_cost(paths)
+    assert (cost["data_s"], cost["train_s"], cost["n_jobs"]) == (108.0, 100.0, 3)
+    torch.save({"train_wall_s": 1.0}, tmp_path / "old.pt")
+    old = surrogate_cost(paths + [tmp_path / "old.pt"])
+    assert np.isnan(old["data_s"]) and old["unknown"] == [str(tmp_path / "old.pt")]
+    # the search's best so far reaches 0.5 at its third evaluation
+    assert first_reaching([1.0, 2.0, 3.0], [0.1, 0.4, 0.5], 0.5) == 3.0
+    assert np.isnan(first_reaching([1.0, 2.0], [0.1, 0.4], 0.5))
+    # cost 208 s; a fit takes 10 s, the solver 60 s for the same: 208 / 50 fits
+    assert break_even_fits(208.0, 10.0, 60.0, 90.0) == (pytest.approx(4.16), "exact")
+    # never reached within its 90 s: it needs more, so at most 208 / 80 fits
+    assert break_even_fits(208.0, 10.0, np.nan, 90.0) == (pytest.approx(2.6), "at most")
+    assert break_even_fits(208.0, 10.0, 8.0, 90.0) == (np.inf, "never")
+    assert break_even_fits(np.nan, 10.0, 60.0, 90.0)[1] == "unknown"
+    # never reached, but stopped before the fit's wall clock: nothing bounds it
+    assert break_even_fits(208.0, 10.0, np.nan, 9.0)[1] == "not bounded"

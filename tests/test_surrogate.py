@@ -200,6 +200,10 @@ def test_training_end_to_end_and_checkpoint_rebuilds_the_model(tiny_dataset, tmp
     assert loaded.cell_type == "L5_pyramidal" and loaded.targets == ["v_soma", "dipole"]
     assert loaded.channels == list(ds["channel"].values.astype(str))
     assert 0 < loaded.spike_threshold < 1
+    # what the data cost in NEURON (one job per shard here) and what training did
+    jobs = loaded.blob["data_neuron_jobs"]
+    assert len(jobs) == 2 and all(v > 0 for v in jobs.values())
+    assert loaded.blob["train_cost_s"] >= loaded.blob["train_wall_s"] > 0
     from hnn_surrogate.artifacts import SURROGATE_HISTORY
 
     h = SURROGATE_HISTORY.read(hist)

@@ -755,9 +755,10 @@ HNN_SEARCH = Schema(
 
 FIT_BASELINE = Schema(
     name="fit_baseline",
-    version=1,
-    attrs=("start", "objective", "fit_wall_s", "gradient_ahead", "git_commit", "versions",
-           "created"),
+    version=2,  # 2: the surrogates' cost counted, break-even fits
+    attrs=("start", "objective", "fit_wall_s", "gradient_ahead", "surrogate_data_s",
+           "surrogate_train_s", "surrogate_neuron_jobs", "break_even_fits", "break_even",
+           "break_even_solver", "git_commit", "versions", "created"),
     variables={
         "method": Var(("method",), "str", "1", "gradient (the surrogate fit) or hnn-core's solver"),
         "wall_s": Var(("method",), "float64", "s",
@@ -773,6 +774,9 @@ FIT_BASELINE = Schema(
                                "the start's objective in NEURON on the fit seeds"),
         "n_evaluations": Var(("method",), "int64", "1",
                              "NEURON evaluations (gradient: the check's runs on fit seeds)"),
+        "wall_to_gradient_s": Var(("method",), "float64", "s",
+                                  "wall clock at which the best so far first reached the "
+                                  "gradient fit's NEURON objective (NaN: never)", timing=True),
     },
 )
 

@@ -3,7 +3,9 @@ by network run."""
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 
 import numpy as np
 import xarray as xr
@@ -68,6 +70,32 @@ def assign_splits(regimes, sim_index, *, fractions, seed, runs=None):
     return labels
 
 
+def neuron_jobs(shards) -> dict | None:
+    """What the shards cost in NEURON: {job: wall clock (s)}, one entry per job.
+
+    A job is keyed by the shard's config hash and its network run (every cell
+    type's shard of one network run comes from one job, so the key is shared
+    and a union over cell types counts the run once) or, for lone cells, its
+    cell type and first simulation. A replay shard adds the NEURON network
+    runs it replays (``source_neuron_jobs``), each once. None where a shard does
+    not record its wall clock, or a replay shard its sources (made before they
+    did): the cost is then unknown, not zero.
+    """
+    jobs = {}
+    for ds in shards:
+        a = ds.attrs
+        replay = "replay" in set(ds["regime"].values.astype(str).tolist())
+        if "wall_s" not in a or (replay and "source_neuron_jobs" not in a):
+            return None
+        key = (f"{a['config_hash']}/run{a['network_run']}" if "network_run" in a
+               else f"{a['config_hash']}/{a['cell_type']}/{a.get('first_sim', 0)}")
+        jobs[key] = round(float(a["wall_s"]), 3)
+        if "source_neuron_jobs" in a:
+            jobs.update({k: round(float(v), 3)
+                         for k, v in json.loads(str(a["source_neuron_jobs"])).items()})
+    return jobs
+
+
 def merge_shards(shard_paths, out, *, fractions, seed):
     """Merge ``cell_sims`` shards of one cell type into one dataset with a split.
 
@@ -76,6 +104,7 @@ def merge_shards(shard_paths, out, *, fractions, seed):
     """
     if not shard_paths:
         raise ArtifactError("merge_shards: no shard files given")
+    t0 = time.perf_counter()
     shards = [CELL_SIMS.read(p) for p in shard_paths]
     first = shards[0]
     for path, ds in zip(shard_paths[1:], shards[1:]):
@@ -111,6 +140,10 @@ def merge_shards(shard_paths, out, *, fractions, seed):
     attrs.update(provenance_attrs(seed=first.attrs["seed"]))
     attrs["config_hash"] = ",".join(sorted({str(ds.attrs["config_hash"]) for ds in shards}))
     attrs["split_fractions"] = ",".join(f"{s}={fractions[s]}" for s in SPLITS)
+    jobs = neuron_jobs(shards)
+    if jobs is not None:
+        attrs["neuron_jobs"] = json.dumps(jobs, sort_keys=True)
+    attrs["merge_wall_s"] = time.perf_counter() - t0   # reading and splitting; not the write
     merged = CELL_SIMS.build(data, coords, attrs)
     CELL_SIMS.write(merged, out)
     counts = {s: int((data["split"] == s).sum()) for s in SPLITS}

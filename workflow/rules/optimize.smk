@@ -232,6 +232,7 @@ rule compare_search:
             "results/optimize/{{point}}/hnn_{solver}.nc",
             solver=OPT["baseline"]["solvers"],
         ),
+        checkpoints=expand("results/train/{cell_type}.pt", cell_type=CELL_TYPES),
     output:
         nc="results/optimize/{point}/baseline.nc",
         table=report(
@@ -254,7 +255,8 @@ rule compare_search:
         runtime=10,
     shell:
         "hnn-surrogate compare-search --trajectory {input.trajectory} --check {input.check}"
-        " --searches {input.searches} --out {output.nc} --table {output.table}"
+        " --searches {input.searches} --checkpoints {input.checkpoints}"
+        " --out {output.nc} --table {output.table}"
         " --figure {output.figure} > {log} 2>&1"
 
 

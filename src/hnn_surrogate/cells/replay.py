@@ -81,6 +81,14 @@ class ReplayInputs:
         """Position (in the given runs) of the network run simulation ``index`` replays."""
         return self._locate(index)[0]
 
+    def neuron_jobs(self) -> dict | None:
+        """{job: wall clock (s)} of the NEURON network runs replayed; None when a
+        file does not record it (made before events files did)."""
+        attrs = [ds.attrs for ds in self.runs]
+        if any("source_wall_s" not in a for a in attrs):
+            return None
+        return {str(a["source_job"]): float(a["source_wall_s"]) for a in attrs}
+
     def source(self, index: int) -> tuple[str, int]:
         """(run file, gid) whose input simulation ``index`` replays."""
         r, cell = self._locate(index)

@@ -8,6 +8,7 @@ so the file is identical whatever the number of ranks.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -158,6 +159,9 @@ def simulate_shard(*, cell_type, regime_name, regime: dict | None = None, refere
             return inputs.events(index, tstop)
 
         runs = [inputs.run_of(index) for index in indices]
+        sources = inputs.neuron_jobs()
+        extra = {} if sources is None else {"source_neuron_jobs": json.dumps(sources,
+                                                                             sort_keys=True)}
     else:
         reg = Regime.from_config(regime)
         reference = np.asarray(reference)
@@ -167,7 +171,7 @@ def simulate_shard(*, cell_type, regime_name, regime: dict | None = None, refere
             rng = sim_rng(seed, cell_type, regime_name, index)
             return draw_events(cell_type, reg, reference, tstop=tstop, rng=rng)
 
-        runs = None
+        runs, extra = None, {}
     # Load NEURON and hnn-core's mechanisms and fill the channels' rate tables
     # with one short run outside the timed loop, so every rank starts warm.
     simulate_cell(cell_type, event_channel=[], event_time=[], event_weight=[],
@@ -193,7 +197,7 @@ def simulate_shard(*, cell_type, regime_name, regime: dict | None = None, refere
     ds = assemble(ordered, cell_type=cell_type, regime_name=regime_name, indices=indices,
                   tstop=tstop, dt=dt, bin_ms=bin_ms, delay=delay, seed=seed,
                   params_hash=config_hash(params), runs=runs,
-                  extra_attrs={"mpi_ranks": size, "first_sim": first, "wall_s": wall})
+                  extra_attrs={"mpi_ranks": size, "first_sim": first, "wall_s": wall, **extra})
     if out is not None:
         CELL_SIMS.write(ds, out)
         log.info("wrote %s (%d simulations, %.1f s)", out, count, time.perf_counter() - t0)

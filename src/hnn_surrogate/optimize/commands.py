@@ -88,7 +88,7 @@ def _compare_search(args):
     from .hnn_optimizer import compare_searches
 
     compare_searches(args.trajectory, args.check, args.searches, out=args.out,
-                     table=args.table, figure=args.figure)
+                     table=args.table, figure=args.figure, checkpoints=args.checkpoints)
 
 
 def _fit_summary(args):
@@ -161,6 +161,8 @@ def register(sub) -> None:
     p.add_argument("--trajectory", required=True, help="the fit's fit_trajectory NetCDF")
     p.add_argument("--check", required=True, help="the fit's fit_check NetCDF")
     p.add_argument("--searches", nargs="+", required=True, help="hnn_search NetCDF files")
+    p.add_argument("--checkpoints", nargs="+", default=[],
+                   help="the fit's surrogates: count what their data and training cost")
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.add_argument("--figure")

@@ -212,12 +212,75 @@ def write_search(res: Search, *, fit: dict, out, best_out, table=None) -> str:
     return HNN_SEARCH.publish(ds, out, "\n".join(lines), table)
 
 
-def compare_searches(trajectory, check, searches, *, out, table=None, figure=None) -> str:
+def surrogate_cost(checkpoints) -> dict:
+    """What the surrogates cost before any fit: their data's NEURON jobs (wall
+    clock, each job once: one network run makes every cell type's data; and
+    each data set's merge) and their training (every epoch, resumed runs included), as their checkpoints
+    record them (``train``, from what ``merge-cells`` recorded).
+
+    Returns {"data_s", "train_s", "n_jobs", "unknown"}: ``unknown`` names the
+    checkpoints that do not record a cost (made before they did); their share
+    is then missing, so the sums are NaN rather than too small.
+    """
+    from ..surrogate.checkpoint import safe_load
+
+    jobs, merge, train, unknown = {}, 0.0, 0.0, []
+    for path in checkpoints:
+        blob = safe_load(path)
+        if "data_neuron_jobs" not in blob or "train_cost_s" not in blob:
+            unknown.append(str(path))
+            continue
+        jobs.update(blob["data_neuron_jobs"])
+        merge += float(blob.get("data_merge_s", 0.0))
+        train += float(blob["train_cost_s"])
+    nan = float("nan")
+    return {"data_s": nan if unknown else float(sum(jobs.values()) + merge),
+            "train_s": nan if unknown else train, "n_jobs": len(jobs), "unknown": unknown}
+
+
+def first_reaching(wall, best_so_far, target) -> float:
+    """Wall clock (s) at which a search's best so far first reaches ``target``;
+    NaN if it never does."""
+    hit = np.flatnonzero(np.asarray(best_so_far) >= target)
+    return float(np.asarray(wall)[hit[0]]) if hit.size else float("nan")
+
+
+def break_even_fits(cost_s, fit_wall, solver_s, solver_run_s) -> tuple[float, str]:
+    """After how many fits the surrogates' one-off cost is paid back.
+
+    One gradient fit costs ``fit_wall``; the solver reaches the same NEURON
+    objective after ``solver_s`` (NaN: not within its whole run of
+    ``solver_run_s``, so it needs more). N fits by gradient cost ``cost_s + N
+    fit_wall``, by the solver ``N solver_s``: equal at N = cost / (solver_s -
+    fit_wall). Returns (N, how): "exact"; "at most" (the solver never got there
+    in its run, so its time per fit is above that run and N below this bound);
+    "never" (the solver got there as fast as the fit); "not bounded" (it never
+    got there but stopped before the fit's wall clock, so nothing bounds N);
+    "unknown" (the cost is).
+    """
+    if not np.isfinite(cost_s):
+        return float("nan"), "unknown"
+    if np.isfinite(solver_s):
+        if solver_s <= fit_wall:
+            return float("inf"), "never"
+        return float(cost_s / (solver_s - fit_wall)), "exact"
+    if solver_run_s <= fit_wall:
+        return float("nan"), "not bounded"
+    return float(cost_s / (solver_run_s - fit_wall)), "at most"
+
+
+def compare_searches(trajectory, check, searches, *, out, table=None, figure=None,
+                     checkpoints=()) -> str:
     """The gradient fit (its NEURON check on the fit seeds, at its wall clock)
-    beside every search's best NEURON objective against wall time."""
+    beside every search's best NEURON objective against wall time; with the
+    surrogates' ``checkpoints``, once more counting what their data and training
+    cost, and after how many fits that is paid back."""
     from ..artifacts import FIT_BASELINE, FIT_CHECK, FIT_TRAJECTORY, HNN_SEARCH
     from ..provenance import provenance_attrs
 
+    cost = surrogate_cost(checkpoints) if checkpoints else {
+        "data_s": float("nan"), "train_s": float("nan"), "n_jobs": 0, "unknown": ["(none given)"]}
+    cost_s = cost["data_s"] + cost["train_s"]
     traj = FIT_TRAJECTORY.read(trajectory)
     ck = FIT_CHECK.read(check)
     fit_wall = float(traj["wall_s"].sum())
@@ -225,9 +288,11 @@ def compare_searches(trajectory, check, searches, *, out, table=None, figure=Non
     neuron = ck["objective"].sel(simulator="neuron").values[:, fit_seeds]   # (condition, seed)
     start_value = float(neuron[0].mean())
     methods = ["gradient"]
-    rows = {"wall_s": [fit_wall], "neuron_objective": [float(neuron[1].mean())],
-            "neuron_objective_at_fit_wall": [float(neuron[1].mean())],
-            "start_objective": [start_value], "n_evaluations": [int(fit_seeds.sum())]}
+    gradient_value = float(neuron[1].mean())
+    rows = {"wall_s": [fit_wall], "neuron_objective": [gradient_value],
+            "neuron_objective_at_fit_wall": [gradient_value],
+            "start_objective": [start_value], "n_evaluations": [int(fit_seeds.sum())],
+            "wall_to_gradient_s": [fit_wall]}
     curves = {}
     for path in searches:
         ds = HNN_SEARCH.read(path)
@@ -241,12 +306,24 @@ def compare_searches(trajectory, check, searches, *, out, table=None, figure=Non
                                                     else float("nan"))
         rows["start_objective"].append(float(mean[0]))
         rows["n_evaluations"].append(int(mean.size))
+        rows["wall_to_gradient_s"].append(first_reaching(wall, ds["best_so_far"].values,
+                                                         gradient_value))
         curves[methods[-1]] = (wall, ds["best_so_far"].values)
     best_solver = max(rows["neuron_objective"][1:])
     ahead = int(rows["neuron_objective"][0] > best_solver)
+    # the solver that matches the gradient fit soonest (never matching: its whole
+    # run, a lower bound); after how many fits the surrogates pay for themselves
+    reach = np.array(rows["wall_to_gradient_s"][1:])
+    runs = np.array(rows["wall_s"][1:])
+    soonest = (int(np.nanargmin(reach)) if np.isfinite(reach).any()
+               else int(np.argmax(runs)))     # none got there: the longest run bounds it
+    n_even, how = break_even_fits(cost_s, fit_wall, reach[soonest], runs[soonest])
     attrs = provenance_attrs()
     attrs.update(start=str(ck.attrs["start"]), objective=str(ck.attrs["objective"]),
-                 fit_wall_s=fit_wall, gradient_ahead=ahead)
+                 fit_wall_s=fit_wall, gradient_ahead=ahead,
+                 surrogate_data_s=cost["data_s"], surrogate_train_s=cost["train_s"],
+                 surrogate_neuron_jobs=cost["n_jobs"], break_even_fits=n_even,
+                 break_even=how, break_even_solver=methods[1 + soonest])
     ds = FIT_BASELINE.build({k: np.array(v) for k, v in rows.items()}, {"method": methods},
                             attrs)
     lines = [f"Gradient fit against hnn-core's Optimizer, from {ck.attrs['start']}: the fit's "
@@ -261,13 +338,41 @@ def compare_searches(trajectory, check, searches, *, out, table=None, figure=Non
                      f"{rows['neuron_objective_at_fit_wall'][i]:.4f} |")
     lines += ["", f"FIT_BASELINE gradient {rows['neuron_objective'][0]:.4f} vs best solver "
                   f"{best_solver:.4f}: gradient fit {'ahead' if ahead else 'NOT ahead'}"]
+    lines += ["", _cost_lines(cost, cost_s, fit_wall, methods, rows, n_even, how, soonest)]
     text = FIT_BASELINE.publish(ds, out, "\n".join(lines), table)
     if figure is not None:
-        _plot_searches(curves, fit_wall, rows, start_value, figure)
+        counted = (f"counting its surrogates' data and training: {cost_s + fit_wall:.0f} s"
+                   if np.isfinite(cost_s) else "surrogates' data and training: cost not known")
+        _plot_searches(curves, fit_wall, rows, start_value, figure, counted)
     return text
 
 
-def _plot_searches(curves, fit_wall, rows, start_value, path):
+def _cost_lines(cost, cost_s, fit_wall, methods, rows, n_even, how, soonest) -> str:
+    if cost["unknown"]:
+        return ("Counting the surrogates' data and training: not known (no cost recorded "
+                f"in {', '.join(cost['unknown'])}).")
+    solver = methods[1 + soonest]
+    reach = rows["wall_to_gradient_s"][1 + soonest]
+    longest = rows["wall_s"][1 + soonest]
+    reached = (f"{solver} reached the gradient fit's objective after {reach:.0f} s" if
+               np.isfinite(reach) else
+               f"No solver reached the gradient fit's objective (the longest, {solver}, "
+               f"stopped after {longest:.0f} s)")
+    even = {"exact": f"after {n_even:.1f} fits", "at most": f"after at most {n_even:.1f} fits",
+            "never": "never (the solver is as fast per fit)",
+            "not bounded": (f"after a number of fits these searches do not bound (they "
+                            f"stopped before the fit's {fit_wall:.0f} s; a search run for "
+                            f"longer would)")}[how]
+    return (f"Counting the surrogates' data and training as well: their data took "
+            f"{cost['data_s']:.0f} s ({cost['n_jobs']} NEURON jobs, and the merges) and their "
+            f"training {cost['train_s']:.0f} s, so the gradient fit's result comes after "
+            f"{cost_s + fit_wall:.0f} s, not {fit_wall:.0f} s. {reached}. The one-off cost is "
+            f"paid back {even}.\n\nFIT_BASELINE_COUNTED gradient fit {cost_s + fit_wall:.0f} s "
+            f"counting data and training; break-even: {how}"
+            + ("" if how in ("not bounded", "never") else f" {n_even:.1f} fits"))
+
+
+def _plot_searches(curves, fit_wall, rows, start_value, path, counted):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -281,7 +386,9 @@ def _plot_searches(curves, fit_wall, rows, start_value, path):
     ax.plot([0, fit_wall], [start_value, rows["neuron_objective"][0]], "k*-", ms=10,
             label="gradient fit (NEURON check)")
     ax.axhline(start_value, color="0.6", ls=":", label="start")
-    ax.set(xlabel="wall clock (s)", ylabel="objective in NEURON (fit seeds)")
+    ax.set(xlabel="wall clock (s)", ylabel="objective in NEURON (fit seeds)",
+           title=f"gradient fit: {fit_wall:.0f} s; {counted}")
+    ax.title.set_fontsize(8)
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     with atomic_output(path) as tmp:

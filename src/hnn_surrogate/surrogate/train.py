@@ -13,6 +13,7 @@ weights become the checkpoint ``out``; the history goes to NetCDF.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import time
@@ -293,6 +294,7 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     model_kwargs : dict
         ``SurrogateConfig`` fields other than ``n_channels`` and ``n_targets``.
     """
+    t_enter = time.perf_counter()
     cfg = train_config
     bad = [e for e in cfg.snapshot_epochs if not 1 <= int(e) <= cfg.epochs]
     if bad:
@@ -420,6 +422,7 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
 
     full_mask_v = torch.ones(sv.shape)
     t_start = time.perf_counter()
+    n_resumed = len(state["history"])
     while state["epoch"] < cfg.epochs and state["stale"] < cfg.patience:
         epoch = state["epoch"]
         t0 = time.perf_counter()
@@ -482,8 +485,18 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
 
     model.load_state_dict(state["best_state"])
     model.cpu()
-    threshold = save_model(out, state["best_epoch"],
-                           {"train_wall_s": time.perf_counter() - t_start})
+    # what training cost: this process from its start (reading the data, its
+    # epochs, tuning the threshold) and the epochs of earlier processes a resumed
+    # run continues; with what the data cost in NEURON (merge-cells records it),
+    # so a fit through these surrogates can count both (compare-search)
+    epochs_before = sum(r[5] for r in state["history"][:n_resumed])
+    cost = {"train_wall_s": time.perf_counter() - t_start,
+            "train_cost_s": float(epochs_before + time.perf_counter() - t_enter)}
+    if "neuron_jobs" in ds.attrs:
+        cost["data_neuron_jobs"] = {str(k): float(v) for k, v in
+                                    json.loads(str(ds.attrs["neuron_jobs"])).items()}
+        cost["data_merge_s"] = float(ds.attrs.get("merge_wall_s", 0.0))
+    threshold = save_model(out, state["best_epoch"], cost)
     log.info("spike threshold (best validation F1): %.2f", threshold)
     if threshold == SPIKE_THRESHOLD_GRID.max():
         log.warning("the spike threshold is the largest tried (%.2f): F1 may rise above it",
