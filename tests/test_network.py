@@ -563,7 +563,8 @@ def test_replay_regime_cells_fire_alone_as_they_did_in_the_network(repo, tmp_pat
         assert len(set(gids)) == n == (run["n_cells"].sel(cell_type=t).item())
         # the shard counts the NEURON run it replays as part of its cost
         assert json.loads(ds.attrs["source_neuron_jobs"]) == {
-            f"network/{run.attrs['config_hash']}/0": pytest.approx(float(run.attrs["wall_s"]))}
+            f"network/{run.attrs['config_hash']}/rhythm/default/0":
+                pytest.approx(float(run.attrs["wall_s"]))}
         fired = 0
         for k, gid in enumerate(gids):
             alone = ds["spike_time"].values[ds["spike_sim"].values == k]

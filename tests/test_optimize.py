@@ -557,11 +557,16 @@ def test_the_surrogates_cost_counts_each_neuron_job_once_and_pays_back_after_n_f
     # the search's best so far reaches 0.5 at its third evaluation
     assert first_reaching([1.0, 2.0, 3.0], [0.1, 0.4, 0.5], 0.5) == 3.0
     assert np.isnan(first_reaching([1.0, 2.0], [0.1, 0.4], 0.5))
-    # cost 208 s; a fit takes 10 s, the solver 60 s for the same: 208 / 50 fits
-    assert break_even_fits(208.0, 10.0, 60.0, 90.0) == (pytest.approx(4.16), "exact")
-    # never reached within its 90 s: it needs more, so at most 208 / 80 fits
-    assert break_even_fits(208.0, 10.0, np.nan, 90.0) == (pytest.approx(2.6), "at most")
-    assert break_even_fits(208.0, 10.0, 8.0, 90.0) == (np.inf, "never")
-    assert break_even_fits(np.nan, 10.0, 60.0, 90.0)[1] == "unknown"
-    # never reached, but stopped before the fit's wall clock: nothing bounds it
-    assert break_even_fits(208.0, 10.0, np.nan, 9.0)[1] == "not bounded"
+    # cost 208 s; a fit takes 10 s, the fastest solver 60 s for the same: 208 / 50 fits
+    assert break_even_fits(208.0, 10.0, [60.0, 80.0], [90.0, 90.0]) == (
+        pytest.approx(4.16), "exact", 0)
+    # one never got there within its 90 s: it needs more, so at most 208 / 80 fits
+    assert break_even_fits(208.0, 10.0, [np.nan], [90.0]) == (pytest.approx(2.6), "at most", 0)
+    # the fastest bounds it: one reached it at 100 s, the other had not by its 50 s
+    assert break_even_fits(208.0, 10.0, [100.0, np.nan], [120.0, 50.0]) == (
+        pytest.approx(5.2), "at most", 1)
+    assert break_even_fits(208.0, 10.0, [8.0, np.nan], [90.0, 90.0])[:2] == (np.inf, "never")
+    assert break_even_fits(np.nan, 10.0, [60.0], [90.0])[1] == "unknown"
+    assert break_even_fits(208.0, 10.0, [60.0], [90.0], gain=False)[1] == "no gain"
+    # one never got there and stopped before the fit's 10 s: nothing bounds it
+    assert break_even_fits(208.0, 10.0, [60.0, np.nan], [90.0, 9.0])[1] == "not bounded"

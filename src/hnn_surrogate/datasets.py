@@ -79,16 +79,18 @@ def neuron_jobs(shards) -> dict | None:
     cell type and first simulation. A replay shard adds the NEURON network
     runs it replays (``source_neuron_jobs``), each once. None where a shard does
     not record its wall clock, or a replay shard its sources (made before they
-    did): the cost is then unknown, not zero.
+    did), or a lone-cell shard its first simulation: the cost is then
+    unknown, not zero.
     """
     jobs = {}
     for ds in shards:
         a = ds.attrs
         replay = "replay" in set(ds["regime"].values.astype(str).tolist())
-        if "wall_s" not in a or (replay and "source_neuron_jobs" not in a):
+        if ("wall_s" not in a or (replay and "source_neuron_jobs" not in a)
+                or ("network_run" not in a and "first_sim" not in a)):
             return None
         key = (f"{a['config_hash']}/run{a['network_run']}" if "network_run" in a
-               else f"{a['config_hash']}/{a['cell_type']}/{a.get('first_sim', 0)}")
+               else f"{a['config_hash']}/{a['cell_type']}/{a['first_sim']}")
         jobs[key] = round(float(a["wall_s"]), 3)
         if "source_neuron_jobs" in a:
             jobs.update({k: round(float(v), 3)

@@ -98,7 +98,8 @@ def write_received_events(spec: dict, *, scenario: str, condition: str, seed: in
         {**provenance_attrs(seed=seed), "scenario": scenario, "condition": condition,
          "tstop_ms": tstop, "run_file": str(run_path),
          # what the NEURON run cost, so the data replayed from it can count it
-         **({"source_job": f"network/{run.attrs['config_hash']}/{seed}",
+         **({"source_job": (f"network/{run.attrs['config_hash']}/{scenario}/{condition}/"
+                            f"{seed}"),
              "source_wall_s": float(run.attrs["wall_s"])} if "wall_s" in run.attrs else {})},
     )
     REPLAY_EVENTS.write(ds, out)

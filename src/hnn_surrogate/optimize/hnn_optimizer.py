@@ -245,28 +245,37 @@ def first_reaching(wall, best_so_far, target) -> float:
     return float(np.asarray(wall)[hit[0]]) if hit.size else float("nan")
 
 
-def break_even_fits(cost_s, fit_wall, solver_s, solver_run_s) -> tuple[float, str]:
-    """After how many fits the surrogates' one-off cost is paid back.
+def break_even_fits(cost_s, fit_wall, reach, runs, gain=True) -> tuple[float, str, int]:
+    """After how many fits the surrogates' one-off cost is paid back, against
+    the fastest of the solvers.
 
-    One gradient fit costs ``fit_wall``; the solver reaches the same NEURON
-    objective after ``solver_s`` (NaN: not within its whole run of
-    ``solver_run_s``, so it needs more). N fits by gradient cost ``cost_s + N
-    fit_wall``, by the solver ``N solver_s``: equal at N = cost / (solver_s -
-    fit_wall). Returns (N, how): "exact"; "at most" (the solver never got there
-    in its run, so its time per fit is above that run and N below this bound);
-    "never" (the solver got there as fast as the fit); "not bounded" (it never
-    got there but stopped before the fit's wall clock, so nothing bounds N);
+    One gradient fit costs ``fit_wall``; solver i reached the fit's NEURON
+    objective after ``reach[i]`` s, or (NaN) not within its run of ``runs[i]``
+    s, so it needs more. The fastest solver's time per fit T lies between the
+    smallest of those times (``reach``, or ``runs`` where NaN: lower bounds) and
+    the smallest ``reach``. N fits by gradient cost ``cost_s + N fit_wall``, by
+    that solver ``N T``: equal at N = cost / (T - fit_wall).
+
+    Returns (N, how, i), i the solver that sets the figure: "exact" (T known);
+    "at most" (T only bounded below, by a run above the fit's wall clock);
+    "never" (a solver matched the fit as fast); "not bounded" (a solver that
+    never got there stopped before the fit's wall clock, so nothing bounds N);
+    "no gain" (the fit did not beat its start in NEURON: nothing to pay back);
     "unknown" (the cost is).
     """
+    reach, runs = np.asarray(reach, float), np.asarray(runs, float)
+    low = np.where(np.isfinite(reach), reach, runs)
+    i = int(np.argmin(low))
     if not np.isfinite(cost_s):
-        return float("nan"), "unknown"
-    if np.isfinite(solver_s):
-        if solver_s <= fit_wall:
-            return float("inf"), "never"
-        return float(cost_s / (solver_s - fit_wall)), "exact"
-    if solver_run_s <= fit_wall:
-        return float("nan"), "not bounded"
-    return float(cost_s / (solver_run_s - fit_wall)), "at most"
+        return float("nan"), "unknown", i
+    if not gain:
+        return float("nan"), "no gain", i
+    if np.isfinite(reach).any() and np.nanmin(reach) <= fit_wall:
+        return float("inf"), "never", int(np.nanargmin(reach))
+    if low[i] <= fit_wall:
+        return float("nan"), "not bounded", i
+    how = "exact" if np.isfinite(reach[i]) else "at most"
+    return float(cost_s / (low[i] - fit_wall)), how, i
 
 
 def compare_searches(trajectory, check, searches, *, out, table=None, figure=None,
@@ -279,7 +288,7 @@ def compare_searches(trajectory, check, searches, *, out, table=None, figure=Non
     from ..provenance import provenance_attrs
 
     cost = surrogate_cost(checkpoints) if checkpoints else {
-        "data_s": float("nan"), "train_s": float("nan"), "n_jobs": 0, "unknown": ["(none given)"]}
+        "data_s": float("nan"), "train_s": float("nan"), "n_jobs": 0, "unknown": []}
     cost_s = cost["data_s"] + cost["train_s"]
     traj = FIT_TRAJECTORY.read(trajectory)
     ck = FIT_CHECK.read(check)
@@ -311,13 +320,10 @@ def compare_searches(trajectory, check, searches, *, out, table=None, figure=Non
         curves[methods[-1]] = (wall, ds["best_so_far"].values)
     best_solver = max(rows["neuron_objective"][1:])
     ahead = int(rows["neuron_objective"][0] > best_solver)
-    # the solver that matches the gradient fit soonest (never matching: its whole
-    # run, a lower bound); after how many fits the surrogates pay for themselves
-    reach = np.array(rows["wall_to_gradient_s"][1:])
-    runs = np.array(rows["wall_s"][1:])
-    soonest = (int(np.nanargmin(reach)) if np.isfinite(reach).any()
-               else int(np.argmax(runs)))     # none got there: the longest run bounds it
-    n_even, how = break_even_fits(cost_s, fit_wall, reach[soonest], runs[soonest])
+    # after how many fits the surrogates pay for themselves, against the fastest
+    # solver (one that never matched the fit counts its whole run, a lower bound)
+    n_even, how, soonest = break_even_fits(cost_s, fit_wall, rows["wall_to_gradient_s"][1:],
+                                           rows["wall_s"][1:], gain=gradient_value > start_value)
     attrs = provenance_attrs()
     attrs.update(start=str(ck.attrs["start"]), objective=str(ck.attrs["objective"]),
                  fit_wall_s=fit_wall, gradient_ahead=ahead,
@@ -328,8 +334,8 @@ def compare_searches(trajectory, check, searches, *, out, table=None, figure=Non
                             attrs)
     lines = [f"Gradient fit against hnn-core's Optimizer, from {ck.attrs['start']}: the fit's "
              "objective in NEURON on the fit seeds (start "
-             f"{start_value:.4f}); the gradient fit took {fit_wall:.0f} s (its surrogates' "
-             "data and training not counted)", "",
+             f"{start_value:.4f}); the gradient fit took {fit_wall:.0f} s (first not counting "
+             "its surrogates' data and training, then counting them)", "",
              "| method | wall (s) | NEURON evaluations | objective, best | within the fit's "
              "wall clock |", "|---|---|---|---|---|"]
     for i, m in enumerate(methods):
@@ -348,28 +354,32 @@ def compare_searches(trajectory, check, searches, *, out, table=None, figure=Non
 
 
 def _cost_lines(cost, cost_s, fit_wall, methods, rows, n_even, how, soonest) -> str:
-    if cost["unknown"]:
-        return ("Counting the surrogates' data and training: not known (no cost recorded "
-                f"in {', '.join(cost['unknown'])}).")
+    if not np.isfinite(cost_s):
+        where = (f"no cost recorded in {', '.join(cost['unknown'])}" if cost["unknown"]
+                 else "no checkpoints given")
+        return f"Counting the surrogates' data and training: not known ({where})."
     solver = methods[1 + soonest]
     reach = rows["wall_to_gradient_s"][1 + soonest]
-    longest = rows["wall_s"][1 + soonest]
-    reached = (f"{solver} reached the gradient fit's objective after {reach:.0f} s" if
-               np.isfinite(reach) else
-               f"No solver reached the gradient fit's objective (the longest, {solver}, "
-               f"stopped after {longest:.0f} s)")
-    even = {"exact": f"after {n_even:.1f} fits", "at most": f"after at most {n_even:.1f} fits",
-            "never": "never (the solver is as fast per fit)",
+    reached = (f"The fastest solver, {solver}, reached the gradient fit's objective after "
+               f"{reach:.0f} s" if np.isfinite(reach) else
+               f"No solver is known to reach the gradient fit's objective sooner than "
+               f"{solver}, which had not reached it when it stopped after "
+               f"{rows['wall_s'][1 + soonest]:.0f} s")
+    even = {"exact": f"after {n_even:.1f} fits",
+            "at most": f"after at most {n_even:.1f} fits",
+            "never": "never (a solver is as fast per fit)",
+            "no gain": "not at all: the fit did not beat its start in NEURON",
             "not bounded": (f"after a number of fits these searches do not bound (they "
                             f"stopped before the fit's {fit_wall:.0f} s; a search run for "
                             f"longer would)")}[how]
+    total = cost_s + fit_wall
     return (f"Counting the surrogates' data and training as well: their data took "
             f"{cost['data_s']:.0f} s ({cost['n_jobs']} NEURON jobs, and the merges) and their "
-            f"training {cost['train_s']:.0f} s, so the gradient fit's result comes after "
-            f"{cost_s + fit_wall:.0f} s, not {fit_wall:.0f} s. {reached}. The one-off cost is "
-            f"paid back {even}.\n\nFIT_BASELINE_COUNTED gradient fit {cost_s + fit_wall:.0f} s "
-            f"counting data and training; break-even: {how}"
-            + ("" if how in ("not bounded", "never") else f" {n_even:.1f} fits"))
+            f"training {cost['train_s']:.0f} s (each job's wall clock, summed), so the "
+            f"gradient fit's result comes after {total:.0f} s of jobs, not {fit_wall:.0f} s. "
+            f"{reached}. The one-off cost is paid back {even}.\n\nFIT_BASELINE_COUNTED "
+            f"gradient fit {total:.0f} s counting data and training; break-even: {how}"
+            + (f" {n_even:.1f} fits" if how in ("exact", "at most") else ""))
 
 
 def _plot_searches(curves, fit_wall, rows, start_value, path, counted):

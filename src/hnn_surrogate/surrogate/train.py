@@ -412,7 +412,9 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     chans = list(ds["channel"].values.astype(str))
 
     def save_model(path, epoch, extra=None):
+        """``extra``: a dict, or a function giving one once the threshold is tuned."""
         threshold = tune_spike_threshold(model, ds, norm)
+        extra = extra() if callable(extra) else extra
         save_checkpoint(path, model, norm=norm, cell_type=ds.attrs["cell_type"],
                         channels=chans, targets=targets, bin_ms=float(ds.attrs["bin_ms"]),
                         data_hash=dhash, train_config=asdict(cfg), epoch=epoch,
@@ -487,15 +489,21 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     model.cpu()
     # what training cost: this process from its start (reading the data, its
     # epochs, tuning the threshold) and the epochs of earlier processes a resumed
-    # run continues; with what the data cost in NEURON (merge-cells records it),
-    # so a fit through these surrogates can count both (compare-search)
+    # run continues (not their reading or snapshots: a lower bound then); with
+    # what the data cost in NEURON (merge-cells records it), so a fit through
+    # these surrogates can count both (compare-search)
     epochs_before = sum(r[5] for r in state["history"][:n_resumed])
-    cost = {"train_wall_s": time.perf_counter() - t_start,
-            "train_cost_s": float(epochs_before + time.perf_counter() - t_enter)}
-    if "neuron_jobs" in ds.attrs:
-        cost["data_neuron_jobs"] = {str(k): float(v) for k, v in
-                                    json.loads(str(ds.attrs["neuron_jobs"])).items()}
-        cost["data_merge_s"] = float(ds.attrs.get("merge_wall_s", 0.0))
+
+    def cost():
+        now = time.perf_counter()
+        spent = {"train_wall_s": now - t_start,
+                 "train_cost_s": float(epochs_before + now - t_enter)}
+        if "neuron_jobs" in ds.attrs:
+            spent["data_neuron_jobs"] = {str(k): float(v) for k, v in
+                                         json.loads(str(ds.attrs["neuron_jobs"])).items()}
+            spent["data_merge_s"] = float(ds.attrs.get("merge_wall_s", 0.0))
+        return spent
+
     threshold = save_model(out, state["best_epoch"], cost)
     log.info("spike threshold (best validation F1): %.2f", threshold)
     if threshold == SPIKE_THRESHOLD_GRID.max():
