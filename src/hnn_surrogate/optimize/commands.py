@@ -161,8 +161,9 @@ def register(sub) -> None:
     p.add_argument("--trajectory", required=True, help="the fit's fit_trajectory NetCDF")
     p.add_argument("--check", required=True, help="the fit's fit_check NetCDF")
     p.add_argument("--searches", nargs="+", required=True, help="hnn_search NetCDF files")
-    p.add_argument("--checkpoints", nargs="+", default=[],
-                   help="the fit's surrogates: count what their data and training cost")
+    p.add_argument("--checkpoints", nargs="+",
+                   help="the fit's surrogates: count what their data and training cost "
+                        "(without: that count is reported as not known)")
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.add_argument("--figure")

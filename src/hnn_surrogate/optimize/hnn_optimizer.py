@@ -279,7 +279,7 @@ def break_even_fits(cost_s, fit_wall, reach, runs, gain=True) -> tuple[float, st
 
 
 def compare_searches(trajectory, check, searches, *, out, table=None, figure=None,
-                     checkpoints=()) -> str:
+                     checkpoints=None) -> str:
     """The gradient fit (its NEURON check on the fit seeds, at its wall clock)
     beside every search's best NEURON objective against wall time; with the
     surrogates' ``checkpoints``, once more counting what their data and training
