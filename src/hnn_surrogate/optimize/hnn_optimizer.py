@@ -215,12 +215,14 @@ def write_search(res: Search, *, fit: dict, out, best_out, table=None) -> str:
 def surrogate_cost(checkpoints) -> dict:
     """What the surrogates cost before any fit: their data's NEURON jobs (wall
     clock, each job once: one network run makes every cell type's data; and
-    each data set's merge) and their training (every epoch, resumed runs included), as their checkpoints
-    record them (``train``, from what ``merge-cells`` recorded).
+    each data set's merge) and their training (every epoch, resumed runs
+    included), as their checkpoints record them (``train``, from what
+    ``merge-cells`` recorded).
 
     Returns {"data_s", "train_s", "n_jobs", "unknown"}: ``unknown`` names the
     checkpoints that do not record a cost (made before they did); their share
-    is then missing, so the sums are NaN rather than too small.
+    is then missing, so the sums are NaN rather than too small. No checkpoints:
+    NaN as well, with nothing named.
     """
     from ..surrogate.checkpoint import safe_load
 
@@ -233,9 +235,10 @@ def surrogate_cost(checkpoints) -> dict:
         jobs.update(blob["data_neuron_jobs"])
         merge += float(blob.get("data_merge_s", 0.0))
         train += float(blob["train_cost_s"])
+    known = bool(checkpoints) and not unknown
     nan = float("nan")
-    return {"data_s": nan if unknown else float(sum(jobs.values()) + merge),
-            "train_s": nan if unknown else train, "n_jobs": len(jobs), "unknown": unknown}
+    return {"data_s": float(sum(jobs.values()) + merge) if known else nan,
+            "train_s": train if known else nan, "n_jobs": len(jobs), "unknown": unknown}
 
 
 def first_reaching(wall, best_so_far, target) -> float:
@@ -287,8 +290,7 @@ def compare_searches(trajectory, check, searches, *, out, table=None, figure=Non
     from ..artifacts import FIT_BASELINE, FIT_CHECK, FIT_TRAJECTORY, HNN_SEARCH
     from ..provenance import provenance_attrs
 
-    cost = surrogate_cost(checkpoints) if checkpoints else {
-        "data_s": float("nan"), "train_s": float("nan"), "n_jobs": 0, "unknown": []}
+    cost = surrogate_cost(checkpoints or [])
     cost_s = cost["data_s"] + cost["train_s"]
     traj = FIT_TRAJECTORY.read(trajectory)
     ck = FIT_CHECK.read(check)
