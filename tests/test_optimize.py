@@ -389,6 +389,19 @@ def test_hnn_cores_optimizer_searches_the_gains_within_its_budget(repo, tmp_path
     assert res.objective.mean(axis=1).max() > res.objective.mean(axis=1)[0]
     assert ((res.gain >= 0.25 - 1e-12) & (res.gain <= 4.0 + 1e-12)).all()
     assert json.loads(json.dumps(res.condition()))[0]["src"] == "L2_basket"
+    # seeded: the same search again asks for the same points (bayesian draws its
+    # candidates from numpy's global generator, which is left as it was)
+    first, state = calls[:], np.random.get_state()
+    calls.clear()
+    now[0] = 0.0
+    again = search(tmp_path / "spec.json", start="rhythm", types=types, bounds=(0.25, 4.0),
+                   objective={"kind": "band_share"}, seeds=[0, 1], transient_ms=0.0,
+                   solver=solver, budget_s=0.95, max_iter=500, evaluate=evaluate,
+                   clock=lambda: now[0])
+    assert calls == first
+    np.testing.assert_array_equal(again.gain, res.gain)
+    after = np.random.get_state()
+    assert after[0] == state[0] and np.array_equal(after[1], state[1]) and after[2:] == state[2:]
     with pytest.raises(ValueError, match="solver 'adam' is not one of hnn-core's"):
         search(tmp_path / "spec.json", start="rhythm", types=types, bounds=(0.25, 4.0),
                objective={}, seeds=[0], transient_ms=0.0, solver="adam", budget_s=1.0,

@@ -99,6 +99,10 @@ def search(spec_file, *, start, types, bounds, objective, seeds, transient_ms, s
     the longest so far (the first always runs; only an evaluation longer than
     every one before it can overrun).
 
+    ``seed``: the solver's random generator (cma's, as ``seed + 1``: cma reads
+    0 as the clock; bayesian's, numpy's global one, set for the search and
+    restored after), so a search is the same on every run.
+
     ``evaluate(condition) -> [objective per seed]`` replaces the NEURON runs
     where given (tests); by default ``neuron_objective``. ``clock``: seconds,
     the budget's (tests pass one that only evaluations advance).
@@ -170,7 +174,12 @@ def search(spec_file, *, start, types, bounds, objective, seeds, transient_ms, s
                     set_params=lambda net, params: None,
                     initial_params={n: 0.0 for n in names}, solver=solver, obj_fun=obj_fun,
                     max_iter=int(max_iter))
-    kwargs = {"seed": int(seed)} if solver == "cma" else {}
+    # cma takes seed 0 (and None) for "seed from the clock": it gets seed + 1
+    kwargs = {"seed": int(seed) + 1} if solver == "cma" else {}
+    # hnn-core's bayesian solver takes no seed: it draws its candidate points
+    # from numpy's global generator, seeded here for the search and restored after
+    state = np.random.get_state()
+    np.random.seed(int(seed))
     try:
         run_one(np.zeros(len(types)))      # the start, whatever the solver asks first
         opt.fit(**kwargs)
@@ -178,6 +187,7 @@ def search(spec_file, *, start, types, bounds, objective, seeds, transient_ms, s
         log.info("%s: budget of %.0f s spent after %d evaluations", solver, budget_s,
                  len(evals["wall_s"]))
     finally:
+        np.random.set_state(state)
         tmp.cleanup()
     return Search(solver=solver, labels=names, types=[tuple(t) for t in types],
                   seeds=[int(s) for s in seeds], wall_s=np.array(evals["wall_s"]),
