@@ -210,6 +210,12 @@ BAD = [
      r"config key 'train.lr_schedule': 'cosin' is not one of \['plateau', 'cosine'\]"),
     ({"train": {"per_cell_type": {"L2_pyramidal": {"lr_schedule": "step"}}}},
      r"config key 'train.per_cell_type.L2_pyramidal.lr_schedule': 'step' is not one of"),
+    ({"cells": {"network_prior": {"closed_loop": {"n_runs": -1}}}},
+     r"config key 'cells.network_prior.closed_loop.n_runs': -1 is less than the minimum of 0"),
+    ({"cells": {"network_prior": {"closed_loop": {"teacher": "pretrained/default"}}}},
+     r"config key 'cells.network_prior.closed_loop.teacher' is not known"),
+    ({"cells": {"network_prior": {"closed_loop": {"n_runs": 3, "surrogates": ""}}}},
+     r"config key 'cells.network_prior.closed_loop.surrogates': '' should be non-empty"),
 ]
 
 
@@ -296,7 +302,7 @@ def test_checkpoints_from_is_no_training_option(repo, tmp_path):
         (tmp_path / f"{t}.pt").write_bytes(b"")
     two = dict(cfg, train=dict(cfg["train"], checkpoints_from=str(tmp_path)),
                cells=dict(cfg["cells"], cell_types=["L2_basket", "L5_basket"]))
-    with pytest.raises(ConfigError, match="need all four cell types; cells.cell_types has "
+    with pytest.raises(ConfigError, match="needs all four cell types; cells.cell_types has "
                                           "L2_basket, L5_basket"):
         validate_config(two)
     with pytest.raises(ConfigError, match=r"'train.checkpoints_from': nowhere is not a folder "

@@ -310,3 +310,187 @@ def test_config_refuses_too_few_runs_for_every_split(repo):
     few = dict(cfg, cells=dict(cfg["cells"], replay=dict(cfg["cells"]["replay"], seeds=[1])))
     with pytest.raises(ConfigError, match="cells.replay.seeds': 1 network runs"):
         validate_config(few)
+
+
+def test_closed_loop_runs_are_the_priors_networks_with_their_own_draws(tiny):
+    cfg, spec, _ = tiny
+    section = cfg["cells"]["network_prior"]
+    types = _types(spec)
+    prior = npr.regime_prior(section)
+    # network_prior's parameter file is what it was before closed_loop existed
+    assert "closed_loop" not in prior
+    closed = npr.regime_prior(section, "closed_loop")
+    assert closed == {**prior, "regime": "closed_loop",
+                      "seeds_from": section["closed_loop"]["seeds_from"]}
+    for run in range(4):
+        one = npr.draw_run(closed, seed=3, run=run, tstop=100.0, conn_types=types)
+        assert one["drive_seed"] == section["closed_loop"]["seeds_from"] + run
+        assert one["gains"] != npr.draw_run(prior, seed=3, run=run, tstop=100.0,
+                                            conn_types=types)["gains"]
+    # which surrogates run the networks is the job's input, not the prior's
+    other = dict(section, closed_loop=dict(section["closed_loop"], surrogates="elsewhere"))
+    assert npr.regime_prior(other, "closed_loop") == closed
+
+
+def _with_closed_loop(cfg, **change):
+    prior = cfg["cells"]["network_prior"]
+    return dict(cfg, cells=dict(cfg["cells"], network_prior=dict(
+        prior, closed_loop=dict(prior["closed_loop"], **change))))
+
+
+def test_config_refuses_closed_loop_seeds_in_use_and_a_teacher_it_cannot_run(repo, tmp_path,
+                                                                              monkeypatch):
+    cfg = load_config(repo / "config" / "tiny.yaml")
+    prior = cfg["cells"]["network_prior"]
+    monkeypatch.chdir(repo)                  # the teacher folder is taken from here
+    validate_config(_with_closed_loop(cfg, n_runs=3, surrogates="pretrained/default"))
+    # off, its teacher is not looked at
+    validate_config(_with_closed_loop(cfg, n_runs=0, surrogates=str(tmp_path / "none")))
+    for change, match in (
+            (dict(seeds_from=prior["seeds_from"] + 1),
+             r"closed_loop.seeds_from': runs' drive seeds 10001..10003 include \[10001, 10002\] "
+             r"of cells.network_prior runs' seeds"),
+            (dict(seeds_from=prior["alpha_start"]["seeds_from"]),
+             r"closed_loop.seeds_from'.*of cells.network_prior.alpha_start runs' seeds"),
+            (dict(seeds_from=0), r"closed_loop.seeds_from'.*of network.seeds"),
+            (dict(surrogates=str(tmp_path / "none")),
+             r"closed_loop.surrogates'.*is not a folder"),
+            (dict(surrogates="results/train"), r"closed_loop.surrogates'.*is results/train, what "
+                                               r"this data trains"),
+            (dict(n_runs=2), r"network_prior.closed_loop.n_runs': 2 network runs")):
+        n_runs = change.pop("n_runs", 3)
+        with pytest.raises(ConfigError, match=match):
+            validate_config(_with_closed_loop(cfg, n_runs=n_runs, **dict(
+                dict(surrogates="pretrained/default"), **change)))
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "L2_basket.pt").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"closed_loop.surrogates'.*half lacks L2_pyramidal.pt"):
+        validate_config(_with_closed_loop(cfg, n_runs=3, surrogates=str(tmp_path / "half")))
+    # the teacher's files: each its type's checkpoint, of the cells stage's bin
+    import shutil
+
+    import torch
+
+    bad = tmp_path / "bad"
+    shutil.copytree(repo / "pretrained" / "default", bad)
+    shutil.copy(bad / "L2_basket.pt", bad / "L5_basket.pt")
+    (bad / "L2_basket.pt").write_bytes(b"not a checkpoint")
+    blob = torch.load(bad / "L5_pyramidal.pt", weights_only=True)
+    torch.save(dict(blob, bin_ms=1.0), bad / "L5_pyramidal.pt")
+    with pytest.raises(ConfigError) as err:
+        validate_config(_with_closed_loop(cfg, n_runs=3, surrogates=str(bad)))
+    text = str(err.value)
+    assert "L2_basket.pt: not a readable checkpoint" in text
+    assert "L5_pyramidal.pt has 1.0 ms bins, cells.bin_ms is 0.5" in text
+    assert "L5_basket.pt is not a L5_basket surrogate ('L2_basket')" in text
+    # nor anything the pipeline writes (results/ of the working directory)
+    shutil.copytree(repo / "pretrained" / "default", tmp_path / "results" / "old")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"closed_loop.surrogates'.*is in results/, which this "
+                                          r"pipeline writes"):
+        validate_config(_with_closed_loop(cfg, n_runs=3, surrogates="results/old"))
+    taken = dict(cfg, cells=dict(cfg["cells"], regimes=dict(
+        cfg["cells"]["regimes"], closed_loop=cfg["cells"]["regimes"]["network"])))
+    with pytest.raises(ConfigError, match="'cells.regimes.closed_loop': the name is taken"):
+        validate_config(taken)
+
+
+def test_closed_loop_run_gives_lone_neuron_cells_the_surrogate_networks_input(repo, tiny,
+                                                                               tmp_path):
+    """Tiny config, untrained teacher surrogates: every cell of the run is a simulation;
+    its input is exactly what the surrogate network's own spikes and the drives deliver
+    through the wiring; its targets are NEURON's lone cell on that input; 2 MPI ranks
+    (the CLI) give the 1-rank run's data; the teacher's cost is carried where recorded."""
+    import json
+
+    import torch
+    from network_helpers import untrained_surrogates
+
+    from hnn_surrogate.cells.closed_loop import simulate_closed_loop_run
+    from hnn_surrogate.cells.simulate import simulate_cell
+    from hnn_surrogate.datasets import neuron_jobs
+    from hnn_surrogate.network.replay import received_events
+    from hnn_surrogate.network.run import network_wiring, simulate_surrogate
+
+    cfg, spec, _ = tiny
+    c = cfg["cells"]
+    section = cfg["cells"]["network_prior"]
+    prior = npr.regime_prior(section, "closed_loop")
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    paths = []
+    for t, s in untrained_surrogates(seed=4).items():
+        paths.append(teacher / f"{t}.pt")
+        torch.save(s.blob, paths[-1])
+    sim = dict(spec=spec, prior=prior, run=1, checkpoints=paths, seed=cfg["seed"],
+               tstop=c["tstop"], dt=c["dt"], bin_ms=c["bin_ms"], delay=c["synaptic_delay"],
+               store_fine=False)
+    one = simulate_closed_loop_run(**sim)
+    # the teacher's run, redone here: its spikes and what they deliver
+    draw = npr.draw_run(prior, seed=cfg["seed"], run=1, tstop=c["tstop"],
+                        conn_types=_types(spec))
+    res = simulate_surrogate(npr.prior_network(spec, draw), tstop=c["tstop"],
+                             surrogates=[str(p) for p in paths], bin_ms=c["bin_ms"])
+    assert res.spike_times.size > 0, "the teacher is silent: the check would be empty"
+    wiring = network_wiring(npr.prior_network(spec, draw), tstop=c["tstop"], bin_ms=c["bin_ms"])
+    net = npr.base_network(spec)
+    fired = 0
+    for t in CELL_TYPES:
+        ds = one[t]
+        gids = list(net.gid_ranges[t])
+        assert ds.sizes["sim"] == len(gids) and (ds["run"].values == 1).all()
+        assert set(ds["regime"].values) == {"closed_loop"}
+        assert ds.attrs["teacher_spikes"] == int(np.isin(res.spike_gids, gids).sum())
+        assert ds.attrs["neuron_spikes"] == int(ds["n_spikes"].values.sum())
+        assert "source_neuron_jobs" not in ds.attrs      # untrained: no recorded cost
+        for k, gid in enumerate(gids):
+            # in arrival order, event by event: channel, presynaptic time, weight
+            ch, arrival, w = received_events(wiring, gid, res.spike_times, res.spike_gids)
+            ev = ds["event_sim"].values == k
+            np.testing.assert_array_equal(ds["event_channel"].values[ev], ch)
+            np.testing.assert_allclose(ds["event_time"].values[ev],
+                                       np.maximum(arrival - c["synaptic_delay"], 0))
+            np.testing.assert_array_equal(ds["event_weight"].values[ev], w.astype(np.float32))
+        # the target is NEURON's lone cell on that input
+        k = int(np.argmax(ds["n_spikes"].values))
+        ev = ds["event_sim"].values == k
+        alone = simulate_cell(t, event_channel=ds["event_channel"].values[ev],
+                              event_time=ds["event_time"].values[ev],
+                              event_weight=ds["event_weight"].values[ev], tstop=c["tstop"],
+                              dt=c["dt"], delay=c["synaptic_delay"])
+        np.testing.assert_allclose(alone.spike_times,
+                                   ds["spike_time"].values[ds["spike_sim"].values == k])
+        fired += alone.spike_times.size
+    assert fired, "no lone cell fired: the regime's targets would be flat"
+    assert neuron_jobs([one["L2_pyramidal"]]) is None
+
+    # a teacher that records its cost: the shards carry it (union of its data's jobs,
+    # each checkpoint's training); 2 ranks through the CLI, the same data
+    jobs = {"abc/run0": 10.0, "abc/run1": 12.0}
+    for i, p in enumerate(paths):
+        blob = torch.load(p, weights_only=True)
+        torch.save(dict(blob, data_neuron_jobs=jobs, train_cost_s=100.0 + i,
+                        data_merge_s=1.0), p)
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    (tmp_path / "prior.json").write_text(json.dumps(prior))
+    outs = {t: tmp_path / f"{t}.nc" for t in CELL_TYPES}
+    subprocess.run(
+        ["mpiexec", "-n", "2", "hnn-surrogate", "simulate-closed-loop", "--spec",
+         str(tmp_path / "spec.json"), "--prior", str(tmp_path / "prior.json"), "--run", "1",
+         "--checkpoints", *map(str, paths), "--tstop", str(c["tstop"]), "--dt", str(c["dt"]),
+         "--bin-ms", str(c["bin_ms"]), "--delay", str(c["synaptic_delay"]), "--seed",
+         str(cfg["seed"]), "--out", *(f"{t}={p}" for t, p in outs.items())],
+        check=True, capture_output=True)
+    for t in CELL_TYPES:
+        two = CELL_SIMS.read(outs[t])
+        assert two.attrs["mpi_ranks"] == 2
+        for name in one[t].data_vars:
+            np.testing.assert_array_equal(two[name].values, one[t][name].values, err_msg=name)
+    cost = neuron_jobs([CELL_SIMS.read(p) for p in outs.values()])
+    teacher_keys = [k for k in cost if k.startswith("teacher/")]
+    assert sorted(cost[k] for k in teacher_keys) == [101.0, 102.0, 103.0, 104.0]
+    assert cost["abc/run0"] == 10.0 and cost["abc/run1"] == 12.0
+    assert len(cost) == 2 + 4 + 1                  # the data's jobs, 4 trainings, this run
+    # a prior of another regime is refused before anything runs
+    with pytest.raises(ValueError, match="a closed_loop run needs"):
+        simulate_closed_loop_run(**dict(sim, prior=npr.regime_prior(section)))

@@ -20,20 +20,38 @@ from hnn_surrogate.optimize.objective_config import best_index
 from hnn_surrogate.surrogate.train import training_positions
 
 
+def _teacher(repo, folder):
+    """The shipped surrogates as the closed_loop regime's teacher, with a recorded
+    cost (they predate the recording), in ``folder``."""
+    import torch
+
+    folder.mkdir()
+    for i, path in enumerate(sorted((repo / "pretrained" / "default").glob("*.pt"))):
+        blob = torch.load(path, weights_only=True)
+        torch.save(dict(blob, data_neuron_jobs={"teacher_data/run0": 50.0},
+                        train_cost_s=10.0 + i, data_merge_s=1.0), folder / path.name)
+
+
 def test_tiny_pipeline_end_to_end(repo, tmp_path):
+    # the tiny config, and 3 closed_loop runs (their teacher relative to --directory)
+    _teacher(repo, tmp_path / "teacher")
+    tiny = _merged(yaml.safe_load((repo / "config" / "tiny.yaml").read_text()),
+                   {"cells": {"network_prior": {"closed_loop": {"n_runs": 3,
+                                                                "surrogates": "teacher"}}}})
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))
     cmd = ["snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
            "--workflow-profile", str(repo / "profiles" / "default"),
-           "--configfile", str(repo / "config" / "tiny.yaml"), "--cores", "2"]
+           "--configfile", str(tmp_path / "tiny.yaml"), "--cores", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-5000:]
     for cell_type, n_channels in [("L2_pyramidal", 30), ("L5_pyramidal", 34),
                                   ("L2_basket", 3), ("L5_basket", 3)]:
         ds = open_cell_dataset(tmp_path / "results" / "cells" / f"{cell_type}.nc")
-        # 18 lone-cell simulations, and every cell of 3 prior runs and 3 alpha_start runs
-        # of the 2 x 2 network (4 pyramidal and 2 basket cells per type)
+        # 18 lone-cell simulations, and every cell of 3 prior runs, 3 alpha_start runs
+        # and 3 closed_loop runs of the 2 x 2 network (4 pyramidal, 2 basket cells per type)
         per_run = 4 if cell_type.endswith("pyramidal") else 2
-        assert ds.sizes["sim"] == 18 + 6 * per_run and ds.sizes["channel"] == n_channels
-        run_regimes = ("replay", "network_prior", "alpha_start")
+        assert ds.sizes["sim"] == 18 + 9 * per_run and ds.sizes["channel"] == n_channels
+        run_regimes = ("replay", "network_prior", "alpha_start", "closed_loop")
         assert set(ds["regime"].values) == {"subthreshold", "suprathreshold", "network",
                                             *run_regimes}
         runs = ds["run"].values
@@ -45,6 +63,11 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
                 assert len(set(ds["split"].values[mine & (runs == r)])) == 1, (regime, r)
             if regime != "replay":      # 3 runs: one in each split
                 assert set(ds["split"].values[mine]) == {"train", "val", "test"}, regime
+        # the teacher's cost is the closed_loop data's: its data's jobs, its 4 trainings
+        jobs = json.loads(ds.attrs["neuron_jobs"])
+        assert jobs["teacher_data/run0"] == 50.0
+        assert sorted(v for k, v in jobs.items() if k.startswith("teacher/")) == [
+            11.0, 12.0, 13.0, 14.0]
         # replayed network input: three tiny-network runs, events in every simulation
         replay = ds.isel(sim=ds["regime"].values == "replay")
         assert (replay["inputs"].values.sum(axis=(1, 2)) > 0).all()
@@ -173,7 +196,6 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     # Nothing left to do on a second call.
     assert _dry_run(cmd) == {}
     # A change reruns exactly the jobs whose output depends on it.
-    tiny = yaml.safe_load((repo / "config" / "tiny.yaml").read_text())
     changes = [
         # a new seed: its runs in both simulators and the comparisons, nothing else
         ({"network": {"seeds": [0, 4]}},
@@ -199,6 +221,10 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         ({"cells": {"network_prior": {"n_runs": 4}}}, "prior_run"),
         # one more alpha_start run: likewise, no network_prior run rerun
         ({"cells": {"network_prior": {"alpha_start": {"n_runs": 4}}}}, "alpha_start_run"),
+        # one more closed_loop run: likewise
+        ({"cells": {"network_prior": {"closed_loop": {"n_runs": 4}}}}, "closed_loop_run"),
+        # the prior's noise: its runs and the closed_loop runs (drawn from it), not alpha_start's
+        ({"cells": {"network_prior": {"poisson": {"rate_hz": [6.0, 40.0]}}}}, "prior_change"),
         # one regime's weights: its parameter file, its shards and all that follows
         ({"cells": {"regimes": {"network": {"weight": {
             "scale": "absolute", "excitatory": [0.0001, 0.006], "inhibitory": [0.001, 0.05]}}}}},
@@ -216,17 +242,30 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
                             "simulate_fit_neuron": 2, "simulate_fit_surrogate": 2,
                             "check_fit": 1, "summarize_fits": 1, "benchmark_fit_step": 1,
                             "search_hnn": 3, "compare_search": 1, "all": 1}, jobs
-        elif want in ("prior_run", "alpha_start_run"):
+        elif want in ("prior_run", "alpha_start_run", "closed_loop_run"):
             rule = {"prior_run": "simulate_network_prior",
-                    "alpha_start_run": "simulate_alpha_start"}[want]
+                    "alpha_start_run": "simulate_alpha_start",
+                    "closed_loop_run": "simulate_closed_loop"}[want]
             assert jobs[rule] == 1 and jobs["merge_cells"] == 4, jobs
             assert not {"write_parameters", "simulate_cells", "simulate_network_prior",
-                        "simulate_alpha_start"} - {rule} & set(jobs), jobs
+                        "simulate_alpha_start", "simulate_closed_loop"} - {rule} & set(jobs), jobs
+        elif want == "prior_change":
+            assert jobs["simulate_network_prior"] == 3 and jobs["simulate_closed_loop"] == 3, jobs
+            assert not {"simulate_alpha_start", "simulate_cells"} & set(jobs), jobs
         elif want is None:   # a regime's input: every stage downstream of its shards
             assert jobs["write_parameters"] == 1 and jobs["simulate_cells"] == 4, jobs
             assert "simulate_network_neuron" not in jobs and "calibrate_cell" not in jobs, jobs
         else:
             assert jobs == want, (change, jobs)
+    # a new teacher: its closed_loop runs and what their data feeds, no NEURON network run
+    import torch
+
+    path = tmp_path / "teacher" / "L5_pyramidal.pt"
+    torch.save(dict(torch.load(path, weights_only=True), train_cost_s=99.0), path)
+    jobs = _dry_run(cmd)
+    assert jobs["simulate_closed_loop"] == 3 and jobs["merge_cells"] == 4, jobs
+    assert not {"simulate_network_prior", "simulate_alpha_start", "simulate_cells",
+                "simulate_network_neuron"} & set(jobs), jobs
 
 
 def _merged(base, change):

@@ -142,8 +142,9 @@ def _semantic_errors(config: dict) -> list[str]:
     elif cells["split"]["train"] <= 0:
         messages.append("config key 'cells.split.train': must be > 0")
     regimes = set(cells["regimes"]) | {"replay", "network_prior"}
-    if cells["network_prior"]["alpha_start"]["n_runs"] > 0:
-        regimes.add("alpha_start")
+    for name in ("alpha_start", "closed_loop"):
+        if cells["network_prior"][name]["n_runs"] > 0:
+            regimes.add(name)
     fits = {"train.linear_fit_regimes": config["train"]["linear_fit_regimes"]}
     fits.update({f"train.per_cell_type.{t}.linear_fit_regimes": v["linear_fit_regimes"]
                  for t, v in config["train"]["per_cell_type"].items()
@@ -171,6 +172,11 @@ def _semantic_errors(config: dict) -> list[str]:
             break
     messages += _checkpoints_from_errors(config["train"]["checkpoints_from"],
                                          cells["cell_types"])
+    closed = cells["network_prior"]["closed_loop"]
+    if closed["n_runs"]:
+        key = "cells.network_prior.closed_loop.surrogates"
+        found = _checkpoints_from_errors(closed["surrogates"], cells["cell_types"], key)
+        messages += found or _teacher_errors(closed["surrogates"], cells["bin_ms"], key)
     sc = config["evaluate"]["steps_curve"]
     # the steps curve's training runs on to its last epoch, past train.epochs if need be
     if sc["epochs"] and sc["cell_type"] not in cells["cell_types"]:
@@ -201,27 +207,58 @@ def _semantic_errors(config: dict) -> list[str]:
     return messages
 
 
-def _checkpoints_from_errors(folder, cell_types) -> list[str]:
-    """A ``train.checkpoints_from`` folder that is not one, lacks a cell type's
-    checkpoint or is the pipeline's own output folder; or cell types that give the
-    imported surrogates no stage to run (the network stages need all four)."""
+def _checkpoints_from_errors(folder, cell_types, name="train.checkpoints_from") -> list[str]:
+    """A folder of surrogates (``train.checkpoints_from``, or the closed_loop
+    regime's teacher) that is not one, lacks a cell type's checkpoint or is the
+    pipeline's own output folder (the imported surrogates go there; the teacher
+    would be trained on its own data); or cell types that give the surrogates no
+    network to run (it needs all four)."""
     if folder is None:
         return []
-    key = "config key 'train.checkpoints_from'"
+    key = f"config key {name!r}"
     where = Path(folder).resolve()
     if not where.is_dir():
         return [f"{key}: {folder} is not a folder ({where}: a relative path is taken "
                 f"from Snakemake's working directory)"]
-    if where == Path("results", "train").resolve():
-        return [f"{key}: {folder} is results/train, where the imported surrogates go"]
+    results = Path("results").resolve()
+    if where == results / "train":
+        why = ("where the imported surrogates go" if name == "train.checkpoints_from" else
+               "what this data trains: copy a finished training elsewhere and name that")
+        return [f"{key}: {folder} is results/train, {why}"]
+    if name != "train.checkpoints_from" and results in where.parents:
+        return [f"{key}: {folder} is in results/, which this pipeline writes (a surrogate "
+                f"made from this data cannot make it): copy a finished training elsewhere "
+                f"and name that"]
     missing = [f"{t}.pt" for t in cell_types if not (where / f"{t}.pt").is_file()]
     if missing:
         return [f"{key}: {folder} lacks {', '.join(missing)}"]
     if set(cell_types) != set(CELL_TYPES):
-        return [f"{key}: the stages that use imported surrogates (network, optimize, "
-                f"scaling) need all four cell types; cells.cell_types has "
-                f"{', '.join(cell_types)}"]
+        return [f"{key}: a network of the surrogates (the network, optimize and scaling "
+                f"stages, the closed_loop regime) needs all four cell types; "
+                f"cells.cell_types has {', '.join(cell_types)}"]
     return []
+
+
+def _teacher_errors(folder, bin_ms: float, name: str) -> list[str]:
+    """The closed_loop regime's teacher: each file an hnn-surrogate checkpoint of its
+    cell type with the cells stage's bin (a network of other bins cannot run)."""
+    from .surrogate.checkpoint import CheckpointError, safe_load
+
+    messages = []
+    for t in CELL_TYPES:
+        path = Path(folder) / f"{t}.pt"
+        try:
+            blob = safe_load(path)
+        except CheckpointError as err:
+            messages.append(f"config key {name!r}: {err}")
+            continue
+        if not isinstance(blob, dict) or blob.get("cell_type") != t:
+            got = blob.get("cell_type") if isinstance(blob, dict) else None
+            messages.append(f"config key {name!r}: {path} is not a {t} surrogate ({got!r})")
+        elif not math.isclose(float(blob.get("bin_ms", -1.0)), bin_ms):
+            messages.append(f"config key {name!r}: {path} has {blob.get('bin_ms')} ms bins, "
+                            f"cells.bin_ms is {bin_ms}")
+    return messages
 
 
 def _scaling_errors(sc: dict, net: dict, cells: dict, check_multiple) -> list[str]:
@@ -393,8 +430,8 @@ def _split_errors(cells: dict) -> list[str]:
                                        "replayed cells (scenarios x conditions x seeds, at most "
                                        "n_sims)")
     for key, section in (("cells.network_prior", cells["network_prior"]),
-                         ("cells.network_prior.alpha_start",
-                          cells["network_prior"]["alpha_start"])):
+                         *((f"cells.network_prior.{name}", cells["network_prior"][name])
+                           for name in ("alpha_start", "closed_loop"))):
         if section["n_runs"]:
             units[f"{key}.n_runs"] = (section["n_runs"], "network runs")
     messages = []
@@ -411,7 +448,8 @@ def _prior_errors(cells: dict, net: dict, check_range) -> list[str]:
     """The network_prior regime's ranges are ranges and its seeds are its own."""
     prior, base = cells["network_prior"], "cells.network_prior"
     messages = []
-    for name, key in (("network_prior", base), ("alpha_start", f"{base}.alpha_start")):
+    for name, key in (("network_prior", base), ("alpha_start", f"{base}.alpha_start"),
+                      ("closed_loop", f"{base}.closed_loop")):
         if name in cells["regimes"]:
             messages.append(f"config key 'cells.regimes.{name}': the name is taken by the "
                             f"{name} regime ({key}); rename this regime")
@@ -430,12 +468,15 @@ def _prior_errors(cells: dict, net: dict, check_range) -> list[str]:
     check_range(f"{base}.alpha_start.gain", start["gain"])
     seeds = range(prior["seeds_from"], prior["seeds_from"] + prior["n_runs"])
     start_seeds = range(start["seeds_from"], start["seeds_from"] + start["n_runs"])
+    closed = prior["closed_loop"]
+    closed_seeds = range(closed["seeds_from"], closed["seeds_from"] + closed["n_runs"])
+    outside = (("network.seeds", net["seeds"]), ("cells.replay.seeds", cells["replay"]["seeds"]))
     for key, runs, used in (
-            (base, seeds, (("network.seeds", net["seeds"]),
-                           ("cells.replay.seeds", cells["replay"]["seeds"]))),
-            (f"{base}.alpha_start", start_seeds,
-             (("network.seeds", net["seeds"]), ("cells.replay.seeds", cells["replay"]["seeds"]),
-              (f"{base} runs' seeds", seeds)))):
+            (base, seeds, outside),
+            (f"{base}.alpha_start", start_seeds, (*outside, (f"{base} runs' seeds", seeds))),
+            (f"{base}.closed_loop", closed_seeds,
+             (*outside, (f"{base} runs' seeds", seeds),
+              (f"{base}.alpha_start runs' seeds", start_seeds)))):
         for what, taken in used:
             shared = sorted(s for s in taken if s in runs)
             if shared:

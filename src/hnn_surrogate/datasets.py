@@ -70,6 +70,12 @@ def assign_splits(regimes, sim_index, *, fractions, seed, runs=None):
     return labels
 
 
+TEACHER_JOB = "teacher/"
+"""Prefix of a job that is the training of a closed_loop regime's teacher
+surrogate (``teacher/<cell type>/<sha256>``), among the NEURON jobs its data
+lists: a cost of the data that is not a NEURON run."""
+
+
 def neuron_jobs(shards) -> dict | None:
     """What the shards cost in NEURON: {job: wall clock (s)}, one entry per job.
 
@@ -77,16 +83,17 @@ def neuron_jobs(shards) -> dict | None:
     type's shard of one network run comes from one job, so the key is shared
     and a union over cell types counts the run once) or, for lone cells, its
     cell type and first simulation. A replay shard adds the NEURON network
-    runs it replays (``source_neuron_jobs``), each once. None where a shard does
-    not record its wall clock, or a replay shard its sources (made before they
-    did), or a lone-cell shard its first simulation: the cost is then
-    unknown, not zero.
+    runs it replays, a closed_loop shard what its teacher surrogates cost
+    (``source_neuron_jobs``), each once. None where a shard does not record its
+    wall clock, or a replay or closed_loop shard its sources (made before they
+    did, or a teacher that does not record its cost), or a lone-cell shard its
+    first simulation: the cost is then unknown, not zero.
     """
     jobs = {}
     for ds in shards:
         a = ds.attrs
-        replay = "replay" in set(ds["regime"].values.astype(str).tolist())
-        if ("wall_s" not in a or (replay and "source_neuron_jobs" not in a)
+        sourced = bool({"replay", "closed_loop"} & set(ds["regime"].values.astype(str).tolist()))
+        if ("wall_s" not in a or (sourced and "source_neuron_jobs" not in a)
                 or ("network_run" not in a and "first_sim" not in a)):
             return None
         key = (f"{a['config_hash']}/run{a['network_run']}" if "network_run" in a

@@ -147,6 +147,56 @@ use rule simulate_network_prior as simulate_alpha_start with:
         "benchmarks/simulate_alpha_start/{shard}.tsv"
 
 
+# a run of the closed_loop regime: a network drawn from the prior, run with the
+# teacher surrogates (closed_loop.surrogates), every cell's input in it replayed
+# to the lone cell in NEURON on the prior's ranks
+rule simulate_closed_loop:
+    input:
+        spec=parameter_file("network_prior", "spec"),
+        prior=parameter_file("network_prior", "closed_loop"),
+        teacher=expand(
+            os.path.join(CLOSED_LOOP["surrogates"], "{cell_type}.pt"),
+            cell_type=CELL_TYPES,
+        ),
+    output:
+        expand(
+            "results/cells/shards/{cell_type}/closed_loop/{{shard}}.nc",
+            cell_type=CELL_TYPES,
+        ),
+    log:
+        "logs/simulate_closed_loop/{shard}.log",
+    benchmark:
+        "benchmarks/simulate_closed_loop/{shard}.tsv"
+    conda:
+        "../../envs/hnn-surrogate.yaml"
+    threads: PRIOR["mpi_ranks"]
+    resources:
+        mpi="mpiexec",
+        tasks=PRIOR["mpi_ranks"],
+        mem_mb=RES["mem_mb"],
+        runtime=RES["runtime_cells"],
+    params:
+        outs=lambda wc, output: " ".join(
+            f"{cell_type}={path}" for cell_type, path in zip(CELL_TYPES, output)
+        ),
+        run=lambda wc: int(wc.shard),
+        tstop=CELLS["tstop"],
+        dt=CELLS["dt"],
+        bin_ms=CELLS["bin_ms"],
+        delay=CELLS["synaptic_delay"],
+        seed=config["seed"],
+        fine=("--store-fine" if CELLS["store_fine"] else "")
+        + (" --record-sections" if CELLS["record_sections"] else ""),
+        # what the runs depend on is the teacher's content, not its files' times
+        teacher_sha256=lambda wc, input: [file_sha256(p) for p in input.teacher],
+    shell:
+        "{resources.mpi} -n {resources.tasks} hnn-surrogate simulate-closed-loop"
+        " --spec {input.spec} --prior {input.prior} --run {params.run}"
+        " --checkpoints {input.teacher} --tstop {params.tstop} --dt {params.dt}"
+        " --bin-ms {params.bin_ms} --delay {params.delay} --seed {params.seed}"
+        " {params.fine} --out {params.outs} > {log} 2>&1"
+
+
 rule list_replay_events:
     input:
         spec=parameter_file("network", "{scenario}", "{condition}", "surrogate"),

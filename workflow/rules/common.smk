@@ -7,6 +7,7 @@ import os
 from snakemake.exceptions import WorkflowError
 
 from hnn_surrogate import CELL_TYPES
+from hnn_surrogate.cells.closed_loop import file_sha256
 from hnn_surrogate.cells.network_prior import regime_prior
 from hnn_surrogate.config import ConfigError, train_config, validate_config
 
@@ -45,7 +46,11 @@ PRIOR = CELLS["network_prior"]
 """The network_prior regime (every cell of NEURON runs of networks drawn from a prior);
 off when n_runs is 0. One job per run writes one shard per cell type. Its
 alpha_start section: the alpha_start regime's runs, drawn alike (off when its
-n_runs is 0)."""
+n_runs is 0). Its closed_loop section: the closed_loop regime's runs, networks
+drawn alike and run with the surrogates of closed_loop.surrogates, their cells
+replayed in NEURON (off when its n_runs is 0)."""
+
+CLOSED_LOOP = PRIOR["closed_loop"]
 
 
 def regime_sims():
@@ -82,8 +87,9 @@ def shard_files(wildcards):
             for run in range(PRIOR["n_runs"])
         ),
         *(
-            f"results/cells/shards/{wildcards.cell_type}/alpha_start/{run:04d}.nc"
-            for run in range(PRIOR["alpha_start"]["n_runs"])
+            f"results/cells/shards/{wildcards.cell_type}/{regime}/{run:04d}.nc"
+            for regime in ("alpha_start", "closed_loop")
+            for run in range(PRIOR[regime]["n_runs"])
         ),
     ]
 
@@ -280,6 +286,7 @@ PARAMETERS = {
         "spec": lambda: {k: NET[k] for k in ("model", "mesh_shape")},
         "prior": lambda: regime_prior(PRIOR),
         "alpha_start": lambda: regime_prior(PRIOR, "alpha_start"),
+        "closed_loop": lambda: regime_prior(PRIOR, "closed_loop"),
     }[part](),
     "optimize": lambda start, simulator: optimize_spec(start, simulator),
     "scaling": lambda part, *mesh: {

@@ -38,21 +38,28 @@ def _simulate_shard(args):
                    out=args.out)
 
 
-def _simulate_network_prior(args):
+def _cell_type_outs(args, command) -> dict:
+    """{cell type: path} from ``--out CELL_TYPE=PATH ...``, every cell type given."""
     from .. import CELL_TYPES
-    from ..cells.network_prior import REGIME, REGIMES, simulate_prior_run
 
     outs = {}
     for item in args.out:
         cell_type, sep, path = item.partition("=")
         if not sep or cell_type not in CELL_TYPES:
-            raise SystemExit(f"simulate-network-prior --out {item!r}: give CELL_TYPE=PATH, "
+            raise SystemExit(f"{command} --out {item!r}: give CELL_TYPE=PATH, "
                              f"CELL_TYPE one of {', '.join(CELL_TYPES)}")
         outs[cell_type] = path
-    spec = read_json(args.spec, "network spec")
     missing = set(CELL_TYPES) - set(outs)
     if missing:
-        raise SystemExit(f"simulate-network-prior: no --out for {', '.join(sorted(missing))}")
+        raise SystemExit(f"{command}: no --out for {', '.join(sorted(missing))}")
+    return outs
+
+
+def _simulate_network_prior(args):
+    from ..cells.network_prior import REGIME, REGIMES, simulate_prior_run
+
+    outs = _cell_type_outs(args, "simulate-network-prior")
+    spec = read_json(args.spec, "network spec")
     prior = read_json(args.prior, "network prior")
     if prior.get("regime", REGIME) not in REGIMES:
         raise SystemExit(f"{args.prior}: regime {prior['regime']!r} is not one of "
@@ -61,6 +68,22 @@ def _simulate_network_prior(args):
                        seed=args.seed, tstop=args.tstop, dt=args.dt, bin_ms=args.bin_ms,
                        delay=args.delay, store_fine=args.store_fine,
                        record_sections=args.record_sections, outs=outs)
+
+
+def _simulate_closed_loop(args):
+    from ..cells.closed_loop import simulate_closed_loop_run
+    from ..cells.network_prior import CLOSED_LOOP
+
+    outs = _cell_type_outs(args, "simulate-closed-loop")
+    spec = read_json(args.spec, "network spec")
+    prior = read_json(args.prior, "network prior")
+    if prior.get("regime") != CLOSED_LOOP:
+        raise SystemExit(f"{args.prior}: regime {prior.get('regime')!r}, not {CLOSED_LOOP!r}")
+    simulate_closed_loop_run(spec=spec, prior=prior, run=args.run,
+                             checkpoints=args.checkpoints, seed=args.seed, tstop=args.tstop,
+                             dt=args.dt, bin_ms=args.bin_ms, delay=args.delay,
+                             store_fine=args.store_fine,
+                             record_sections=args.record_sections, outs=outs)
 
 
 def _merge_cells(args):
@@ -74,6 +97,23 @@ def _plot_cells(args):
     from ..figures.cells import plot_cell_examples
 
     plot_cell_examples(args.dataset, args.out)
+
+
+def _add_prior_run_args(p, prior_help: str) -> None:
+    """The options of a job that makes one run of a regime drawn from the prior."""
+    p.add_argument("--spec", required=True, help="JSON file: network model and mesh_shape")
+    p.add_argument("--prior", required=True,
+                   help=f"JSON file: what the regime's runs are drawn from {prior_help}")
+    p.add_argument("--run", type=int, required=True, help="index of the network run")
+    p.add_argument("--tstop", type=float, required=True, help="simulated time (ms)")
+    p.add_argument("--bin-ms", type=float, required=True, help="surrogate bin (ms)")
+    p.add_argument("--seed", type=int, required=True, help="global seed")
+    p.add_argument("--store-fine", action="store_true", help="also store traces at dt")
+    p.add_argument("--record-sections", action="store_true",
+                   help="also store every section's midpoint voltage per bin")
+    add_sim_args(p)
+    p.add_argument("--out", nargs="+", required=True,
+                   help="CELL_TYPE=PATH: where each cell type's shard goes")
 
 
 def register(sub) -> None:
@@ -108,22 +148,18 @@ def register(sub) -> None:
     p = sub.add_parser("simulate-network-prior",
                        help="one NEURON network run drawn from the prior (MPI): every cell "
                             "a simulation of the network_prior (or alpha_start) regime")
-    p.add_argument("--spec", required=True, help="JSON file: network model and mesh_shape")
-    p.add_argument("--prior", required=True,
-                   help="JSON file: what the regime's runs are drawn from "
-                        "(network_prior.regime_prior: the cells.network_prior section, "
-                        "or alpha_start's, which names its regime)")
-    p.add_argument("--run", type=int, required=True, help="index of the network run")
-    p.add_argument("--tstop", type=float, required=True, help="simulated time (ms)")
-    p.add_argument("--bin-ms", type=float, required=True, help="surrogate bin (ms)")
-    p.add_argument("--seed", type=int, required=True, help="global seed")
-    p.add_argument("--store-fine", action="store_true", help="also store traces at dt")
-    p.add_argument("--record-sections", action="store_true",
-                   help="also store every section's midpoint voltage per bin")
-    add_sim_args(p)
-    p.add_argument("--out", nargs="+", required=True,
-                   help="CELL_TYPE=PATH: where each cell type's shard goes")
+    _add_prior_run_args(p, "(network_prior.regime_prior: the cells.network_prior section, "
+                           "or alpha_start's, which names its regime)")
     p.set_defaults(func=_simulate_network_prior)
+
+    p = sub.add_parser("simulate-closed-loop",
+                       help="one network drawn from the prior, run with the surrogates; every "
+                            "cell's input in it replayed to the lone cell in NEURON (MPI): "
+                            "the closed_loop regime")
+    _add_prior_run_args(p, "(network_prior.regime_prior(..., 'closed_loop'))")
+    p.add_argument("--checkpoints", nargs="+", required=True,
+                   help="the teacher surrogates that run the network (one per cell type)")
+    p.set_defaults(func=_simulate_closed_loop)
 
     p = sub.add_parser("merge-cells", help="merge shards of one cell type; split by simulation")
     p.add_argument("shards", nargs="+")

@@ -57,7 +57,9 @@ log = logging.getLogger(__name__)
 
 REGIME = "network_prior"
 ALPHA_START = "alpha_start"
+CLOSED_LOOP = "closed_loop"
 REGIMES = (REGIME, ALPHA_START)
+"""The regimes whose runs are NEURON network runs (closed_loop's are the surrogates')."""
 
 ALPHA_DRIVE = dict(tstart=50.0, burst_std=20.0, numspikes=2, spike_isi=10.0, n_drive_cells=10,
                    cell_specific=False, location="proximal",
@@ -92,14 +94,21 @@ def regime_prior(prior: dict, regime: str = REGIME) -> dict:
     """What a run of ``regime`` is drawn from, given the validated
     ``cells.network_prior`` section: its parameter file's content (neither the
     number of runs nor the ranks; network_prior's as it was before alpha_start
-    existed). alpha_start's is network_prior's with the alpha drive always on
-    and alone, no ERP, its own weights, gains and seeds, network_prior's burst rates,
-    and ``regime`` named: nothing else of network_prior's."""
-    base = {k: v for k, v in prior.items() if k not in ("n_runs", "mpi_ranks", ALPHA_START)}
+    and closed_loop existed). alpha_start's is network_prior's with the alpha
+    drive always on and alone, no ERP, its own weights, gains and seeds,
+    network_prior's burst rates, and ``regime`` named: nothing else of
+    network_prior's. closed_loop's is network_prior's prior with its own seeds
+    and ``regime`` named (its own generator: other networks from the same prior;
+    which surrogates run them is the job's input, not the prior's)."""
+    base = {k: v for k, v in prior.items()
+            if k not in ("n_runs", "mpi_ranks", ALPHA_START, CLOSED_LOOP)}
     if regime == REGIME:
         return base
+    if regime == CLOSED_LOOP:
+        return {**base, "regime": CLOSED_LOOP,
+                "seeds_from": prior[CLOSED_LOOP]["seeds_from"]}
     if regime != ALPHA_START:
-        raise ValueError(f"regime {regime!r}: not one of {', '.join(REGIMES)}")
+        raise ValueError(f"regime {regime!r}: not one of {', '.join((*REGIMES, CLOSED_LOOP))}")
     start = prior[ALPHA_START]
     return {"regime": ALPHA_START, "gain": list(start["gain"]),
             "seeds_from": start["seeds_from"], **_DISCARDED,

@@ -26,6 +26,16 @@ from .inputs import name_code
 REGIME = "replay"
 
 
+def presynaptic(channel, arrival, weight, delay: float):
+    """Events that arrive at ``arrival`` (ms) as a lone cell's input: (channel int32,
+    presynaptic time = arrival - ``delay`` (the cells stage's synaptic delay, which
+    the cell's NetCons add back), at least 0, float64, weight float32), in time order."""
+    time = np.maximum(np.asarray(arrival, dtype=np.float64) - float(delay), 0.0)
+    order = np.argsort(time, kind="stable")
+    return (np.asarray(channel)[order].astype(np.int32), time[order],
+            np.asarray(weight)[order].astype(np.float32))
+
+
 class ReplayInputs:
     """Input of each simulation of the replay regime of one cell type.
 
@@ -100,7 +110,5 @@ class ReplayInputs:
         ds, mine = self.runs[r], slice(*self.offsets[r][cell:cell + 2])
         arrival = ds["event_arrival"].values[mine]
         keep = arrival < tstop
-        time = np.maximum(arrival[keep] - self.delay, 0.0)
-        order = np.argsort(time, kind="stable")
-        return (ds["event_channel"].values[mine][keep][order].astype(np.int32), time[order],
-                ds["event_weight"].values[mine][keep][order].astype(np.float32))
+        return presynaptic(ds["event_channel"].values[mine][keep], arrival[keep],
+                           ds["event_weight"].values[mine][keep], self.delay)

@@ -56,6 +56,18 @@ def run_one(cell_type, events, *, tstop, dt, bin_ms, delay, store_fine, record_s
     return out
 
 
+def gather_in_order(comm, results: list, n: int) -> list | None:
+    """On rank 0, every rank's ``results`` back in order (rank ``r`` of ``R`` held
+    positions ``r, r + R, ...`` of ``n``); None on the other ranks."""
+    gathered = comm.gather(results, root=0)
+    if comm.Get_rank() != 0:
+        return None
+    ordered = [None] * n
+    for r, part in enumerate(gathered):
+        ordered[r::comm.Get_size()] = part
+    return ordered
+
+
 def assemble(results, *, cell_type, regime_name, indices, tstop, dt, bin_ms, delay, seed,
              params_hash, runs=None, extra_attrs=None):
     """Stack per-simulation results (in shard order) into a ``cell_sims`` Dataset.
@@ -187,13 +199,10 @@ def simulate_shard(*, cell_type, regime_name, regime: dict | None = None, refere
             el = time.perf_counter() - t0
             log.info("%s/%s rank 0 of %d: %d/%d simulations, %.2f s each",
                      cell_type, regime_name, size, k, len(mine), el / k)
-    gathered = comm.gather(results, root=0)
+    ordered = gather_in_order(comm, results, len(indices))
     wall = time.perf_counter() - t0
-    if rank != 0:
+    if ordered is None:
         return None
-    ordered = [None] * len(indices)
-    for r, part in enumerate(gathered):
-        ordered[r::size] = part
     ds = assemble(ordered, cell_type=cell_type, regime_name=regime_name, indices=indices,
                   tstop=tstop, dt=dt, bin_ms=bin_ms, delay=delay, seed=seed,
                   params_hash=config_hash(params), runs=runs,

@@ -229,26 +229,34 @@ def surrogate_cost(checkpoints) -> dict:
     included), as their checkpoints record them (``train``, from what
     ``merge-cells`` recorded).
 
+    Data made by surrogates (the closed_loop regime) lists its teacher's
+    training among its jobs (``datasets.TEACHER_JOB``): that counts as
+    training, not as a NEURON job.
+
     Returns {"data_s", "train_s", "n_jobs", "unknown"}: ``unknown`` names the
     checkpoints that do not record a cost (made before they did); their share
     is then missing, so the sums are NaN rather than too small. No checkpoints:
     NaN as well, with nothing named.
     """
-    from ..surrogate.checkpoint import safe_load
+    from ..datasets import TEACHER_JOB
+    from ..surrogate.checkpoint import recorded_cost
 
     jobs, merge, train, unknown = {}, 0.0, 0.0, []
     for path in checkpoints:
-        blob = safe_load(path)
-        if "data_neuron_jobs" not in blob or "train_cost_s" not in blob:
+        cost = recorded_cost(path)
+        if cost is None:
             unknown.append(str(path))
             continue
-        jobs.update(blob["data_neuron_jobs"])
-        merge += float(blob.get("data_merge_s", 0.0))
-        train += float(blob["train_cost_s"])
+        jobs.update(cost[0])
+        merge += cost[1]
+        train += cost[2]
+    teachers = {k: v for k, v in jobs.items() if k.startswith(TEACHER_JOB)}
+    neuron = {k: v for k, v in jobs.items() if k not in teachers}
     known = bool(checkpoints) and not unknown
     nan = float("nan")
-    return {"data_s": float(sum(jobs.values()) + merge) if known else nan,
-            "train_s": train if known else nan, "n_jobs": len(jobs), "unknown": unknown}
+    return {"data_s": float(sum(neuron.values()) + merge) if known else nan,
+            "train_s": float(train + sum(teachers.values())) if known else nan,
+            "n_jobs": len(neuron), "unknown": unknown}
 
 
 def first_reaching(wall, best_so_far, target) -> float:

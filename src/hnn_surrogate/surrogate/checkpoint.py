@@ -62,6 +62,17 @@ def safe_load(path, what: str = "checkpoint"):
         raise CheckpointError(f"{path}: not a readable {what} ({err})") from err
 
 
+def recorded_cost(path) -> tuple[dict, float, float] | None:
+    """What checkpoint ``path`` records it cost (``train``): ({data's job: wall
+    clock s}, the data's merge s, training s); None where it records none (made
+    before checkpoints did)."""
+    blob = safe_load(path)
+    if "data_neuron_jobs" not in blob or "train_cost_s" not in blob:
+        return None
+    return ({str(k): float(v) for k, v in blob["data_neuron_jobs"].items()},
+            float(blob.get("data_merge_s", 0.0)), float(blob["train_cost_s"]))
+
+
 def save_checkpoint(path, model: Surrogate, *, norm: Normalization, cell_type, channels,
                     targets, bin_ms, data_hash, train_config: dict, epoch: int,
                     extra: dict | None = None) -> Path:
