@@ -408,6 +408,64 @@ def test_hnn_cores_optimizer_searches_the_gains_within_its_budget(repo, tmp_path
                max_iter=5, evaluate=evaluate)
 
 
+@pytest.mark.parametrize("solver", ["bayesian", "cobyla", "cma"])
+def test_a_search_resumes_from_its_journal(repo, tmp_path, solver):
+    """Killed or given a larger budget, a search with a journal replays what it ran
+    and runs only the rest: the numbers of one uninterrupted search."""
+    import json
+
+    from hnn_surrogate.optimize.hnn_optimizer import search
+
+    from network_helpers import tiny_spec
+
+    tiny_spec(repo, tmp_path)
+    types = [("L2_basket", "L2_pyramidal", "gabaa"), ("proximal_noise", "L5_pyramidal", "ampa")]
+    calls, now = [], [0.0]
+
+    def evaluate(condition):           # each evaluation takes 0.1 s of the search's clock
+        calls.append(condition)
+        now[0] += 0.1
+        g = np.log2([c["gain"] for c in condition])
+        return [-float(((g - [1.0, -0.5]) ** 2).sum()), 0.5]
+
+    def run(budget, journal, seeds=(0, 1)):
+        calls.clear()
+        now[0] = 0.0
+        return search(tmp_path / "spec.json", start="rhythm", types=types, bounds=(0.25, 4.0),
+                      objective={"kind": "band_share"}, seeds=list(seeds), transient_ms=0.0,
+                      solver=solver, budget_s=budget, max_iter=500, journal=journal,
+                      evaluate=evaluate, clock=lambda: now[0])
+
+    fresh = run(0.95, None)
+    n_fresh = len(calls)
+    journal = tmp_path / "search.jsonl"
+    short = run(0.45, journal)
+    assert len(calls) == short.wall_s.size == 4
+    assert len(journal.read_text().splitlines()) == 1 + 4
+    for res in (run(0.95, journal), run(0.95, journal)):
+        np.testing.assert_array_equal(res.gain, fresh.gain)
+        np.testing.assert_array_equal(res.objective, fresh.objective)
+        np.testing.assert_allclose(res.wall_s, fresh.wall_s)
+    assert calls == []                                  # the second: all recorded
+    # a line cut by a kill: that evaluation runs again, nothing before it
+    text = journal.read_text()
+    journal.write_text(text[:-10])
+    np.testing.assert_array_equal(run(0.95, journal).gain, fresh.gain)
+    assert len(calls) == 1
+    # another search's journal: started afresh
+    other = run(0.95, journal, seeds=(0, 2))
+    assert len(calls) == other.wall_s.size == n_fresh
+    assert json.loads(journal.read_text().splitlines()[0])["search"]["seeds"] == [0, 2]
+    # a recorded point the search does not ask for (another solver version): from there on
+    # the evaluations run again
+    lines = journal.read_text().splitlines()
+    third = json.loads(lines[3])
+    third["x"] = [v + 0.5 for v in third["x"]]
+    journal.write_text("\n".join([*lines[:3], json.dumps(third), *lines[4:]]) + "\n")
+    np.testing.assert_array_equal(run(0.95, journal, seeds=(0, 2)).gain, other.gain)
+    assert len(calls) == n_fresh - 2
+
+
 def test_rate_penalties_score_the_surrogates_spikes_with_their_gradient():
     """An objective's rate ranges subtract (distance / high)^2 per type outside its
     range, from rates with a gradient (``NetworkOutput.spike_count``)."""

@@ -216,12 +216,16 @@ rule search_hnn:
     params:
         factor=OPT["baseline"]["budget_factor"],
         max_iter=OPT["baseline"]["max_iter"],
+        # not an output (Snakemake removes a failed job's outputs): a search killed
+        # by its time limit, or rerun with a larger budget, resumes from it
+        journal="results/optimize/{point}/hnn_{solver}.journal.jsonl",
     shell:
         "hnn-surrogate hnn-search --spec {input.spec} --fit {input.fit}"
         " --trajectory {input.trajectory} --solver {wildcards.solver}"
         " --budget-factor {params.factor} --max-iter {params.max_iter}"
         " --mpiexec '{resources.mpi}' --ranks {resources.tasks} --out {output.nc}"
-        " --best {output.best} --table {output.table} > {log} 2>&1"
+        " --best {output.best} --table {output.table}"
+        " --journal {params.journal} > {log} 2>&1"
 
 
 rule compare_search:

@@ -80,7 +80,8 @@ def _hnn_search(args):
     res = search(args.spec, start=fit["start"], types=types, bounds=fit["bounds"],
                  objective=fit["objective"], seeds=fit["seeds"],
                  transient_ms=fit["transient_ms"], solver=args.solver, budget_s=budget,
-                 max_iter=args.max_iter, mpiexec=args.mpiexec, ranks=args.ranks)
+                 max_iter=args.max_iter, mpiexec=args.mpiexec, ranks=args.ranks,
+                 journal=args.journal)
     write_search(res, fit=fit, out=args.out, best_out=args.best, table=args.table)
 
 
@@ -154,6 +155,9 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="hnn_search NetCDF")
     p.add_argument("--best", required=True, help="JSON file: the best gains (a condition)")
     p.add_argument("--table")
+    p.add_argument("--journal",
+                   help="JSON-lines file: each evaluation recorded as it ends; a search of "
+                        "the same parameters resumes from it (killed, or a larger budget)")
     p.set_defaults(func=_hnn_search)
 
     p = sub.add_parser("compare-search",

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import subprocess
 import tempfile
@@ -67,6 +68,71 @@ class Search:
                 for (s, t, r), x in zip(self.types, g)]
 
 
+class Journal:
+    """A search's evaluations, one JSON line each as it ends, after a header line of
+    what they depend on (the search's parameters, not its budget).
+
+    A search given a journal whose header is its own replays the recorded
+    evaluations instead of running NEURON again: its seeded solver asks for the
+    same points in the same order, and each gets its recorded objective, wall
+    clock and duration. So a search killed (a cluster's time limit, a session's
+    end) resumes where it stopped, and one given a larger budget goes on from
+    where the smaller one ended, with the numbers a single run would give. A
+    journal of other parameters is started afresh; a point asked for that is not
+    the next recorded one (another solver version) drops the rest of it.
+    """
+
+    def __init__(self, path, header: dict):
+        self.path = Path(path)
+        self.header = json.loads(json.dumps({"search": header}))   # JSON's types
+        self.pending, self.kept = [], []
+        if self.path.exists():
+            lines = self.path.read_text().splitlines()
+            try:
+                same = bool(lines) and json.loads(lines[0]) == self.header
+            except json.JSONDecodeError:
+                same = False
+            if same:
+                for line in lines[1:]:
+                    try:
+                        self.pending.append(json.loads(line))
+                    except json.JSONDecodeError:     # a line cut by a kill: run it again
+                        break
+                log.info("%s: %d evaluations recorded, replayed where the search asks for "
+                         "them", self.path, len(self.pending))
+            else:
+                log.info("%s: another search's journal: starting afresh", self.path)
+        self._rewrite(self.pending)          # the header and what parsed (not a cut line)
+
+    def _rewrite(self, records):
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in [self.header, *records]))
+        tmp.replace(self.path)
+
+    def recorded(self, x) -> dict | None:
+        """The next recorded evaluation where it is of point ``x``, else None."""
+        if not self.pending:
+            return None
+        if np.allclose(self.pending[0]["x"], x, rtol=0, atol=1e-9):
+            self.kept.append(self.pending.pop(0))
+            return self.kept[-1]
+        log.info("%s: the search asks for another point than evaluation %d recorded: the "
+                 "%d recorded from there are dropped", self.path, len(self.kept) + 1,
+                 len(self.pending))
+        self.pending = []
+        self._rewrite(self.kept)
+        return None
+
+    def add(self, record: dict) -> None:
+        """Append one ended evaluation (flushed to disk before the search goes on)."""
+        self.pending = []
+        self.kept.append(record)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+
 def neuron_objective(spec_file, *, start, condition, seeds, objective, transient_ms, mpiexec,
                      ranks, workdir) -> list[float]:
     """The fit's objective of the start network with ``condition`` (a list of gains)
@@ -91,8 +157,8 @@ def neuron_objective(spec_file, *, start, condition, seeds, objective, transient
 
 
 def search(spec_file, *, start, types, bounds, objective, seeds, transient_ms, solver,
-           budget_s, max_iter, mpiexec="mpiexec", ranks=2, seed=0, evaluate=None,
-           clock=time.perf_counter) -> Search:
+           budget_s, max_iter, mpiexec="mpiexec", ranks=2, seed=0, journal=None,
+           evaluate=None, clock=time.perf_counter) -> Search:
     """Run hnn-core's ``Optimizer`` with ``solver`` on log2 gains of ``types``
     (list of (source, target, receptor)) within ``bounds``, for ``budget_s``
     seconds of wall clock: no evaluation starts that would end past it, judged by
@@ -101,7 +167,9 @@ def search(spec_file, *, start, types, bounds, objective, seeds, transient_ms, s
 
     ``seed``: the solver's random generator (cma's, as ``seed + 1``: cma reads
     0 as the clock; bayesian's, numpy's global one, set for the search and
-    restored after), so a search is the same on every run.
+    restored after), so a search is the same on every run. ``journal``: a path
+    where each evaluation is recorded as it ends, and from which a search of the
+    same parameters resumes (``Journal``).
 
     ``evaluate(condition) -> [objective per seed]`` replaces the NEURON runs
     where given (tests); by default ``neuron_objective``. ``clock``: seconds,
@@ -123,35 +191,54 @@ def search(spec_file, *, start, types, bounds, objective, seeds, transient_ms, s
     lo, hi = (float(np.log2(b)) for b in bounds)
     constraints = {n: (lo, hi) for n in names}
     evals = {"wall_s": [], "objective": [], "gain": []}
+    if journal is not None:
+        journal = Journal(journal, dict(
+            spec=spec, start=start, types=[list(t) for t in types], bounds=list(bounds),
+            objective=objective, seeds=[int(x) for x in seeds], transient_ms=transient_ms,
+            solver=solver, seed=int(seed), max_iter=int(max_iter)))
     t0 = clock()
     tmp = tempfile.TemporaryDirectory(prefix="hnn_optimizer_")
 
     seen, took = {}, []                    # evaluations by point; their durations (s)
 
     def run_one(x):
+        nonlocal t0
         x = np.clip(np.asarray(x, float), lo, hi)
         key = tuple(np.round(x, 12))
         if key in seen:                    # a point asked for again: its value, no new run
             return seen[key]
-        started = clock()
-        if evals["wall_s"] and started - t0 + max(took) > budget_s:
-            raise BudgetSpent
         gains = np.exp2(x)
-        condition = [{"src": s, "target": t, "receptor": r, "gain": float(g)}
-                     for (s, t, r), g in zip(types, gains)]
-        if evaluate is not None:
-            values = list(evaluate(condition))
+        rec = journal.recorded(x) if journal is not None else None
+        if rec is not None:                # run before: its numbers, its place in time
+            if evals["wall_s"] and rec["wall_s"] - rec["took_s"] + max(took) > budget_s:
+                raise BudgetSpent
+            values, spent, wall = list(rec["values"]), float(rec["took_s"]), float(rec["wall_s"])
+            t0 = clock() - wall
         else:
-            values = neuron_objective(spec_file, start=start, condition=condition, seeds=seeds,
-                                      objective=objective, transient_ms=transient_ms,
-                                      mpiexec=mpiexec, ranks=ranks, workdir=tmp.name)
-        end = clock()
-        took.append(end - started)
-        evals["wall_s"].append(end - t0)
+            started = clock()
+            if evals["wall_s"] and started - t0 + max(took) > budget_s:
+                raise BudgetSpent
+            condition = [{"src": s, "target": t, "receptor": r, "gain": float(g)}
+                         for (s, t, r), g in zip(types, gains)]
+            if evaluate is not None:
+                values = list(evaluate(condition))
+            else:
+                values = neuron_objective(spec_file, start=start, condition=condition,
+                                          seeds=seeds, objective=objective,
+                                          transient_ms=transient_ms, mpiexec=mpiexec,
+                                          ranks=ranks, workdir=tmp.name)
+            end = clock()
+            spent, wall = end - started, end - t0
+        took.append(spent)
+        evals["wall_s"].append(wall)
         evals["objective"].append(values)
         evals["gain"].append(gains)
-        log.info("%s evaluation %d: objective %.4f (seeds %s), %.0f s of %.0f", solver,
-                 len(evals["wall_s"]), np.mean(values), " ".join(f"{v:.4f}" for v in values),
+        if journal is not None and rec is None:
+            journal.add({"x": [float(v) for v in x], "values": [float(v) for v in values],
+                         "took_s": spent, "wall_s": evals["wall_s"][-1]})
+        log.info("%s evaluation %d%s: objective %.4f (seeds %s), %.0f s of %.0f", solver,
+                 len(evals["wall_s"]), " (recorded)" if rec is not None else "",
+                 np.mean(values), " ".join(f"{v:.4f}" for v in values),
                  evals["wall_s"][-1], budget_s)
         seen[key] = -float(np.mean(values))
         return seen[key]
