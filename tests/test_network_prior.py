@@ -81,9 +81,10 @@ def test_alpha_start_runs_are_the_alpha_start_alone_and_change_no_prior_run(tiny
     section = cfg["cells"]["network_prior"]
     types = _types(spec)
     prior = npr.regime_prior(section)
-    # network_prior's parameter file is what it was before alpha_start existed
+    # network_prior's parameter file is what it was before alpha_start (and closed_loop)
+    # existed
     assert prior == {k: v for k, v in section.items()
-                     if k not in ("n_runs", "mpi_ranks", "alpha_start")}
+                     if k not in ("n_runs", "mpi_ranks", "alpha_start", "closed_loop")}
     start = npr.regime_prior(section, "alpha_start")
     assert start["regime"] == "alpha_start"
     a = section["alpha_start"]
@@ -111,7 +112,8 @@ def test_alpha_start_runs_are_the_alpha_start_alone_and_change_no_prior_run(tiny
     assert npr.regime_prior(other, "alpha_start") == start
     faster = dict(section, alpha={**section["alpha"], "burst_rate_hz": [14.0, 16.0]})
     assert npr.regime_prior(faster, "alpha_start")["alpha"]["burst_rate_hz"] == [14.0, 16.0]
-    with pytest.raises(ValueError, match="regime 'alpha': not one of network_prior, alpha_start"):
+    with pytest.raises(ValueError, match="regime 'alpha': not one of network_prior, alpha_start, "
+                                         "closed_loop"):
         npr.regime_prior(section, "alpha")
 
 
