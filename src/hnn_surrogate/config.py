@@ -217,9 +217,6 @@ def _checkpoints_from_errors(folder, cell_types, name="train.checkpoints_from") 
         return []
     key = f"config key {name!r}"
     where = Path(folder).resolve()
-    if not where.is_dir():
-        return [f"{key}: {folder} is not a folder ({where}: a relative path is taken "
-                f"from Snakemake's working directory)"]
     results = Path("results").resolve()
     if where == results / "train":
         why = ("where the imported surrogates go" if name == "train.checkpoints_from" else
@@ -229,6 +226,9 @@ def _checkpoints_from_errors(folder, cell_types, name="train.checkpoints_from") 
         return [f"{key}: {folder} is in results/, which this pipeline writes (a surrogate "
                 f"made from this data cannot make it): copy a finished training elsewhere "
                 f"and name that"]
+    if not where.is_dir():
+        return [f"{key}: {folder} is not a folder ({where}: a relative path is taken "
+                f"from Snakemake's working directory)"]
     missing = [f"{t}.pt" for t in cell_types if not (where / f"{t}.pt").is_file()]
     if missing:
         return [f"{key}: {folder} lacks {', '.join(missing)}"]
