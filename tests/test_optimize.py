@@ -354,6 +354,26 @@ def test_a_fit_over_several_seeds_scores_each_as_its_network_alone(repo, tmp_pat
                                atol=1e-4 * np.abs(grads).max())
 
 
+def _known_search(repo, tmp_path, other_seed):
+    """A search's setting without NEURON: the tiny spec, two free types, and an
+    objective that is a known function of the gains (the first seed's; the second
+    seed's is ``other_seed``), each evaluation taking 0.1 s of a clock it advances.
+    Returns (types, calls made, the clock [now], evaluate)."""
+    from network_helpers import tiny_spec
+
+    tiny_spec(repo, tmp_path)
+    types = [("L2_basket", "L2_pyramidal", "gabaa"), ("proximal_noise", "L5_pyramidal", "ampa")]
+    calls, now = [], [0.0]
+
+    def evaluate(condition):
+        calls.append(condition)
+        now[0] += 0.1
+        g = np.log2([c["gain"] for c in condition])
+        return [-float(((g - [1.0, -0.5]) ** 2).sum()), other_seed]
+
+    return types, calls, now, evaluate
+
+
 @pytest.mark.parametrize("solver", ["bayesian", "cobyla", "cma"])
 def test_hnn_cores_optimizer_searches_the_gains_within_its_budget(repo, tmp_path, solver):
     """hnn-core's own solvers on log2 gains: the start is evaluated first, the search
@@ -365,18 +385,7 @@ def test_hnn_cores_optimizer_searches_the_gains_within_its_budget(repo, tmp_path
 
     from hnn_surrogate.optimize.hnn_optimizer import search
 
-    from network_helpers import tiny_spec
-
-    tiny_spec(repo, tmp_path)
-    types = [("L2_basket", "L2_pyramidal", "gabaa"), ("proximal_noise", "L5_pyramidal", "ampa")]
-    calls, now = [], [0.0]
-
-    def evaluate(condition):           # each evaluation takes 0.1 s of the search's clock
-        calls.append(condition)
-        now[0] += 0.1
-        g = np.log2([c["gain"] for c in condition])
-        return [-float(((g - [1.0, -0.5]) ** 2).sum()), 0.0]
-
+    types, calls, now, evaluate = _known_search(repo, tmp_path, other_seed=0.0)
     res = search(tmp_path / "spec.json", start="rhythm", types=types, bounds=(0.25, 4.0),
                  objective={"kind": "band_share"}, seeds=[0, 1], transient_ms=0.0,
                  solver=solver, budget_s=0.95, max_iter=500, evaluate=evaluate,
@@ -416,17 +425,7 @@ def test_a_search_resumes_from_its_journal(repo, tmp_path, solver):
 
     from hnn_surrogate.optimize.hnn_optimizer import search
 
-    from network_helpers import tiny_spec
-
-    tiny_spec(repo, tmp_path)
-    types = [("L2_basket", "L2_pyramidal", "gabaa"), ("proximal_noise", "L5_pyramidal", "ampa")]
-    calls, now = [], [0.0]
-
-    def evaluate(condition):           # each evaluation takes 0.1 s of the search's clock
-        calls.append(condition)
-        now[0] += 0.1
-        g = np.log2([c["gain"] for c in condition])
-        return [-float(((g - [1.0, -0.5]) ** 2).sum()), 0.5]
+    types, calls, now, evaluate = _known_search(repo, tmp_path, other_seed=0.5)
 
     def run(budget, journal, seeds=(0, 1)):
         calls.clear()

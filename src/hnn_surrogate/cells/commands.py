@@ -99,12 +99,9 @@ def _plot_cells(args):
     plot_cell_examples(args.dataset, args.out)
 
 
-def _add_prior_run_args(p, prior_help: str) -> None:
-    """The options of a job that makes one run of a regime drawn from the prior."""
-    p.add_argument("--spec", required=True, help="JSON file: network model and mesh_shape")
-    p.add_argument("--prior", required=True,
-                   help=f"JSON file: what the regime's runs are drawn from {prior_help}")
-    p.add_argument("--run", type=int, required=True, help="index of the network run")
+def _add_recording_args(p) -> None:
+    """The options of every job that simulates cells and writes shards: time, bins,
+    seed, NEURON's step and delay, what is stored."""
     p.add_argument("--tstop", type=float, required=True, help="simulated time (ms)")
     p.add_argument("--bin-ms", type=float, required=True, help="surrogate bin (ms)")
     p.add_argument("--seed", type=int, required=True, help="global seed")
@@ -112,6 +109,15 @@ def _add_prior_run_args(p, prior_help: str) -> None:
     p.add_argument("--record-sections", action="store_true",
                    help="also store every section's midpoint voltage per bin")
     add_sim_args(p)
+
+
+def _add_prior_run_args(p, prior_help: str) -> None:
+    """The options of a job that makes one run of a regime drawn from the prior."""
+    p.add_argument("--spec", required=True, help="JSON file: network model and mesh_shape")
+    p.add_argument("--prior", required=True,
+                   help=f"JSON file: what the regime's runs are drawn from {prior_help}")
+    p.add_argument("--run", type=int, required=True, help="index of the network run")
+    _add_recording_args(p)
     p.add_argument("--out", nargs="+", required=True,
                    help="CELL_TYPE=PATH: where each cell type's shard goes")
 
@@ -135,13 +141,7 @@ def register(sub) -> None:
                    help="replay_events NetCDF files: replay network input instead")
     p.add_argument("--first", type=int, required=True, help="index of the first simulation")
     p.add_argument("--count", type=int, required=True, help="simulations in the shard")
-    p.add_argument("--tstop", type=float, required=True, help="simulated time (ms)")
-    p.add_argument("--bin-ms", type=float, required=True, help="surrogate bin (ms)")
-    p.add_argument("--seed", type=int, required=True, help="global seed")
-    p.add_argument("--store-fine", action="store_true", help="also store traces at dt")
-    p.add_argument("--record-sections", action="store_true",
-                   help="also store every section's midpoint voltage per bin")
-    add_sim_args(p)
+    _add_recording_args(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_simulate_shard)
 
