@@ -48,24 +48,25 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def teacher_cost(checkpoints) -> dict | None:
+def teacher_cost(checkpoints, shas=None) -> dict | None:
     """What the teacher surrogates cost, as ``source_neuron_jobs`` entries: the NEURON
     jobs of their data (a union: a network run shared by cell types counts once),
     and per checkpoint its training and merge (``teacher/<cell type>/<sha256>``,
     ``datasets.TEACHER_JOB``). None when a checkpoint does not record its cost
     (made before checkpoints did): the data's cost is then unknown, not the NEURON
-    part alone."""
+    part alone. ``shas``: each checkpoint's ``file_sha256``, where already known."""
     from ..datasets import TEACHER_JOB
     from ..surrogate.checkpoint import recorded_cost
 
     jobs = {}
-    for path in checkpoints:
+    for i, path in enumerate(checkpoints):
         cost = recorded_cost(path)
         if cost is None:
             return None
         data, merge_s, train_s = cost
         jobs.update(data)
-        jobs[f"{TEACHER_JOB}{Path(path).stem}/{file_sha256(path)[:16]}"] = train_s + merge_s
+        sha = shas[i] if shas is not None else file_sha256(path)
+        jobs[f"{TEACHER_JOB}{Path(path).stem}/{sha[:16]}"] = train_s + merge_s
     return jobs
 
 
@@ -161,10 +162,10 @@ def simulate_closed_loop_run(*, spec: dict, prior: dict, run: int, checkpoints, 
     if ordered is None:
         return None
     wall = surrogate_s + (time.perf_counter() - t1)
-    sources = teacher_cost(checkpoints)
+    shas = [file_sha256(p) for p in checkpoints]
+    sources = teacher_cost(checkpoints, shas)
     params = dict(regime=CLOSED_LOOP, spec=spec, prior=prior, run=run, tstop=tstop, dt=dt,
-                  bin_ms=bin_ms, delay=delay, seed=seed,
-                  teacher=sorted(file_sha256(p) for p in checkpoints))
+                  bin_ms=bin_ms, delay=delay, seed=seed, teacher=sorted(shas))
     if record_sections:
         params["record_sections"] = True
     written = {}
