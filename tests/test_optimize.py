@@ -647,3 +647,90 @@ def test_the_surrogates_cost_counts_each_neuron_job_once_and_pays_back_after_n_f
     assert break_even_fits(208.0, 10.0, [60.0], [90.0], gain=False)[1] == "no gain"
     # one never got there and stopped before the fit's 10 s: nothing bounds it
     assert break_even_fits(208.0, 10.0, [60.0, np.nan], [90.0, 9.0])[1] == "not bounded"
+
+
+def _attrs(schema, **given):
+    """Every attribute ``schema`` asks for (an empty placeholder), and ``given``."""
+    return {**dict.fromkeys(schema.attrs, ""), **given}
+
+
+def _baseline_inputs(tmp_path, fit_steps_s, start, fitted, searches):
+    """A gradient fit's trajectory and NEURON check, and hnn-core searches
+    ({solver: (wall_s, seed-mean objective per evaluation)}), as the pipeline
+    writes them."""
+    from hnn_surrogate.artifacts import FIT_CHECK, FIT_TRAJECTORY, HNN_SEARCH
+
+    n, seeds, free = len(fit_steps_s), [0, 1], ["a"]
+    FIT_TRAJECTORY.write(FIT_TRAJECTORY.build(
+        {"objective": np.zeros((n, 2)), "gain": np.ones((n, 1)), "grad": np.zeros((n, 1)),
+         "rate": np.zeros((n, 2, 0)), "power": np.zeros((n, 2, 0)),
+         "wall_s": np.asarray(fit_steps_s, float), "free_src": free, "free_target": free,
+         "free_receptor": free},
+        {"step": np.arange(n), "seed": seeds, "free": free, "cell_type": np.array([], str),
+         "freq": np.zeros(0)}, _attrs(FIT_TRAJECTORY, start="alpha")),
+        tmp_path / "trajectory.nc")
+    # fit seeds 0 and 1 and one fresh seed, which the comparison must not read
+    objective = np.array([[start, start, 9.0], [fitted, fitted, 9.0]])[:, :, None].repeat(2, 2)
+    FIT_CHECK.write(FIT_CHECK.build(
+        {"objective": objective, "beta_alpha": objective, "peak_freq": objective,
+         "rate": objective[..., None][..., :0], "power": objective[..., None][..., :0],
+         "fit_seed": np.array([1, 1, 0], np.int8)},
+        {"condition": ["default", "fitted"], "seed": [0, 1, 2],
+         "simulator": ["neuron", "surrogate"], "cell_type": np.array([], str),
+         "freq": np.zeros(0)},
+        _attrs(FIT_CHECK, start="alpha", objective="beta_share")),
+        tmp_path / "check.nc")
+    paths = []
+    for solver, (wall, mean) in searches.items():
+        mean = np.asarray(mean, float)
+        paths.append(HNN_SEARCH.write(HNN_SEARCH.build(
+            {"wall_s": np.asarray(wall, float), "objective": mean[:, None].repeat(2, 1),
+             "best_so_far": np.maximum.accumulate(mean), "gain": np.ones((mean.size, 1))},
+            {"evaluation": np.arange(mean.size), "seed": seeds, "free": free},
+            _attrs(HNN_SEARCH, solver=solver)),
+            tmp_path / f"{solver}.nc"))
+    return tmp_path / "trajectory.nc", tmp_path / "check.nc", paths
+
+
+def test_the_baseline_compares_the_searches_at_the_fits_wall_clock(tmp_path):
+    from hnn_surrogate.artifacts import FIT_BASELINE
+    from hnn_surrogate.optimize.hnn_optimizer import compare_searches
+
+    # the fit: 0.1 -> 0.3 in 3 steps of 20 s (60 s); bayesian reaches 0.2 by 50 s
+    # and 0.4 only at 120 s, cobyla 0.25 by 30 s and no more in 100 s, cma nothing
+    # by 60 s and 0.35 at 90 s
+    traj, check, searches = _baseline_inputs(tmp_path, [20.0, 20.0, 20.0], 0.1, 0.3, {
+        "bayesian": ([10.0, 50.0, 120.0], [0.1, 0.2, 0.4]),
+        "cobyla": ([10.0, 30.0, 100.0], [0.1, 0.25, 0.2]),
+        "cma": ([70.0, 90.0], [0.1, 0.35])})
+    torch.save({"data_neuron_jobs": {"h/run0": 180.0}, "train_cost_s": 120.0},
+               tmp_path / "ckpt.pt")
+    text = compare_searches(traj, check, searches, out=tmp_path / "baseline.nc",
+                            table=tmp_path / "baseline.md", checkpoints=[tmp_path / "ckpt.pt"])
+    ds = FIT_BASELINE.read(tmp_path / "baseline.nc")
+    assert list(ds["method"].values) == ["gradient", "bayesian", "cobyla", "cma"]
+    assert ds["neuron_objective"].values[1:] == pytest.approx([0.4, 0.25, 0.35])
+    at_fit = ds["neuron_objective_at_fit_wall"].values
+    assert at_fit[:3] == pytest.approx([0.3, 0.2, 0.25]) and np.isnan(at_fit[3])
+    # ahead at equal wall clock (0.3 > 0.25), though two searches pass it later
+    assert ds.attrs["gradient_ahead"] == 1
+    assert "gradient 0.3000 vs best solver 0.2500 at the fit's wall clock (60 s): " \
+           "gradient fit ahead (best solver over its whole run: 0.4000)" in text
+    # counted: 300 s of data and training; bayesian reached 0.3 at 120 s, cma at
+    # 90 s (the fastest): 300 / (90 - 60) = 10 fits
+    reach = ds["wall_to_gradient_s"].values
+    assert reach[[0, 1, 3]] == pytest.approx([60.0, 120.0, 90.0]) and np.isnan(reach[2])
+    assert (ds.attrs["break_even"], ds.attrs["break_even_solver"]) == ("exact", "cma")
+    assert ds.attrs["break_even_fits"] == pytest.approx(10.0)
+    assert (tmp_path / "baseline.md").read_text().strip() == text
+    # a search that beats the fit by its wall clock puts it behind
+    traj, check, searches = _baseline_inputs(tmp_path, [30.0, 30.0], 0.1, 0.3, {
+        "bayesian": ([10.0, 50.0], [0.1, 0.31])})
+    text = compare_searches(traj, check, searches, out=tmp_path / "behind.nc")
+    assert FIT_BASELINE.read(tmp_path / "behind.nc").attrs["gradient_ahead"] == 0
+    assert "gradient fit NOT ahead" in text and "not known (no checkpoints given)" in text
+    # no search finished an evaluation within the fit's wall clock: nothing to beat
+    traj, check, searches = _baseline_inputs(tmp_path, [5.0], 0.1, 0.3, {
+        "bayesian": ([10.0], [0.9])})
+    compare_searches(traj, check, searches, out=tmp_path / "none.nc")
+    assert FIT_BASELINE.read(tmp_path / "none.nc").attrs["gradient_ahead"] == 1

@@ -755,7 +755,8 @@ HNN_SEARCH = Schema(
 
 FIT_BASELINE = Schema(
     name="fit_baseline",
-    version=2,  # 2: the surrogates' cost counted, break-even fits
+    version=3,  # 2: the surrogates' cost counted, break-even fits; 3: gradient_ahead at
+    # the fit's wall clock (was: against each search's whole run)
     attrs=("start", "objective", "fit_wall_s", "gradient_ahead", "surrogate_data_s",
            "surrogate_train_s", "surrogate_neuron_jobs", "break_even_fits", "break_even",
            "break_even_solver", "git_commit", "versions", "created"),
