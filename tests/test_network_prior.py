@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -408,7 +409,7 @@ def test_closed_loop_run_gives_lone_neuron_cells_the_surrogate_networks_input(re
     import torch
     from network_helpers import untrained_surrogates
 
-    from hnn_surrogate.cells.closed_loop import simulate_closed_loop_run
+    from hnn_surrogate.cells.closed_loop import file_sha256, simulate_closed_loop_run
     from hnn_surrogate.cells.simulate import simulate_cell
     from hnn_surrogate.datasets import neuron_jobs
     from hnn_surrogate.network.replay import received_events
@@ -481,7 +482,8 @@ def test_closed_loop_run_gives_lone_neuron_cells_the_surrogate_networks_input(re
          str(tmp_path / "spec.json"), "--prior", str(tmp_path / "prior.json"), "--run", "1",
          "--checkpoints", *map(str, paths), "--tstop", str(c["tstop"]), "--dt", str(c["dt"]),
          "--bin-ms", str(c["bin_ms"]), "--delay", str(c["synaptic_delay"]), "--seed",
-         str(cfg["seed"]), "--out", *(f"{t}={p}" for t, p in outs.items())],
+         str(cfg["seed"]), "--teacher-sha256", *(file_sha256(p) for p in paths),
+         "--out", *(f"{t}={p}" for t, p in outs.items())],
         check=True, capture_output=True)
     for t in CELL_TYPES:
         two = CELL_SIMS.read(outs[t])
@@ -489,10 +491,41 @@ def test_closed_loop_run_gives_lone_neuron_cells_the_surrogate_networks_input(re
         for name in one[t].data_vars:
             np.testing.assert_array_equal(two[name].values, one[t][name].values, err_msg=name)
     cost = neuron_jobs([CELL_SIMS.read(p) for p in outs.values()])
-    teacher_keys = [k for k in cost if k.startswith("teacher/")]
-    assert sorted(cost[k] for k in teacher_keys) == [101.0, 102.0, 103.0, 104.0]
+    trained = sorted(v for k, v in cost.items() if k.startswith("teacher/")
+                     and k.endswith("/train"))
+    merged = [v for k, v in cost.items() if k.startswith("teacher/") and k.endswith("/merge")]
+    assert trained == [100.0, 101.0, 102.0, 103.0] and merged == [1.0] * 4
     assert cost["abc/run0"] == 10.0 and cost["abc/run1"] == 12.0
-    assert len(cost) == 2 + 4 + 1                  # the data's jobs, 4 trainings, this run
+    assert len(cost) == 2 + 8 + 1      # the data's jobs, 4 trainings and merges, this run
     # a prior of another regime is refused before anything runs
     with pytest.raises(ValueError, match="a closed_loop run needs"):
         simulate_closed_loop_run(**dict(sim, prior=npr.regime_prior(section)))
+    # so is a teacher replaced since the job was planned (another sha256)
+    planned = [file_sha256(p) for p in paths]
+    with pytest.raises(ValueError, match=r"L5_pyramidal.pt: sha256 .* was planned for 0{16}"):
+        simulate_closed_loop_run(**dict(sim, teacher_sha256=planned[:1] + ["0" * 64]
+                                        + planned[2:]))
+    # the teacher network failing on rank 0 stops every rank (none waits for its
+    # spikes): 2 real MPI ranks, the failure forced in rank 0's teacher run
+    script = tmp_path / "fail.py"
+    script.write_text(
+        "import json, sys\n"
+        "import hnn_surrogate.network.run as run\n"
+        "from hnn_surrogate.cells.closed_loop import simulate_closed_loop_run\n"
+        "def boom(*a, **k):\n"
+        "    raise MemoryError('teacher out of memory')\n"
+        "run.simulate_surrogate = boom\n"
+        "sim = json.loads(open(sys.argv[1]).read())\n"
+        "try:\n"
+        "    simulate_closed_loop_run(**sim)\n"
+        "except Exception as err:\n"
+        "    print('STOPPED', repr(err), flush=True)\n")
+    (tmp_path / "sim.json").write_text(json.dumps(dict(sim, checkpoints=list(map(str, paths)))))
+    done = subprocess.run(["mpiexec", "-n", "2", sys.executable, str(script),
+                           str(tmp_path / "sim.json")], capture_output=True, text=True,
+                          timeout=300)
+    stopped = [line for line in done.stdout.splitlines() if line.startswith("STOPPED")]
+    assert sorted(stopped) == [
+        "STOPPED MemoryError('teacher out of memory')",
+        "STOPPED RuntimeError(\"run 1: the teacher network failed on rank 0: "
+        "MemoryError('teacher out of memory')\")"], done.stdout + done.stderr

@@ -621,12 +621,14 @@ def test_the_surrogates_cost_counts_each_neuron_job_once_and_pays_back_after_n_f
         torch.save({"data_neuron_jobs": jobs, "train_cost_s": train}, paths[-1])
     cost = surrogate_cost(paths)
     assert (cost["data_s"], cost["train_s"], cost["n_jobs"]) == (108.0, 100.0, 3)
-    # data made by a teacher surrogate lists its training: training, not a NEURON job
+    # data made by a teacher surrogate lists its training (training) and its data's
+    # merge (data), neither a NEURON job
     paths.append(tmp_path / "c.pt")
-    torch.save({"data_neuron_jobs": {"h/run0": 100.0, "teacher/L2_basket/0a": 30.0},
+    torch.save({"data_neuron_jobs": {"h/run0": 100.0, "teacher/L2_basket/0a/train": 30.0,
+                                     "teacher/L2_basket/0a/merge": 2.0},
                 "train_cost_s": 7.0}, paths[-1])
     cost = surrogate_cost(paths)
-    assert (cost["data_s"], cost["train_s"], cost["n_jobs"]) == (108.0, 137.0, 3)
+    assert (cost["data_s"], cost["train_s"], cost["n_jobs"]) == (110.0, 137.0, 3)
     paths.pop()
     torch.save({"train_wall_s": 1.0}, tmp_path / "old.pt")
     old = surrogate_cost(paths + [tmp_path / "old.pt"])

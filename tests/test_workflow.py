@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 import re
 import subprocess
 
@@ -66,8 +67,10 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         # the teacher's cost is the closed_loop data's: its data's jobs, its 4 trainings
         jobs = json.loads(ds.attrs["neuron_jobs"])
         assert jobs["teacher_data/run0"] == 50.0
-        assert sorted(v for k, v in jobs.items() if k.startswith("teacher/")) == [
-            11.0, 12.0, 13.0, 14.0]
+        assert sorted(v for k, v in jobs.items() if k.startswith("teacher/")
+                      and k.endswith("/train")) == [10.0, 11.0, 12.0, 13.0]
+        assert sorted(v for k, v in jobs.items() if k.startswith("teacher/")
+                      and k.endswith("/merge")) == [1.0] * 4
         # replayed network input: three tiny-network runs, events in every simulation
         replay = ds.isel(sim=ds["regime"].values == "replay")
         assert (replay["inputs"].values.sum(axis=(1, 2)) > 0).all()
@@ -257,10 +260,13 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
             assert "simulate_network_neuron" not in jobs and "calibrate_cell" not in jobs, jobs
         else:
             assert jobs == want, (change, jobs)
-    # a new teacher: its closed_loop runs and what their data feeds, no NEURON network run
+    # a teacher copied or touched unchanged: nothing (its content is the parameter)
     import torch
 
     path = tmp_path / "teacher" / "L5_pyramidal.pt"
+    os.utime(path)
+    assert _dry_run(cmd) == {}
+    # a new teacher: its closed_loop runs and what their data feeds, no NEURON network run
     torch.save(dict(torch.load(path, weights_only=True), train_cost_s=99.0), path)
     jobs = _dry_run(cmd)
     assert jobs["simulate_closed_loop"] == 3 and jobs["merge_cells"] == 4, jobs

@@ -72,8 +72,9 @@ def assign_splits(regimes, sim_index, *, fractions, seed, runs=None):
 
 TEACHER_JOB = "teacher/"
 """Prefix of a job that is the training of a closed_loop regime's teacher
-surrogate (``teacher/<cell type>/<sha256>``), among the NEURON jobs its data
-lists: a cost of the data that is not a NEURON run."""
+surrogate (``teacher/<cell type>/<sha256>/train``) or its data's merge
+(``.../merge``), among the NEURON jobs its data lists: a cost of the data that
+is not a NEURON run."""
 
 
 def neuron_jobs(shards) -> dict | None:

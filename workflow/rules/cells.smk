@@ -154,9 +154,13 @@ rule simulate_closed_loop:
     input:
         spec=parameter_file("network_prior", "spec"),
         prior=parameter_file("network_prior", "closed_loop"),
-        teacher=expand(
-            os.path.join(CLOSED_LOOP["surrogates"], "{cell_type}.pt"),
-            cell_type=CELL_TYPES,
+        # what the runs depend on is the teacher's content (params.teacher_sha256),
+        # not its files' times: a copied or touched teacher reruns nothing
+        teacher=ancient(
+            expand(
+                os.path.join(CLOSED_LOOP["surrogates"], "{cell_type}.pt"),
+                cell_type=CELL_TYPES,
+            )
         ),
     output:
         expand(
@@ -187,12 +191,12 @@ rule simulate_closed_loop:
         seed=config["seed"],
         fine=("--store-fine" if CELLS["store_fine"] else "")
         + (" --record-sections" if CELLS["record_sections"] else ""),
-        # what the runs depend on is the teacher's content, not its files' times
         teacher_sha256=lambda wc, input: [file_sha256(p) for p in input.teacher],
     shell:
         "{resources.mpi} -n {resources.tasks} hnn-surrogate simulate-closed-loop"
         " --spec {input.spec} --prior {input.prior} --run {params.run}"
-        " --checkpoints {input.teacher} --tstop {params.tstop} --dt {params.dt}"
+        " --checkpoints {input.teacher} --teacher-sha256 {params.teacher_sha256}"
+        " --tstop {params.tstop} --dt {params.dt}"
         " --bin-ms {params.bin_ms} --delay {params.delay} --seed {params.seed}"
         " {params.fine} --out {params.outs} > {log} 2>&1"
 

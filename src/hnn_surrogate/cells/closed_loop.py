@@ -70,15 +70,27 @@ def teacher_cost(checkpoints, shas=None) -> dict | None:
     return jobs
 
 
-def load_teacher(checkpoints, *, cell_types, bin_ms: float) -> dict:
-    """The teacher surrogates by cell type, checked: one per cell type of the
-    network, each of the cells stage's bin. Every rank calls it before any run, so a
-    bad checkpoint stops every rank with the same error (none waits for rank 0)."""
+def load_teacher(checkpoints, *, wiring, shas=None) -> tuple[dict, list[str]]:
+    """The teacher surrogates by cell type, checked against the network's
+    ``wiring``: one per cell type, each of its bin and its cells' channels; and
+    each file's sha256, taken as it is loaded (equal to ``shas``, the job's
+    parameters, where given: a teacher replaced since the job was planned is
+    refused). Every rank calls it before any run, so a bad checkpoint stops every
+    rank with the same error (none waits for rank 0)."""
     from ..network.api import load_surrogates
 
     for path in checkpoints:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such teacher checkpoint")
+    found = [file_sha256(p) for p in checkpoints]
+    if shas is not None:
+        if len(shas) != len(checkpoints):
+            raise ValueError(f"{len(shas)} teacher sha256 for {len(checkpoints)} checkpoints")
+        for path, want, got in zip(checkpoints, shas, found):
+            if want != got:
+                raise ValueError(f"teacher checkpoint {path}: sha256 {got[:16]}..., the job "
+                                 f"was planned for {want[:16]}... (replaced since?)")
+    cell_types, bin_ms = wiring.cell_types, wiring.bin_ms
     loaded = load_surrogates([str(p) for p in checkpoints])
     if set(loaded) != set(cell_types):
         raise ValueError(f"teacher checkpoints {', '.join(map(str, checkpoints))}: cell types "
@@ -88,17 +100,21 @@ def load_teacher(checkpoints, *, cell_types, bin_ms: float) -> dict:
         if not np.isclose(s.bin_ms, bin_ms):
             raise ValueError(f"teacher checkpoint of {t}: {s.bin_ms} ms bins, the cells "
                              f"stage's are {bin_ms} ms")
-    return loaded
+        if len(s.channels) != wiring.n_channels[t]:
+            raise ValueError(f"teacher checkpoint of {t}: {len(s.channels)} input channels, "
+                             f"hnn-core's cell has {wiring.n_channels[t]}")
+    return loaded, found
 
 
 def simulate_closed_loop_run(*, spec: dict, prior: dict, run: int, checkpoints, seed: int,
                              tstop: float, dt: float, bin_ms: float, delay: float,
                              store_fine: bool, record_sections: bool = False,
-                             outs: dict | None = None, comm=None):
+                             outs: dict | None = None, teacher_sha256=None, comm=None):
     """Run ``run`` of the closed_loop regime (call on every MPI rank).
 
     ``prior``: ``regime_prior(section, "closed_loop")``; ``checkpoints``: the
-    teacher surrogates' files, one per cell type of the network. Rank 0 writes
+    teacher surrogates' files, one per cell type of the network
+    (``teacher_sha256``: their sha256, checked before any run). Rank 0 writes
     one ``cell_sims`` shard per cell type (``outs``: {cell type: path}) and
     returns {cell type: Dataset}; the other ranks return None.
     """
@@ -124,20 +140,32 @@ def simulate_closed_loop_run(*, spec: dict, prior: dict, run: int, checkpoints, 
     draw = draw_run(prior, seed=seed, run=run, tstop=tstop,
                     conn_types=connection_types(base_network(spec)))
     wiring = network_wiring(prior_network(spec, draw), tstop=tstop, bin_ms=bin_ms)
-    teacher = load_teacher(checkpoints, cell_types=wiring.cell_types, bin_ms=bin_ms)
+    if wiring.min_delay_clamped:
+        # the surrogates deliver such a spike a bin later than NEURON would
+        raise ValueError(f"run {run}: {wiring.min_delay_clamped} synapses' delays are under "
+                         f"half a bin ({bin_ms} ms): the teacher's input would differ from "
+                         "the replayed one")
+    teacher, shas = load_teacher(checkpoints, wiring=wiring, shas=teacher_sha256)
     t0 = time.perf_counter()
-    spikes = None
+    spikes, failed = None, None
     if rank == 0:
         threads = torch.get_num_threads()
         try:
             res = simulate_surrogate(prior_network(spec, draw), tstop=tstop, surrogates=teacher,
                                      bin_ms=bin_ms, threads=1)
+            spikes = (np.asarray(res.spike_times, float), np.asarray(res.spike_gids, np.int64))
+            log.info("run %d: surrogate network %.1f s, %d spikes; drives %s", run,
+                     res.wall_s, spikes[0].size, [d["type"] for d in draw["drives"]])
+        except Exception as err:  # every rank stops, none waits for rank 0's spikes
+            failed = err
         finally:
             torch.set_num_threads(threads)
-        spikes = (np.asarray(res.spike_times, float), np.asarray(res.spike_gids, np.int64))
-        log.info("run %d: surrogate network %.1f s, %d spikes; drives %s", run, res.wall_s,
-                 spikes[0].size, [d["type"] for d in draw["drives"]])
-    st, sg = comm.bcast(spikes, root=0)
+    spikes, message = comm.bcast((spikes, None if failed is None else repr(failed)), root=0)
+    if failed is not None:
+        raise failed
+    if message is not None:
+        raise RuntimeError(f"run {run}: the teacher network failed on rank 0: {message}")
+    st, sg = spikes
     surrogate_s = time.perf_counter() - t0
     cells = [(t, g) for t in wiring.cell_types for g in wiring.gid_ranges[t]]
     mine = list(range(len(cells)))[rank::size]
@@ -162,7 +190,6 @@ def simulate_closed_loop_run(*, spec: dict, prior: dict, run: int, checkpoints, 
     if ordered is None:
         return None
     wall = surrogate_s + (time.perf_counter() - t1)
-    shas = [file_sha256(p) for p in checkpoints]
     sources = teacher_cost(checkpoints, shas)
     params = dict(regime=CLOSED_LOOP, spec=spec, prior=prior, run=run, tstop=tstop, dt=dt,
                   bin_ms=bin_ms, delay=delay, seed=seed, teacher=sorted(shas))

@@ -83,7 +83,8 @@ def _simulate_closed_loop(args):
                              checkpoints=args.checkpoints, seed=args.seed, tstop=args.tstop,
                              dt=args.dt, bin_ms=args.bin_ms, delay=args.delay,
                              store_fine=args.store_fine,
-                             record_sections=args.record_sections, outs=outs)
+                             record_sections=args.record_sections, outs=outs,
+                             teacher_sha256=args.teacher_sha256)
 
 
 def _merge_cells(args):
@@ -159,6 +160,9 @@ def register(sub) -> None:
     _add_prior_run_args(p, "(network_prior.regime_prior(..., 'closed_loop'))")
     p.add_argument("--checkpoints", nargs="+", required=True,
                    help="the teacher surrogates that run the network (one per cell type)")
+    p.add_argument("--teacher-sha256", nargs="+", default=None,
+                   help="each checkpoint's expected sha256, in order: a teacher replaced "
+                        "since the job was planned is refused before any run")
     p.set_defaults(func=_simulate_closed_loop)
 
     p = sub.add_parser("merge-cells", help="merge shards of one cell type; split by simulation")

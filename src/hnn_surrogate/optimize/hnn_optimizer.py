@@ -317,8 +317,8 @@ def surrogate_cost(checkpoints) -> dict:
     ``merge-cells`` recorded).
 
     Data made by surrogates (the closed_loop regime) lists its teacher's
-    training among its jobs (``datasets.TEACHER_JOB``): that counts as
-    training, not as a NEURON job.
+    training and its teacher's data merge among its jobs
+    (``datasets.TEACHER_JOB``): training and data, neither a NEURON job.
 
     Returns {"data_s", "train_s", "n_jobs", "unknown"}: ``unknown`` names the
     checkpoints that do not record a cost (made before they did); their share
@@ -339,10 +339,12 @@ def surrogate_cost(checkpoints) -> dict:
         train += cost[2]
     teachers = {k: v for k, v in jobs.items() if k.startswith(TEACHER_JOB)}
     neuron = {k: v for k, v in jobs.items() if k not in teachers}
+    merge += sum(v for k, v in teachers.items() if k.endswith("/merge"))
+    train += sum(v for k, v in teachers.items() if not k.endswith("/merge"))
     known = bool(checkpoints) and not unknown
     nan = float("nan")
     return {"data_s": float(sum(neuron.values()) + merge) if known else nan,
-            "train_s": float(train + sum(teachers.values())) if known else nan,
+            "train_s": float(train) if known else nan,
             "n_jobs": len(neuron), "unknown": unknown}
 
 
