@@ -59,7 +59,7 @@ def _rule_commands(repo):
             cmd = re.search(r"hnn-surrogate ([a-z-]+)", shell[1])
             if cmd:
                 out.append((name.group(1), cmd.group(1),
-                            set(re.findall(r"(--[a-z][a-z-]*)", shell[1]))))
+                            set(re.findall(r"(--[a-z][a-z0-9-]*)", shell[1]))))
     return out
 
 

@@ -516,16 +516,19 @@ def test_closed_loop_run_gives_lone_neuron_cells_the_surrogate_networks_input(re
         "    raise MemoryError('teacher out of memory')\n"
         "run.simulate_surrogate = boom\n"
         "sim = json.loads(open(sys.argv[1]).read())\n"
+        "from mpi4py import MPI\n"
         "try:\n"
         "    simulate_closed_loop_run(**sim)\n"
         "except Exception as err:\n"
-        "    print('STOPPED', repr(err), flush=True)\n")
+        "    with open(f'{sys.argv[1]}.{MPI.COMM_WORLD.Get_rank()}', 'w') as f:\n"
+        "        f.write(f'STOPPED {err!r}')\n")
     (tmp_path / "sim.json").write_text(json.dumps(dict(sim, checkpoints=list(map(str, paths)))))
     done = subprocess.run(["mpiexec", "-n", "2", sys.executable, str(script),
                            str(tmp_path / "sim.json")], capture_output=True, text=True,
                           timeout=300)
-    stopped = [line for line in done.stdout.splitlines() if line.startswith("STOPPED")]
-    assert sorted(stopped) == [
+    stopped = [(tmp_path / f"sim.json.{rank}").read_text()
+               for rank in (0, 1) if (tmp_path / f"sim.json.{rank}").is_file()]
+    assert stopped == [
         "STOPPED MemoryError('teacher out of memory')",
         "STOPPED RuntimeError(\"run 1: the teacher network failed on rank 0: "
         "MemoryError('teacher out of memory')\")"], done.stdout + done.stderr
