@@ -154,13 +154,9 @@ rule simulate_closed_loop:
     input:
         spec=parameter_file("network_prior", "spec"),
         prior=parameter_file("network_prior", "closed_loop"),
-        # what the runs depend on is the teacher's content (params.teacher_sha256),
-        # not its files' times: a copied or touched teacher reruns nothing
-        teacher=ancient(
-            expand(
-                os.path.join(CLOSED_LOOP["surrogates"], "{cell_type}.pt"),
-                cell_type=CELL_TYPES,
-            )
+        teacher=expand(
+            os.path.join(CLOSED_LOOP["surrogates"], "{cell_type}.pt"),
+            cell_type=CELL_TYPES,
         ),
     output:
         expand(
@@ -191,6 +187,9 @@ rule simulate_closed_loop:
         seed=config["seed"],
         fine=("--store-fine" if CELLS["store_fine"] else "")
         + (" --record-sections" if CELLS["record_sections"] else ""),
+        # checked by the job before any run (a teacher replaced since planning);
+        # not a rerun trigger (a function of input: snakemake/snakemake#3895),
+        # the teacher files' times are
         teacher_sha256=lambda wc, input: [file_sha256(p) for p in input.teacher],
     shell:
         "{resources.mpi} -n {resources.tasks} hnn-surrogate simulate-closed-loop"
