@@ -75,6 +75,8 @@ TEACHER_JOB = "teacher/"
 surrogate (``teacher/<cell type>/<sha256>/train``) or its data's merge
 (``.../merge``), among the NEURON jobs its data lists: a cost of the data that
 is not a NEURON run."""
+TEACHER_MERGE = "/merge"
+"""Suffix of a teacher's job that is its data's merge (data, not training)."""
 
 
 def neuron_jobs(shards) -> dict | None:

@@ -48,27 +48,26 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def teacher_cost(checkpoints, shas=None) -> dict | None:
+def teacher_cost(checkpoints, shas) -> dict | None:
     """What the teacher surrogates cost, as ``source_neuron_jobs`` entries: the NEURON
     jobs of their data (a union: a network run shared by cell types counts once),
     and per checkpoint its training and its data's merge
     (``teacher/<cell type>/<sha256>/train`` and ``.../merge``,
     ``datasets.TEACHER_JOB``). None when a checkpoint does not record its cost
     (made before checkpoints did): the data's cost is then unknown, not the
-    NEURON part alone. ``shas``: each checkpoint's ``file_sha256``, where already known."""
-    from ..datasets import TEACHER_JOB
+    NEURON part alone. ``shas``: each checkpoint's ``file_sha256``."""
+    from ..datasets import TEACHER_JOB, TEACHER_MERGE
     from ..surrogate.checkpoint import recorded_cost
 
     jobs = {}
-    for i, path in enumerate(checkpoints):
+    for path, sha in zip(checkpoints, shas):
         cost = recorded_cost(path)
         if cost is None:
             return None
         data, merge_s, train_s = cost
         jobs.update(data)
-        sha = shas[i] if shas is not None else file_sha256(path)
         key = f"{TEACHER_JOB}{Path(path).stem}/{sha[:16]}"
-        jobs[f"{key}/train"], jobs[f"{key}/merge"] = train_s, merge_s
+        jobs[f"{key}/train"], jobs[f"{key}{TEACHER_MERGE}"] = train_s, merge_s
     return jobs
 
 

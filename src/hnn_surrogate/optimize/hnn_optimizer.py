@@ -325,7 +325,7 @@ def surrogate_cost(checkpoints) -> dict:
     is then missing, so the sums are NaN rather than too small. No checkpoints:
     NaN as well, with nothing named.
     """
-    from ..datasets import TEACHER_JOB
+    from ..datasets import TEACHER_JOB, TEACHER_MERGE
     from ..surrogate.checkpoint import recorded_cost
 
     jobs, merge, train, unknown = {}, 0.0, 0.0, []
@@ -339,8 +339,8 @@ def surrogate_cost(checkpoints) -> dict:
         train += cost[2]
     teachers = {k: v for k, v in jobs.items() if k.startswith(TEACHER_JOB)}
     neuron = {k: v for k, v in jobs.items() if k not in teachers}
-    merge += sum(v for k, v in teachers.items() if k.endswith("/merge"))
-    train += sum(v for k, v in teachers.items() if not k.endswith("/merge"))
+    merge += sum(v for k, v in teachers.items() if k.endswith(TEACHER_MERGE))
+    train += sum(v for k, v in teachers.items() if not k.endswith(TEACHER_MERGE))
     known = bool(checkpoints) and not unknown
     nan = float("nan")
     return {"data_s": float(sum(neuron.values()) + merge) if known else nan,
