@@ -163,6 +163,35 @@ def test_wider_windows_tell_timing_from_count():
     assert m["spike_f1_50ms"] == pytest.approx(2 * 2 / 5)
 
 
+def test_the_run_summed_dipole_sees_a_fast_part_that_a_cells_dipole_r_hides():
+    """Two runs of 20 cells: NEURON's cells share a 10 Hz rhythm under their own noise.
+    The surrogate's cells add, each, a 40 Hz component locked across the run: per cell
+    it is small, summed over the run it is coherent and shifts the gamma fraction.
+    A lone-cell simulation (run None) is left out of the sums."""
+    from hnn_surrogate.network.compare import BANDS
+    from hnn_surrogate.surrogate.evaluate import RUN_METRICS, run_dipole_metrics
+
+    assert {f"band_error_{b}" for b in BANDS} < set(RUN_METRICS)
+    rng = np.random.default_rng(0)
+    bin_ms, n = 0.5, 2400
+    t = np.arange(n) * bin_ms / 1000
+    true = np.sin(2 * np.pi * 10 * t) + 3.0 * rng.standard_normal((41, n))
+    runs = [("network_prior", 0)] * 20 + [("network_prior", 1)] * 20 + [None]
+    same = run_dipole_metrics(true, true.copy(), runs, bin_ms)
+    assert same["dipole_sum_r"] == pytest.approx(1.0)
+    assert all(same[f"band_error_{b}"] == pytest.approx(0.0) for b in BANDS)
+    assert same["band_within"] == 1.0
+    fast = true + 0.3 * np.sin(2 * np.pi * 40 * t)
+    per_cell_r = np.corrcoef(true[0], fast[0])[0, 1]
+    m = run_dipole_metrics(true, fast, runs, bin_ms)
+    assert per_cell_r > 0.99  # a cell's dipole r hardly sees it
+    assert m["band_error_gamma"] > 1.0 > 0.2 > m["band_error_alpha"]
+    assert m["band_within"] < 1.0 and m["dipole_sum_r"] < 0.99
+    # a lone-cell regime has no runs: every run metric is NaN
+    lone = run_dipole_metrics(true[:3], fast[:3], [None] * 3, bin_ms)
+    assert all(np.isnan(v) for v in lone.values())
+
+
 def _train_cmd(dataset, out, history, config=TINY_TRAIN):
     cfg = write_json(config, Path(out).with_name(Path(out).stem + "_config.json"))
     return [sys.executable, "-m", "hnn_surrogate", "train", str(dataset), "--config", str(cfg),

@@ -353,6 +353,18 @@ SURROGATE_METRICS = Schema(
                                  "Pearson r of the dipole read out of the predicted section "
                                  "and soma voltages (least squares on NEURON's training "
                                  "split) against NEURON's", optional=True),
+        # pyramidal cells: every held-out cell of a network run summed (NaN: no runs)
+        "dipole_sum_r": Var(("regime",), "float64", "1",
+                            "Pearson r of the run-summed dipole (every held-out cell of a "
+                            "network run, after 100 ms), mean over runs", optional=True),
+        **{f"band_error_{b}": Var(("regime",), "float64", "1",
+                                  f"|surrogate - NEURON| / NEURON of the run-summed dipole's "
+                                  f"{b} fraction of 1-100 Hz power, mean over runs",
+                                  optional=True)
+           for b in ("alpha", "beta", "gamma")},
+        "band_within": Var(("regime",), "float64", "1",
+                           "share of (run, band) pairs whose fraction is within 20 % of "
+                           "NEURON's (the network comparison's tolerance)", optional=True),
     },
 )
 
