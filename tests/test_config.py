@@ -86,9 +86,13 @@ def test_training_options_added_later_leave_parameter_files_as_they_were_when_of
     for cell_type in ("L2_pyramidal", "L5_pyramidal", "L2_basket", "L5_basket"):
         off = train_config(validate_config({}), cell_type)
         assert not set(TRAIN_OPTIONS_OFF) & set(off), cell_type
+        assert "dipole_fast_hz" not in off  # it matters only beside dipole_fast_weight
     weighted = train_config(validate_config({"train": {"per_cell_type": {
         "L5_pyramidal": {"spike_pos_weight": 10}}}}), "L5_pyramidal")
     assert weighted["spike_pos_weight"] == 10
+    fast = train_config(validate_config({"train": {"per_cell_type": {
+        "L5_pyramidal": {"dipole_fast_weight": 0.2}}}}), "L5_pyramidal")
+    assert (fast["dipole_fast_weight"], fast["dipole_fast_hz"]) == (0.2, 100.0)
     on = train_config(validate_config({"train": {"rest_start": True, "per_cell_type": {
         "L2_pyramidal": {"target_compression": {"v_soma": 0.05}}}}}), "L2_pyramidal")
     assert on["rest_start"] is True

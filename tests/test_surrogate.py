@@ -385,6 +385,57 @@ def test_regime_weights_make_every_regime_count_alike():
         regime_weights(y, regimes, "bogus")
 
 
+@pytest.mark.parametrize("n_bins", [200, 201])
+def test_the_dipoles_fast_error_counts_its_weight_and_the_rest_as_before(n_bins):
+    """Summed over frequency the dipole's squared error is the time-domain sum
+    (Parseval, odd and even lengths, masks and per-sequence weights included); with
+    ``dipole_fast_weight`` an error above ``dipole_fast_hz`` counts that many times,
+    one below it as before, and the voltage's error is untouched."""
+    from types import SimpleNamespace
+
+    from hnn_surrogate.surrogate.train import TrainConfig, loss_terms, spectral_weights
+
+    torch.manual_seed(0)
+    e = torch.randn(3, n_bins, dtype=torch.float64)
+    c = spectral_weights(n_bins, 0.5, 100.0, 1.0).double()
+    torch.testing.assert_close((torch.fft.rfft(e).abs() ** 2 * c).sum(-1), (e ** 2).sum(-1))
+
+    t = torch.arange(n_bins) * 0.5e-3
+    y = torch.zeros(2, n_bins, 2)
+    pred = torch.randn(2, n_bins, 2)
+
+    class Model:
+        config = SimpleNamespace(n_sections=0)
+
+        def __call__(self, x):
+            return x, torch.zeros(x.shape[:2])
+
+    mask = torch.ones(2, n_bins)
+    mask[:, :20] = 0
+    spikes, pos = torch.zeros(2, n_bins), torch.tensor(1.0)
+    sample_w = torch.tensor([[1.0, 2.0], [0.5, 3.0]])
+    plain = TrainConfig(seed=0)
+    above_nyquist = TrainConfig(seed=0, dipole_fast_weight=0.3, dipole_fast_hz=5000.0)
+    for w in (None, sample_w):
+        a = loss_terms(Model(), pred, y, spikes, mask, plain, pos, w)[1]
+        b = loss_terms(Model(), pred, y, spikes, mask, above_nyquist, pos, w, bin_ms=0.5)[1]
+        torch.testing.assert_close(a, b)
+    fast = TrainConfig(seed=0, dipole_fast_weight=0.1, dipole_fast_hz=100.0)
+    for hz, ratio in ((20.0, 1.0), (300.0, 0.1)) if n_bins == 200 else ():  # whole periods
+        err = torch.zeros(2, n_bins, 2)
+        err[..., 1] = torch.sin(2 * np.pi * hz * t)
+        a = loss_terms(Model(), err, y, spikes, torch.ones(2, n_bins), plain, pos)[1]
+        b = loss_terms(Model(), err, y, spikes, torch.ones(2, n_bins), fast, pos, bin_ms=0.5)[1]
+        assert float(b / a) == pytest.approx(ratio, rel=1e-4)
+    volt = torch.zeros(2, n_bins, 2)
+    volt[..., 0] = torch.sin(2 * np.pi * 300.0 * t)
+    torch.testing.assert_close(
+        loss_terms(Model(), volt, y, spikes, mask, fast, pos, bin_ms=0.5)[1],
+        loss_terms(Model(), volt, y, spikes, mask, plain, pos)[1])
+    with pytest.raises(ValueError, match="bin_ms"):
+        loss_terms(Model(), pred, y, spikes, mask, fast, pos)
+
+
 def test_linear_path_starts_at_the_ridge_fit_and_trains_with_regime_weights(tiny_dataset,
                                                                             tmp_path):
     from hnn_surrogate.surrogate.data import Normalization, split_tensors

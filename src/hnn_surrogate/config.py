@@ -601,10 +601,13 @@ TRAIN_OPTIONS_OFF = {"rest_start": (False,),
                      "section_weight": (0.0, 0), "snapshot_epochs": ([],),
                      "input_kernels": (False,), "spike_pos_weight": (0, 0.0),
                      "dropout": (0, 0.0), "spike_tolerance_ms": (0, 0.0),
-                     "lr_schedule": ("plateau",)}
+                     "lr_schedule": ("plateau",), "dipole_fast_weight": (1.0, 1)}
 """Training options added after results existed, and the values that leave training
 as it was: ``train_config`` leaves them out at those values, so a parameter file
 (and the surrogate it trains) stays as it was."""
+
+TRAIN_OPTIONS_ONLY_WITH = {"dipole_fast_hz": "dipole_fast_weight"}
+"""Options that matter only beside another one: left out with it."""
 
 
 TRAIN_SECTION_NOT_TRAINING = ("per_cell_type", "checkpoints_from")
@@ -622,9 +625,12 @@ def train_config(config: dict, cell_type: str) -> dict:
 
 
 def without_options_off(d: dict) -> dict:
-    """``d`` without the ``TRAIN_OPTIONS_OFF`` keys that hold an off value."""
-    return {k: v for k, v in d.items()
-            if not (k in TRAIN_OPTIONS_OFF and v in TRAIN_OPTIONS_OFF[k])}
+    """``d`` without the ``TRAIN_OPTIONS_OFF`` keys that hold an off value (and the
+    ``TRAIN_OPTIONS_ONLY_WITH`` keys whose option is left out)."""
+    out = {k: v for k, v in d.items()
+           if not (k in TRAIN_OPTIONS_OFF and v in TRAIN_OPTIONS_OFF[k])}
+    return {k: v for k, v in out.items()
+            if k not in TRAIN_OPTIONS_ONLY_WITH or TRAIN_OPTIONS_ONLY_WITH[k] in out}
 
 
 def load_config(path) -> dict:

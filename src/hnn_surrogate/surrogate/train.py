@@ -56,6 +56,8 @@ class TrainConfig:
     burn_in_bins: int = _DEFAULT["burn_in_bins"]
     start_fraction: float = _DEFAULT["start_fraction"]
     dipole_weight: float = _DEFAULT["dipole_weight"]
+    dipole_fast_hz: float = _DEFAULT["dipole_fast_hz"]
+    dipole_fast_weight: float = _DEFAULT["dipole_fast_weight"]
     spike_weight: float = _DEFAULT["spike_weight"]
     threads: int = _DEFAULT["threads"]
     device: str = _DEFAULT["device"]
@@ -116,21 +118,49 @@ def spike_bce(logit, spikes, mask, pos_weight, tol_bins: int = 0):
     return (bce * mask).sum() / mask.sum().clamp(min=1)
 
 
+def spectral_weights(n_bins: int, bin_ms: float, fast_hz: float, fast_weight: float,
+                     device=None) -> torch.Tensor:
+    """(n_bins // 2 + 1,) weights of a real FFT's bins such that the weighted sum of
+    |FFT|^2 is the sum of squares over time (Parseval) with the power above
+    ``fast_hz`` counted ``fast_weight`` times: 1 / n_bins, doubled for the bins
+    that stand for two (every one but 0 Hz and, for even ``n_bins``, Nyquist)."""
+    freq = torch.fft.rfftfreq(n_bins, d=bin_ms / 1000.0, device=device)
+    c = torch.full_like(freq, 2.0 / n_bins)
+    c[0] = 1.0 / n_bins
+    if n_bins % 2 == 0:
+        c[-1] = 1.0 / n_bins
+    return torch.where(freq > fast_hz, c * fast_weight, c)
+
+
 def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w=None,
-               tol_bins: int = 0):
+               tol_bins: int = 0, bin_ms: float | None = None):
     """(total, voltage/dipole MSE, spike BCE) over the masked bins.
 
     ``sample_w``: (N, n_targets) weight of each sequence's squared error per
     target (``regime_weights``); all ones when None. ``tol_bins``: the spike
-    timing the cross-entropy tolerates (``spike_bce``).
+    timing the cross-entropy tolerates (``spike_bce``). With ``dipole_fast_weight``
+    other than 1 the dipole's squared error is summed over frequency instead
+    of time (``spectral_weights``; ``bin_ms`` needed), its power above
+    ``dipole_fast_hz`` counted that many times: at 1 it is the time-domain sum.
     """
     pred, logit = model(x)
     w = target_weights(y.shape[-1], cfg, model.config.n_sections).to(y.device)
     m = mask.unsqueeze(-1)
     if sample_w is not None:
         w = w * sample_w.unsqueeze(1)                          # (N, 1, T)
-    mse = (((pred - y) ** 2) * w * m).sum() / (m.sum() * w.sum() / w.numel()
-                                                * y.shape[-1]).clamp(min=1)
+    sq = (pred - y) ** 2 * m
+    if cfg.dipole_fast_weight != 1.0 and y.shape[-1] > 1:  # target 1 is the dipole
+        if bin_ms is None:
+            raise ValueError("dipole_fast_weight needs the bin width (bin_ms)")
+        err = (pred[..., 1] - y[..., 1]) * mask               # (N, L)
+        spec = torch.fft.rfft(err, dim=-1).abs() ** 2
+        c = spectral_weights(err.shape[-1], bin_ms, cfg.dipole_fast_hz,
+                             cfg.dipole_fast_weight, err.device)
+        # the sequence's weighted sum, spread evenly over its masked bins
+        per_seq = (spec * c).sum(-1) / mask.sum(-1).clamp(min=1)
+        sq = torch.cat([sq[..., :1], (per_seq.unsqueeze(-1) * mask).unsqueeze(-1),
+                        sq[..., 2:]], dim=-1)
+    mse = (sq * w).sum() / (m.sum() * w.sum() / w.numel() * y.shape[-1]).clamp(min=1)
     bce = spike_bce(logit, spikes, mask, pos_weight, tol_bins)
     return mse + cfg.spike_weight * bce, mse, bce
 
@@ -341,7 +371,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
     if len(xt) == 0 or len(xv) == 0:
         raise ValueError(f"{dataset_path}: needs simulations in both train and val splits")
     pos_weight = torch.tensor(spike_class_weight(st, cfg.spike_pos_weight))
-    tol_bins = int(round(cfg.spike_tolerance_ms / float(ds.attrs["bin_ms"])))
+    bin_ms = float(ds.attrs["bin_ms"])
+    tol_bins = int(round(cfg.spike_tolerance_ms / bin_ms))
 
     torch.manual_seed(cfg.seed)
     model_kwargs = dict(model_kwargs)
@@ -436,7 +467,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
             xb, yb, sb, mb = _crops(xt, yt, st, pick, rng, cfg)
             loss, _, _ = loss_terms(model, xb.to(device), yb.to(device), sb.to(device),
                                     mb.to(device), cfg, pos_weight.to(device),
-                                    None if wt is None else wt[pick].to(device), tol_bins)
+                                    None if wt is None else wt[pick].to(device), tol_bins,
+                                    bin_ms)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -450,7 +482,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
             val = [loss_terms(model, xv[i:i + 32].to(device), yv[i:i + 32].to(device),
                               sv[i:i + 32].to(device), full_mask_v[i:i + 32].to(device), cfg,
                               pos_weight.to(device),
-                              None if wv is None else wv[i:i + 32].to(device), tol_bins)
+                              None if wv is None else wv[i:i + 32].to(device), tol_bins,
+                              bin_ms)
                    for i in range(0, len(xv), 32)]
         val_loss = float(np.mean([float(v[0]) for v in val]))
         val_mse = float(np.mean([float(v[1]) for v in val]))
