@@ -187,6 +187,12 @@ def test_the_run_summed_dipole_sees_a_fast_part_that_a_cells_dipole_r_hides():
     assert per_cell_r > 0.99  # a cell's dipole r hardly sees it
     assert m["band_error_gamma"] > 1.0 > 0.2 > m["band_error_alpha"]
     assert m["band_within"] < 1.0 and m["dipole_sum_r"] < 0.99
+    # a band with almost no power in NEURON's sum has no relative error
+    slow = (np.sin(2 * np.pi * 3 * t) + 0.25 * np.sin(2 * np.pi * 10 * t)
+            + 0.05 * rng.standard_normal((20, n)))
+    quiet = run_dipole_metrics(slow, slow + 0.25 * np.sin(2 * np.pi * 10 * t), runs[:20],
+                               bin_ms)
+    assert np.isnan(quiet["band_error_gamma"]) and quiet["band_error_alpha"] > 1.0
     # a lone-cell regime has no runs: every run metric is NaN
     lone = run_dipole_metrics(true[:3], fast[:3], [None] * 3, bin_ms)
     assert all(np.isnan(v) for v in lone.values())

@@ -50,6 +50,9 @@ RUN_METRICS = ("dipole_sum_r", "band_error_alpha", "band_error_beta", "band_erro
 """Run-summed dipole metrics (pyramidal cells; NaN where a regime has no network runs)."""
 SUM_TRANSIENT_MS = 100.0
 """The start of each run left out of the run-summed dipole (the rhythm comparison's)."""
+BAND_FLOOR = 0.01
+"""A band whose NEURON fraction is below this has no relative error (NaN): a replayed
+evoked run, rest after 100 ms, holds 0.1 % in alpha, and 15x that is no measure."""
 
 WIDE_WINDOWS_MS = (5.0, 50.0)
 """Spike F1 windows beside the +/-2 ms one (metrics ``spike_f1_5ms``, ``spike_f1_50ms``):
@@ -168,8 +171,9 @@ def run_dipole_metrics(dip_true, dip_pred, runs, bin_ms: float) -> dict:
     None for a lone-cell simulation (left out). The sum over a run's cells is taken
     after ``SUM_TRANSIENT_MS``; its band fractions are ``network.compare``'s (power in
     the band over 1-100 Hz); a band's error is |surrogate - NEURON| / NEURON, and
-    ``band_within`` the share of (run, band) pairs within the comparison's 20 %.
-    All NaN if no simulation belongs to a run.
+    ``band_within`` the share of (run, band) pairs within the comparison's 20 %; a
+    band below ``BAND_FLOOR`` of NEURON's power counts in neither. All NaN if no
+    simulation belongs to a run.
     """
     from ..network.compare import BANDS, TOTAL_BAND, psd
 
@@ -192,7 +196,8 @@ def run_dipole_metrics(dip_true, dip_pred, runs, bin_ms: float) -> dict:
         a, b = dip_true[sel, start:].sum(0), dip_pred[sel, start:].sum(0)
         r.append(np.corrcoef(a, b)[0, 1] if a.std() > 0 and b.std() > 0 else np.nan)
         fa, fb = fractions(a), fractions(b)
-        err.append(np.abs(fb - fa) / fa)
+        err.append(np.where(fa >= BAND_FLOOR, np.abs(fb - fa) / np.maximum(fa, BAND_FLOOR),
+                            np.nan))
     err = np.array(err)  # (run, band)
     out["dipole_sum_r"] = float(np.nanmean(r)) if np.isfinite(r).any() else np.nan
     for j, band in enumerate(BANDS):
