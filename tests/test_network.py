@@ -673,3 +673,32 @@ def test_the_lstm_cell_as_one_autograd_node_has_the_nine_operations_gradient():
                                       .requires_grad_(True), 2 * c0)
     torch.testing.assert_close(h1, h_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(c1 / 2, c_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_the_comparison_table_gives_neurons_spread_over_the_seeds_beside_each_target():
+    """Three seeds: NEURON's gamma fraction 0.1 / 0.2 / 0.3 (sd 0.1, 50 % of its mean),
+    its peak 10 / 12 / 14 Hz (sd 2 Hz, absolute like its target); the verdicts and
+    their count are as without the column."""
+    from hnn_surrogate.artifacts import NETWORK_COMPARISON
+    from hnn_surrogate.network.compare import BANDS, SIMULATORS, format_comparison
+
+    conds, seeds, cts = ["default", "more"], [0, 1, 2], ["L5_pyramidal"]
+    shape = (len(conds), len(seeds), len(SIMULATORS))
+    band = np.full(shape + (len(BANDS),), 0.1)
+    band[:, :, :, list(BANDS).index("gamma")] = np.array([0.1, 0.2, 0.3])[None, :, None]
+    peak = np.broadcast_to(np.array([10.0, 12.0, 14.0])[None, :, None], shape).copy()
+    power = np.ones(shape)
+    power[1] = 2.0
+    ds = NETWORK_COMPARISON.build(
+        {"rate": np.full(shape + (1,), 5.0), "peak_freq": peak, "band_fraction": band,
+         "dipole_power": power, "l5_share": np.full(shape, 0.9),
+         "psd": np.ones(shape + (3,))},
+        {"condition": conds, "seed": np.array(seeds, np.int64), "simulator": list(SIMULATORS),
+         "cell_type": cts, "band": list(BANDS), "freq": np.array([1.0, 2.0, 3.0])},
+        {"scenario": "rhythm", "transient_ms": 100.0})
+    text = format_comparison(ds)
+    assert "| NEURON's seed spread |" in text
+    assert "| default | gamma fraction | 0.200 | 0.200 | 0 % | <= 20 % | yes | 0.200 | 50 % |" in text
+    assert "| default | dipole peak (Hz) | 12.0 | 12.0 | +0.0 | <= 2 | yes | 12.0 | 2.0 |" in text
+    assert "| default | rate L5_pyramidal (Hz) | 5.00 | 5.00 | 0 % | <= 15 % | yes | 5.00 | 0 % |" in text
+    assert "12 of 12 targets met" in text
