@@ -193,6 +193,9 @@ def test_the_run_summed_dipole_sees_a_fast_part_that_a_cells_dipole_r_hides():
     quiet = run_dipole_metrics(slow, slow + 0.25 * np.sin(2 * np.pi * 10 * t), runs[:20],
                                bin_ms)
     assert np.isnan(quiet["band_error_gamma"]) and quiet["band_error_alpha"] > 1.0
+    # a flat surrogate sum against a NEURON sum that moves: r 0, every band missed
+    flat = run_dipole_metrics(true[:20], np.zeros_like(true[:20]), runs[:20], bin_ms)
+    assert flat["dipole_sum_r"] == 0.0 and flat["band_within"] == 0.0
     # a lone-cell regime has no runs: every run metric is NaN
     lone = run_dipole_metrics(true[:3], fast[:3], [None] * 3, bin_ms)
     assert all(np.isnan(v) for v in lone.values())
@@ -411,7 +414,7 @@ def test_the_dipoles_fast_error_counts_its_weight_and_the_rest_as_before(n_bins)
     pred = torch.randn(2, n_bins, 2)
 
     class Model:
-        config = SimpleNamespace(n_sections=0)
+        config = SimpleNamespace(n_targets=2, n_sections=0)
 
         def __call__(self, x):
             return x, torch.zeros(x.shape[:2])

@@ -81,6 +81,15 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         assert (tmp_path / "results" / "train" / f"{cell_type}.pt").exists()
         metrics = SURROGATE_METRICS.read(tmp_path / "results" / "evaluate" / f"{cell_type}.nc")
         assert metrics.attrs["split"] == "test"
+        regimes = list(metrics["regime"].values.astype(str))
+        if cell_type.endswith("pyramidal"):  # the held-out prior run's cells, summed
+            assert np.isfinite(metrics["dipole_sum_r"].values[regimes.index("network_prior")])
+            # lone cells, and a replay run's random subset of cells, are no run's sum
+            for r in set(regimes) & {"subthreshold", "suprathreshold", "mixed", "network",
+                                      "replay"}:
+                assert np.isnan(metrics["dipole_sum_r"].values[regimes.index(r)]), r
+        else:
+            assert "dipole_sum_r" not in metrics
         panels = SURROGATE_PANELS.read(tmp_path / "results" / "evaluate" / "panels" / f"{cell_type}.nc")
         assert panels.sizes["n_inputs"] == 12
         assert (tmp_path / "results" / "evaluate" / "figures" / f"{cell_type}.png").exists()

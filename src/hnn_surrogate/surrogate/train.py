@@ -142,6 +142,9 @@ def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w
     other than 1 the dipole's squared error is summed over frequency instead
     of time (``spectral_weights``; ``bin_ms`` needed), its power above
     ``dipole_fast_hz`` counted that many times: at 1 it is the time-domain sum.
+    That is the dipole head's error (the dipole less its spike-locked kernel,
+    normalised); within a crop the burn-in's masked bins and the FFT's wrap-around
+    put a little of a slow error above the cutoff.
     """
     pred, logit = model(x)
     w = target_weights(y.shape[-1], cfg, model.config.n_sections).to(y.device)
@@ -149,7 +152,8 @@ def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w
     if sample_w is not None:
         w = w * sample_w.unsqueeze(1)                          # (N, 1, T)
     sq = (pred - y) ** 2 * m
-    if cfg.dipole_fast_weight != 1.0 and y.shape[-1] > 1:  # target 1 is the dipole
+    has_dipole = model.config.n_targets - model.config.n_sections > 1  # target 1
+    if cfg.dipole_fast_weight != 1.0 and has_dipole:
         if bin_ms is None:
             raise ValueError("dipole_fast_weight needs the bin width (bin_ms)")
         err = (pred[..., 1] - y[..., 1]) * mask               # (N, L)
