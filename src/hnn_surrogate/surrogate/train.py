@@ -151,9 +151,14 @@ def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w
     m = mask.unsqueeze(-1)
     if sample_w is not None:
         w = w * sample_w.unsqueeze(1)                          # (N, 1, T)
-    sq = (pred - y) ** 2 * m
     has_dipole = model.config.n_targets - model.config.n_sections > 1  # target 1
-    if cfg.dipole_fast_weight != 1.0 and has_dipole:
+    if cfg.dipole_fast_weight == 1.0 or not has_dipole:
+        # the plain squared error, in the same order of operations as ever: the same
+        # config trains the same weights, bit for bit, as before the option existed
+        mse = (((pred - y) ** 2) * w * m).sum() / (m.sum() * w.sum() / w.numel()
+                                                    * y.shape[-1]).clamp(min=1)
+    else:
+        sq = (pred - y) ** 2 * m
         if bin_ms is None:
             raise ValueError("dipole_fast_weight needs the bin width (bin_ms)")
         err = (pred[..., 1] - y[..., 1]) * mask               # (N, L)
@@ -164,7 +169,7 @@ def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w
         per_seq = (spec * c).sum(-1) / mask.sum(-1).clamp(min=1)
         sq = torch.cat([sq[..., :1], (per_seq.unsqueeze(-1) * mask).unsqueeze(-1),
                         sq[..., 2:]], dim=-1)
-    mse = (sq * w).sum() / (m.sum() * w.sum() / w.numel() * y.shape[-1]).clamp(min=1)
+        mse = (sq * w).sum() / (m.sum() * w.sum() / w.numel() * y.shape[-1]).clamp(min=1)
     bce = spike_bce(logit, spikes, mask, pos_weight, tol_bins)
     return mse + cfg.spike_weight * bce, mse, bce
 
