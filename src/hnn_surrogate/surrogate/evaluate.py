@@ -172,7 +172,8 @@ def run_dipole_metrics(dip_true, dip_pred, runs, bin_ms: float) -> dict:
 
     ``dip_true``, ``dip_pred``: (N, L) per-cell dipoles; ``runs``: N hashable run keys,
     None for a lone-cell simulation (left out). The sum over a run's cells is taken
-    after ``SUM_TRANSIENT_MS``; its band fractions are ``network.compare``'s (power in
+    after ``SUM_TRANSIENT_MS`` (at most half the run: short test runs keep half);
+    its band fractions are ``network.compare``'s (power in
     the band over 1-100 Hz); a band's error is |surrogate - NEURON| / NEURON, and
     ``band_within`` the share of (run, band) pairs within the comparison's 20 %; a
     band below ``BAND_FLOOR`` of NEURON's power counts in neither. All NaN if no
@@ -184,7 +185,8 @@ def run_dipole_metrics(dip_true, dip_pred, runs, bin_ms: float) -> dict:
     out = dict.fromkeys(RUN_METRICS, np.nan)
     if not keys:
         return out
-    start = int(round(SUM_TRANSIENT_MS / bin_ms))
+    # a run no longer than twice the transient keeps its second half
+    start = min(int(round(SUM_TRANSIENT_MS / bin_ms)), dip_true.shape[1] // 2)
     which = np.array([keys.index(r) if r is not None else -1 for r in runs])
 
     def fractions(x):
