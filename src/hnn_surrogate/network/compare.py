@@ -41,6 +41,15 @@ def psd(x: np.ndarray, bin_ms: float):
     return np.fft.rfftfreq(x.size, 1.0 / fs), spec
 
 
+def band_fractions(x: np.ndarray, bin_ms: float):
+    """(freq, psd, {band: power in the band / power in 1-100 Hz}) of a trace; the
+    fractions are NaN where the trace has no power in 1-100 Hz."""
+    f, p = psd(x, bin_ms)
+    total = p[(f >= TOTAL_BAND[0]) & (f <= TOTAL_BAND[1])].sum()
+    return f, p, {b: (p[(f >= lo) & (f <= hi)].sum() / total if total > 0 else np.nan)
+                  for b, (lo, hi) in BANDS.items()}
+
+
 def run_metrics(ds, transient_ms: float) -> dict:
     """Rates, spectrum, peak, band fractions, power and L5 share of one network_run."""
     t = ds["time"].values
@@ -53,11 +62,7 @@ def run_metrics(ds, transient_ms: float) -> dict:
         sel = (sg >= g0) & (sg < g0 + n) & (st >= transient_ms)
         rates[ct] = sel.sum() / n / span_s
     dip = {k: ds["dipole"].sel(layer=k).values[keep] for k in ("agg", "L2", "L5")}
-    f, p = psd(dip["agg"], float(ds.attrs["bin_ms"]))
-    in_total = (f >= TOTAL_BAND[0]) & (f <= TOTAL_BAND[1])
-    total = p[in_total].sum()
-    bands = {b: (p[(f >= lo) & (f <= hi)].sum() / total if total > 0 else np.nan)
-             for b, (lo, hi) in BANDS.items()}
+    f, p, bands = band_fractions(dip["agg"], float(ds.attrs["bin_ms"]))
     in_peak = (f >= PEAK_RANGE[0]) & (f <= PEAK_RANGE[1])
     var_l2, var_l5 = np.var(dip["L2"]), np.var(dip["L5"])
     return {

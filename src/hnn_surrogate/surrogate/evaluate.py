@@ -179,7 +179,7 @@ def run_dipole_metrics(dip_true, dip_pred, runs, bin_ms: float) -> dict:
     band below ``BAND_FLOOR`` of NEURON's power counts in neither. All NaN if no
     simulation belongs to a run.
     """
-    from ..network.compare import BANDS, TOTAL_BAND, psd
+    from ..network.compare import BANDS, band_fractions
 
     keys = [r for r in dict.fromkeys(runs) if r is not None]
     out = dict.fromkeys(RUN_METRICS, np.nan)
@@ -190,10 +190,7 @@ def run_dipole_metrics(dip_true, dip_pred, runs, bin_ms: float) -> dict:
     which = np.array([keys.index(r) if r is not None else -1 for r in runs])
 
     def fractions(x):
-        f, p = psd(x, bin_ms)
-        total = p[(f >= TOTAL_BAND[0]) & (f <= TOTAL_BAND[1])].sum()
-        return np.array([p[(f >= lo) & (f <= hi)].sum() / total if total > 0 else np.nan
-                         for lo, hi in BANDS.values()])
+        return np.array(list(band_fractions(x, bin_ms)[2].values()))
 
     r, err = [], []
     for i in range(len(keys)):
