@@ -196,6 +196,7 @@ def test_the_run_summed_dipole_sees_a_fast_part_that_a_cells_dipole_r_hides():
     # a flat surrogate sum against a NEURON sum that moves: r 0, every band missed
     flat = run_dipole_metrics(true[:20], np.zeros_like(true[:20]), runs[:20], bin_ms)
     assert flat["dipole_sum_r"] == 0.0 and flat["band_within"] == 0.0
+    assert flat["band_error_alpha"] == np.inf  # missed, not unknown
     # a run shorter than the transient keeps its second half
     short = run_dipole_metrics(true[:20, :150], true[:20, :150], runs[:20], bin_ms)
     assert short["dipole_sum_r"] == pytest.approx(1.0)

@@ -206,7 +206,7 @@ def run_dipole_metrics(dip_true, dip_pred, runs, bin_ms: float) -> dict:
     out["dipole_sum_r"] = float(np.nanmean(r)) if np.isfinite(r).any() else np.nan
     for j, band in enumerate(BANDS):
         col = err[:, j]
-        out[f"band_error_{band}"] = float(np.nanmean(col)) if np.isfinite(col).any() else np.nan
+        out[f"band_error_{band}"] = float(np.nanmean(col)) if (~np.isnan(col)).any() else np.nan
     scored = err[~np.isnan(err)]
     out["band_within"] = float(np.mean(scored <= 0.2)) if scored.size else np.nan
     return out
