@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 from hnn_surrogate import CELL_TYPES
 from hnn_surrogate.artifacts import NETWORK_RUN
@@ -678,7 +679,8 @@ def test_the_lstm_cell_as_one_autograd_node_has_the_nine_operations_gradient():
 def test_the_comparison_table_gives_neurons_spread_over_the_seeds_beside_each_target():
     """Three seeds: NEURON's gamma fraction 0.1 / 0.2 / 0.3 (sd 0.1, 50 % of its mean),
     its peak 10 / 12 / 14 Hz (sd 2 Hz, absolute like its target); the verdicts and
-    their count are as without the column."""
+    their count are as without the columns; NEURON against itself (seed 1 against
+    seed 0) misses the gamma fraction in both conditions."""
     from hnn_surrogate.artifacts import NETWORK_COMPARISON
     from hnn_surrogate.network.compare import BANDS, SIMULATORS, format_comparison
 
@@ -702,3 +704,18 @@ def test_the_comparison_table_gives_neurons_spread_over_the_seeds_beside_each_ta
     assert "| default | dipole peak (Hz) | 12.0 | 12.0 | +0.0 | <= 2 | yes | 12.0 | 2.0 |" in text
     assert "| default | rate L5_pyramidal (Hz) | 5.00 | 5.00 | 0 % | <= 15 % | yes | 5.00 | 0 % |" in text
     assert "12 of 12 targets met" in text
+    # NEURON against itself, seed 1 against seed 0: the gamma fraction 0.2 against 0.1
+    # misses, the peak 12 against 10 Hz is within 2 Hz
+    assert "| default | gamma fraction | 0.200 | 0.200 | 0 % | <= 20 % | yes | 0.200 | 50 % | NO |" \
+        in text
+    assert "| default | dipole peak (Hz) | 12.0 | 12.0 | +0.0 | <= 2 | yes | 12.0 | 2.0 | yes |" \
+        in text
+    assert "| default | L5 share of dipole | 0.90 | 0.90 | +0.00 | (reported) |  | 0.90 | 0.00 |  |" \
+        in text
+    assert ("NEURON against itself (NEURON on seeds 1 in the surrogate network's place, "
+            "against seeds 0; 1 each): 10 of 12 targets met") in text
+    # seven seeds: 3 against 3, the last left out
+    ds7 = xr.concat([ds, ds.assign_coords(seed=[3, 4, 5]), ds.isel(seed=[0]).assign_coords(
+        seed=[6])], dim="seed")
+    assert "(NEURON on seeds 3-5 in the surrogate network's place, against seeds 0-2; 3 each)" \
+        in format_comparison(ds7)
