@@ -682,7 +682,8 @@ def test_the_comparison_table_gives_neurons_spread_over_the_seeds_beside_each_ta
     their count are as without the columns; NEURON against itself (seed 1 against
     seed 0) misses the gamma fraction in both conditions."""
     from hnn_surrogate.artifacts import NETWORK_COMPARISON
-    from hnn_surrogate.network.compare import BANDS, SIMULATORS, format_comparison
+    from hnn_surrogate.network.compare import (
+        BANDS, SIMULATORS, comparison_counts, format_comparison, neuron_halves)
 
     conds, seeds, cts = ["default", "more"], [0, 1, 2], ["L5_pyramidal"]
     shape = (len(conds), len(seeds), len(SIMULATORS))
@@ -703,7 +704,7 @@ def test_the_comparison_table_gives_neurons_spread_over_the_seeds_beside_each_ta
     assert "| default | gamma fraction | 0.200 | 0.200 | 0 % | <= 20 % | yes | 0.200 | 50 % |" in text
     assert "| default | dipole peak (Hz) | 12.0 | 12.0 | +0.0 | <= 2 | yes | 12.0 | 2.0 |" in text
     assert "| default | rate L5_pyramidal (Hz) | 5.00 | 5.00 | 0 % | <= 15 % | yes | 5.00 | 0 % |" in text
-    assert "12 of 12 targets met" in text
+    assert "12 of 12 targets met (NEURON vs the surrogate network)" in text
     # NEURON against itself, seed 1 against seed 0: the gamma fraction 0.2 against 0.1
     # misses, the peak 12 against 10 Hz is within 2 Hz
     assert "| default | gamma fraction | 0.200 | 0.200 | 0 % | <= 20 % | yes | 0.200 | 50 % | NO |" \
@@ -719,3 +720,16 @@ def test_the_comparison_table_gives_neurons_spread_over_the_seeds_beside_each_ta
         seed=[6])], dim="seed")
     assert "(NEURON on seeds 3-5 in the surrogate network's place, against seeds 0-2; 3 each)" \
         in format_comparison(ds7)
+    # the NetCDF's counts; NEURON against itself keeps the comparison's layout
+    assert comparison_counts(ds) == {"targets_met": 12, "targets_checked": 12,
+                                     "neuron_self_met": 10}
+    halves = neuron_halves(ds7)
+    assert halves["rate"].dims == ds7["rate"].dims and halves.sizes["seed"] == 3
+    assert list(halves["simulator"].values) == list(SIMULATORS)
+    # one seed: no control, no column entries, no summary line
+    one = ds.isel(seed=[0])
+    assert neuron_halves(one) is None and comparison_counts(one)["neuron_self_met"] == -1
+    text1 = format_comparison(one)
+    assert "NEURON against itself (" not in text1
+    assert "| default | gamma fraction | 0.100 | 0.100 | 0 % | <= 20 % | yes | 0.100 |  |  |" \
+        in text1

@@ -309,10 +309,18 @@ def _dry_run(cmd):
 def _check_comparison_table(cmp, table_path):
     """The table's verdicts add up to its closing count, and its first row is the NetCDF's."""
     text = table_path.read_text()
-    met = re.search(r"(\d+) of (\d+) targets met", text)
+    met = re.search(r"(\d+) of (\d+) targets met \(NEURON vs the surrogate", text)
     assert met, text
-    yes, no = text.count("| yes |"), text.count("| NO |")
+    # the "met" column (the 7th): "NEURON against itself" has its own, empty with one seed
+    cells = [line.split("|")[1:-1] for line in text.splitlines()
+             if line.startswith("| ") and " | target | " not in line]
+    verdicts = [c[6].strip() for c in cells]
+    yes, no = verdicts.count("yes"), verdicts.count("NO")
     assert (int(met.group(1)), int(met.group(2))) == (yes, yes + no) and yes + no == 18
+    assert (cmp.attrs["targets_met"], cmp.attrs["targets_checked"]) == (yes, 18)
+    # the tiny config's one seed: no NEURON against itself
+    assert cmp.sizes["seed"] == 1 and cmp.attrs["neuron_self_met"] == -1
+    assert all(c[9].strip() == "" for c in cells) and "NEURON against itself (" not in text
     neuron_rate = float(cmp["rate"].sel(condition="default", simulator="neuron",
                                         cell_type="L2_basket").mean())
     assert f"| default | rate L2_basket (Hz) | {neuron_rate:.2f} |" in text

@@ -497,12 +497,15 @@ NETWORK_RUN = Schema(
 
 NETWORK_COMPARISON = Schema(
     name="network_comparison",
-    version=1,
-    attrs=("scenario", "transient_ms", "git_commit", "versions", "created"),
+    version=2,  # 2: the targets met, and NEURON against itself (half the seeds against
+    # the other half; -1 with fewer than two seeds, where there is no such control)
+    attrs=("scenario", "transient_ms", "targets_met", "targets_checked", "neuron_self_met",
+           "git_commit", "versions", "created"),
     variables={
         "condition": Var(("condition",), "str", "1", "named change to the network"),
         "seed": Var(("seed",), "int64", "1", "drive seed"),
-        "simulator": Var(("simulator",), "str", "1", "neuron or surrogate"),
+        "simulator": Var(("simulator",), "str", "1",
+                         "neuron, surrogate or open_loop (surrogates fed NEURON's spikes)"),
         "cell_type": Var(("cell_type",), "str", "1", "HNN cell type"),
         "band": Var(("band",), "str", "1", "alpha 8-12, beta 13-30, gamma 30-60 Hz"),
         "freq": Var(("freq",), "float64", "Hz", "frequency of the power spectrum"),

@@ -109,12 +109,18 @@ def compare_runs(runs: dict, *, scenario: str, transient_ms: float, out, table=N
          "simulator": list(SIMULATORS), "cell_type": cell_types, "band": list(BANDS),
          "freq": freq},
         attrs)
-    ds.attrs["targets_met"], ds.attrs["n_targets"] = target_count(target_rows(ds))
-    halves = neuron_halves(ds)
-    # -1: fewer than two seeds, no control
-    ds.attrs["neuron_self_met"] = (target_count(target_rows(halves))[0]
-                                   if halves is not None else -1)
+    ds.attrs.update(comparison_counts(ds))
     return NETWORK_COMPARISON.publish(ds, out, format_comparison(ds), table)
+
+
+def comparison_counts(ds) -> dict:
+    """The NetCDF's counts: ``targets_met`` of ``targets_checked`` (the surrogate
+    network against NEURON) and ``neuron_self_met`` (NEURON against itself,
+    ``neuron_halves``; -1 with fewer than two seeds)."""
+    met, n = target_count(target_rows(ds))
+    halves = neuron_halves(ds)
+    return {"targets_met": met, "targets_checked": n,
+            "neuron_self_met": target_count(target_rows(halves))[0] if halves is not None else -1}
 
 
 def _rel(a, b):
@@ -189,8 +195,10 @@ def neuron_halves(ds):
     first = nrn.isel(seed=slice(0, half))
     second = nrn.isel(seed=slice(half, 2 * half)).assign_coords(seed=first["seed"].values)
     empty = xr.full_like(first, np.nan)
-    return xr.concat([first, second, empty], dim="simulator").assign_coords(
+    out = xr.concat([first, second, empty], dim="simulator").assign_coords(
         simulator=list(SIMULATORS))
+    # every variable's dims in the comparison's order (concat put simulator first)
+    return out.transpose("condition", "seed", "simulator", ...)
 
 
 def format_comparison(ds) -> str:
