@@ -205,6 +205,39 @@ def test_the_run_summed_dipole_sees_a_fast_part_that_a_cells_dipole_r_hides():
     assert all(np.isnan(v) for v in lone.values())
 
 
+def test_a_cells_dipole_error_is_reported_by_band():
+    """True dipoles: 10 Hz plus 40 Hz plus 150 Hz, whole cycles in 1 s. A prediction
+    that has the 10 Hz part right, half the 40 Hz part and none of the 150 Hz part
+    errs 0 in alpha, 0.25 in gamma (half the amplitude: a quarter of the power) and
+    1 above 100 Hz; beta holds no true power (NaN, not a ratio of nothing)."""
+    from hnn_surrogate.artifacts import SURROGATE_METRICS
+    from hnn_surrogate.network.compare import BANDS
+    from hnn_surrogate.surrogate.evaluate import (
+        ERROR_BAND_METRICS, ERROR_BANDS, dipole_error_bands)
+
+    # the comparison's bands, and every metric a schema variable
+    assert {b: ERROR_BANDS[b] for b in BANDS} == BANDS
+    assert all(SURROGATE_METRICS.variables[k].optional for k in ERROR_BAND_METRICS)
+    bin_ms, n = 0.5, 2000
+    t = np.arange(n) * bin_ms / 1000
+    phase = np.random.default_rng(1).uniform(0, 2 * np.pi, (5, 1))
+
+    def wave(f, a=1.0):
+        return a * np.sin(2 * np.pi * f * t + phase)
+
+    true = wave(10) + wave(40) + wave(150) + 3.0         # an offset the metric removes
+    m = dipole_error_bands(true, wave(10) + wave(40, 0.5), bin_ms)
+    assert set(m) == set(ERROR_BAND_METRICS)
+    assert m["dipole_error_alpha"] == pytest.approx(0.0, abs=1e-20)
+    assert m["dipole_error_gamma"] == pytest.approx(0.25)
+    assert m["dipole_error_fast"] == pytest.approx(1.0)
+    assert np.isnan(m["dipole_error_beta"])
+    assert dipole_error_bands(true, true, bin_ms)["dipole_error_gamma"] == 0.0
+    # a flat true dipole: nothing to measure against
+    assert all(np.isnan(v) for v in dipole_error_bands(np.ones((2, n)), true[:2],
+                                                        bin_ms).values())
+
+
 def _train_cmd(dataset, out, history, config=TINY_TRAIN):
     cfg = write_json(config, Path(out).with_name(Path(out).stem + "_config.json"))
     return [sys.executable, "-m", "hnn_surrogate", "train", str(dataset), "--config", str(cfg),
@@ -260,6 +293,8 @@ def test_training_end_to_end_and_checkpoint_rebuilds_the_model(tiny_dataset, tmp
     metrics = SURROGATE_METRICS.read(tmp_path / "m.nc")
     assert list(metrics["regime"].values)[-1] == "all"
     assert metrics["n_spikes_true"].values[-1] > 0
+    # a pyramidal cell's dipole error by band, per regime
+    assert np.isfinite(metrics["dipole_error_gamma"].values[-1])
 
 
 def test_killed_training_resumes_and_ends_where_an_uninterrupted_run_ends(tiny_dataset, tmp_path):

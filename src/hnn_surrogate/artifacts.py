@@ -365,6 +365,13 @@ SURROGATE_METRICS = Schema(
         "band_within": Var(("regime",), "float64", "1",
                            "share of (run, band) pairs whose fraction is within 20 % of "
                            "NEURON's (the network comparison's tolerance)", optional=True),
+        # pyramidal cells, every regime: where in frequency a cell's dipole error lies
+        **{f"dipole_error_{b}": Var(("regime",), "float64", "1",
+                                    f"each cell's dipole error power in the {b} band over "
+                                    "the true dipole's power there, summed over the cells "
+                                    "(NaN: under 1 % of the true power in the band)",
+                                    optional=True)
+           for b in ("alpha", "beta", "gamma", "fast")},
     },
 )
 

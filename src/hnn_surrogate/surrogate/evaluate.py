@@ -22,7 +22,9 @@ simulations on their inputs alone. Metrics, per regime and over all:
   the alpha, beta and gamma fractions of its power (``network.compare``'s
   bands and tolerance). This is what the network comparison's band targets
   see, measured on held-out runs before any network is built: a cell's
-  dipole r does not see the fast part that sets the fractions.
+  dipole r does not see the fast part that sets the fractions;
+* each cell's dipole error by band (pyramidal cells, every regime): the
+  error's power over the true power in alpha, beta, gamma and above 100 Hz.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ its sum is not the network's dipole)."""
 RUN_METRICS = ("dipole_sum_r", "band_error_alpha", "band_error_beta", "band_error_gamma",
                "band_within")
 """Run-summed dipole metrics (pyramidal cells; NaN where a regime has no network runs)."""
+ERROR_BANDS = {"alpha": (8.0, 12.0), "beta": (13.0, 30.0), "gamma": (30.0, 60.0),
+               "fast": (100.0, np.inf)}
+"""The bands of ``dipole_error_bands``: the network comparison's, and the fast part
+above 100 Hz (``train.dipole_fast_hz``'s default) where a spike's waveform lies."""
+ERROR_BAND_METRICS = tuple(f"dipole_error_{b}" for b in ERROR_BANDS)
+"""Per-cell dipole error power per band over the true power in it (pyramidal cells)."""
 SUM_TRANSIENT_MS = 100.0
 """The start of each run left out of the run-summed dipole (the rhythm comparison's)."""
 BAND_FLOOR = 0.01
@@ -164,6 +172,33 @@ def fidelity(v_true, v_pred, v_head, v_clip, true_spikes, pred_spikes, bin_ms, d
         a, b = dip_true.ravel(), dip_pred.ravel()
         out["dipole_r"] = float(np.corrcoef(a, b)[0, 1])
         out["dipole_rmse"] = float(np.sqrt(np.mean((a - b) ** 2)))
+    return out
+
+
+def dipole_error_bands(dip_true, dip_pred, bin_ms: float) -> dict:
+    """Each cell's dipole error by frequency band: the error's power in the band over
+    the true dipole's, summed over the cells ((N, L) arrays, each row's mean removed;
+    0 is exact, 1 an error as large as the signal there). NaN for a band holding
+    under ``BAND_FLOOR`` of the true power: a replayed evoked run is rest after
+    100 ms. A cell's dipole r is mostly its spikes' fast part; this says in which
+    band the rest of the error lies (the network comparison's bands, and above
+    100 Hz)."""
+    t = np.asarray(dip_true, np.float64)
+    e = np.asarray(dip_pred, np.float64) - t
+    f = np.fft.rfftfreq(t.shape[1], bin_ms / 1000.0)
+
+    def power(x):
+        return (np.abs(np.fft.rfft(x - x.mean(axis=1, keepdims=True), axis=1)) ** 2).sum(0)
+
+    pt, pe = power(t), power(e)
+    total = pt[f > 0].sum()
+    out = {}
+    for band, (lo, hi) in ERROR_BANDS.items():
+        sel = (f >= lo) & (f <= hi)
+        true_band = pt[sel].sum()
+        out[f"dipole_error_{band}"] = (float(pe[sel].sum() / true_band)
+                                       if total > 0 and true_band >= BAND_FLOOR * total
+                                       else np.nan)
     return out
 
 
@@ -292,6 +327,7 @@ def evaluate_surrogate(checkpoint, dataset, out, *, split="test", table=None,
             idx = np.flatnonzero(np.ones(pos.size, bool) if g == "all" else regimes == g)
             row.update(run_dipole_metrics(sub["dipole"].values[idx], y[idx, :, 1],
                                           [run_key[k] for k in idx], bin_ms))
+            row.update(dipole_error_bands(sub["dipole"].values[idx], y[idx, :, 1], bin_ms))
     if sections:
         from .sections import dipole_from_sections, fit_dipole_readout
 
@@ -314,7 +350,7 @@ def evaluate_surrogate(checkpoint, dataset, out, *, split="test", table=None,
                  spike_window_ms=SPIKE_WINDOW_MS, cut_ms=f"-{CUT_BEFORE_MS}..+{CUT_AFTER_MS}")
     data = {k: np.array([r[k] for r in rows], dtype=np.float64)
             for k in METRICS + (SECTION_METRICS if sections else ())
-            + (RUN_METRICS if has_dip else ())}
+            + (RUN_METRICS + ERROR_BAND_METRICS if has_dip else ())}
     data["n_sims"] = np.array([r["n_sims"] for r in rows], dtype=np.int32)
     result = SURROGATE_METRICS.build(data, {"regime": np.array(groups, dtype=object)}, attrs)
     SURROGATE_METRICS.publish(result, out, format_metrics(result), table)
@@ -361,6 +397,16 @@ def format_metrics(ds) -> str:
             lines.append(f"| {g} | {fmt(v['dipole_sum_r'], '.3f')} "
                          f"| {fmt(v['band_error_alpha'], '.0%')} | {fmt(v['band_error_beta'], '.0%')} "
                          f"| {fmt(v['band_error_gamma'], '.0%')} | {fmt(v['band_within'], '.0%')} |")
+    if all(k in ds for k in ERROR_BAND_METRICS):
+        lines += ["", "Each cell's dipole error by band: the error's power in the band over "
+                  "the true dipole's (n/a: under 1 % of the true power there)", "",
+                  "| regime | " + " | ".join(f"{b} {lo:g}-{hi:g} Hz" if np.isfinite(hi)
+                                             else f"{b} > {lo:g} Hz"
+                                             for b, (lo, hi) in ERROR_BANDS.items()) + " |",
+                  "|---|" + "---|" * len(ERROR_BANDS)]
+        for i, g in enumerate(ds["regime"].values):
+            lines.append(f"| {g} | " + " | ".join(fmt(float(ds[k].values[i]), ".2f")
+                                                 for k in ERROR_BAND_METRICS) + " |")
     return "\n".join(lines)
 
 
