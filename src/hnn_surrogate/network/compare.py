@@ -207,8 +207,8 @@ def format_comparison(ds) -> str:
     on the other half (``neuron_halves``)."""
     rows = target_rows(ds)
     halves = neuron_halves(ds)
-    control = ({(r["cond"], r["name"]): r["ok"] for r in target_rows(halves)}
-               if halves is not None else {})
+    self_rows = target_rows(halves) if halves is not None else []
+    control = {(r["cond"], r["name"]): r["ok"] for r in self_rows}
     lines = [f"Network comparison, scenario {ds.attrs['scenario']} "
              f"({ds.sizes['seed']} seeds, after {ds.attrs['transient_ms']:.0f} ms)", ""]
     lines += ["| condition | quantity | NEURON | surrogate | difference | target | met "
@@ -233,7 +233,7 @@ def format_comparison(ds) -> str:
     if halves is not None:
         seeds = [int(s) for s in ds["seed"].values]
         half = halves.sizes["seed"]
-        c_met, c_n = target_count(target_rows(halves))
+        c_met, c_n = target_count(self_rows)
         lines += ["", f"NEURON against itself (NEURON on seeds {_seed_list(seeds[half:2 * half])} "
                       f"in the surrogate network's place, against seeds "
                       f"{_seed_list(seeds[:half])}; {half} each): "

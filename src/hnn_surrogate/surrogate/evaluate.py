@@ -33,7 +33,9 @@ import numpy as np
 import torch
 
 from ..artifacts import SURROGATE_METRICS
+from ..config import schema_default
 from ..datasets import open_cell_dataset
+from ..network.compare import BANDS, band_fractions
 from ..provenance import provenance_attrs
 from .checkpoint import load_checkpoint
 
@@ -53,10 +55,9 @@ its sum is not the network's dipole)."""
 RUN_METRICS = ("dipole_sum_r", "band_error_alpha", "band_error_beta", "band_error_gamma",
                "band_within")
 """Run-summed dipole metrics (pyramidal cells; NaN where a regime has no network runs)."""
-ERROR_BANDS = {"alpha": (8.0, 12.0), "beta": (13.0, 30.0), "gamma": (30.0, 60.0),
-               "fast": (100.0, np.inf)}
+ERROR_BANDS = {**BANDS, "fast": (float(schema_default("train", "dipole_fast_hz")), np.inf)}
 """The bands of ``dipole_error_bands``: the network comparison's, and the fast part
-above 100 Hz (``train.dipole_fast_hz``'s default) where a spike's waveform lies."""
+above ``train.dipole_fast_hz``'s default (100 Hz) where a spike's waveform lies."""
 ERROR_BAND_METRICS = tuple(f"dipole_error_{b}" for b in ERROR_BANDS)
 """Per-cell dipole error power per band over the true power in it (pyramidal cells)."""
 SUM_TRANSIENT_MS = 100.0
@@ -214,8 +215,6 @@ def run_dipole_metrics(dip_true, dip_pred, runs, bin_ms: float) -> dict:
     band below ``BAND_FLOOR`` of NEURON's power counts in neither. All NaN if no
     simulation belongs to a run.
     """
-    from ..network.compare import BANDS, band_fractions
-
     keys = [r for r in dict.fromkeys(runs) if r is not None]
     out = dict.fromkeys(RUN_METRICS, np.nan)
     if not keys:
