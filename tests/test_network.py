@@ -433,6 +433,37 @@ def test_open_loop_replaying_the_networks_own_spikes_is_the_closed_loop():
     assert not np.array_equal(silent.spike_times, closed.spike_times)   # the replay matters
 
 
+def test_partial_open_loop_replays_some_types_and_delivers_the_others_own_spikes():
+    """``replay_types``: the listed types' spikes come from the replay, the
+    others' from the network itself. Replaying a run's own spikes for any subset
+    gives the run back; replaying nothing for a subset leaves the other types'
+    own spikes in the loop (not the all-silent open loop); bad uses are refused."""
+    net = tiny_net(rate=80.0)
+    wiring = build_wiring(net, tstop=TSTOP, bin_ms=BIN_MS)
+    sim = SurrogateNetwork(wiring, untrained_surrogates())
+    types = list(wiring.cell_types)
+    none = (np.zeros(0), np.zeros(0, np.int64))
+    with torch.no_grad():
+        closed = sim.run()
+        silent = sim.run(replay=none)
+        for subset in ([], types[:1], types[1:], types):
+            part = sim.run(replay=(closed.spike_times, closed.spike_gids), replay_types=subset)
+            np.testing.assert_array_equal(part.spike_gids, closed.spike_gids)
+            np.testing.assert_array_equal(part.spike_times, closed.spike_times)
+        own_all = sim.run(replay=none, replay_types=[])
+        np.testing.assert_array_equal(own_all.spike_times, closed.spike_times)
+        np.testing.assert_array_equal(
+            sim.run(replay=none, replay_types=types).spike_times, silent.spike_times)
+    assert closed.spike_times.size > 0 and not np.array_equal(silent.spike_times,
+                                                              closed.spike_times)
+    with pytest.raises(ValueError, match="unknown cell types"):
+        sim.run(replay=none, replay_types=["L4_pyramidal"])
+    with pytest.raises(ValueError, match="needs replay"):
+        sim.run(replay_types=types)
+    with pytest.raises(ValueError, match="without gradients"):
+        sim.run(sim.scale.clone().requires_grad_(True), replay=none, replay_types=types)
+
+
 def test_gradient_horizon_measures_every_connection_per_slope_and_time(repo, tmp_path):
     from hnn_surrogate.artifacts import GRADIENT_HORIZON
     from hnn_surrogate.network.gradients import gradient_horizon

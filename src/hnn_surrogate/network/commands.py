@@ -6,6 +6,7 @@ Each is one Snakemake rule's action; ``hnn-surrogate <command> --help`` document
 
 from __future__ import annotations
 
+from .. import CELL_TYPES
 from ..cli_args import (add_condition_file, add_network_args, keyed_runs, network_spec,
                         positive_int)
 
@@ -30,7 +31,8 @@ def _network_surrogate(args):
 
     run_surrogate_network(network_spec(args), scenario=args.scenario, condition=args.condition,
                           seed=args.seed, checkpoints=args.checkpoints, out=args.out,
-                          threads=args.threads, replay=args.replay)
+                          threads=args.threads, replay=args.replay,
+                          replay_types=args.replay_types)
 
 
 def _network_compare(args):
@@ -92,6 +94,8 @@ def register(sub) -> None:
     p.add_argument("--checkpoints", nargs="+", required=True)
     p.add_argument("--threads", type=positive_int, required=True)
     p.add_argument("--replay", help="open loop: deliver this NEURON network_run's spikes")
+    p.add_argument("--replay-types", nargs="+", choices=CELL_TYPES,
+                   help="with --replay: only these types' spikes (the others deliver their own)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_network_surrogate)
 

@@ -94,7 +94,7 @@ def surrogate_network(net, *, tstop: float, surrogates, bin_ms: float | None = N
 
 
 def simulate_surrogate(net, *, tstop: float, surrogates, bin_ms: float | None = None,
-                       trial: int = 0, replay=None, record_v: bool = False,
+                       trial: int = 0, replay=None, replay_types=None, record_v: bool = False,
                        progress_every: int = 0, threads: int | None = None) -> NetworkResult:
     """Simulate trial ``trial`` of ``net`` for ``tstop`` ms with the surrogates.
 
@@ -105,6 +105,9 @@ def simulate_surrogate(net, *, tstop: float, surrogates, bin_ms: float | None = 
     replay : (spike_times, spike_gids), optional
         Open loop: deliver these spikes (e.g. NEURON's) instead of the
         surrogates' own; the result's simulator is then ``open_loop``.
+    replay_types : list of str, optional
+        Replay only these types' spikes, the others deliver their own
+        (``SurrogateNetwork.run``); None: all.
     progress_every : int
         Log a progress line every this many bins (0: never).
     threads : int, optional
@@ -116,7 +119,8 @@ def simulate_surrogate(net, *, tstop: float, surrogates, bin_ms: float | None = 
         torch.set_num_threads(int(threads))
     sim, start = _bind(net, tstop, surrogates, bin_ms, trial)
     setup = time.perf_counter() - start
-    out = sim.run(record_v=record_v, progress_every=progress_every, replay=replay)
+    out = sim.run(record_v=record_v, progress_every=progress_every, replay=replay,
+                  replay_types=replay_types)
     wall = time.perf_counter() - start
     l2, l5 = out.layer_dipoles()
     return NetworkResult(simulator="surrogate" if replay is None else "open_loop",

@@ -52,12 +52,13 @@ def run_dataset(result, net, *, spec, scenario, condition, seed):
 
 
 def run_surrogate_network(spec, *, scenario, condition, seed, checkpoints, out=None, threads=1,
-                          replay=None):
+                          replay=None, replay_types=None):
     """Simulate one network run with the surrogates; write it to ``out`` if given.
 
     ``checkpoints``: what ``api.load_surrogates`` takes (paths, a folder, a dict).
     ``replay``: a NEURON ``network_run`` of the same (scenario, condition, seed);
-    its spikes are delivered instead of the surrogates' own (open loop).
+    its spikes are delivered instead of the surrogates' own (open loop);
+    ``replay_types``: only these types' (the others deliver their own; None: all).
     """
     spikes = None
     if replay is not None:
@@ -68,9 +69,12 @@ def run_surrogate_network(spec, *, scenario, condition, seed, checkpoints, out=N
         spikes = (ref["spike_time"].values, ref["spike_gid"].values)
     net = build_network(spec, scenario=scenario, condition=condition, seed=seed)
     res = simulate_surrogate(net, tstop=scenario_tstop(spec, scenario), surrogates=checkpoints,
-                             bin_ms=spec["bin_ms"], replay=spikes, threads=threads,
+                             bin_ms=spec["bin_ms"], replay=spikes, replay_types=replay_types,
+                             threads=threads,
                              progress_every=int(round(100 / spec["bin_ms"])))
     ds = run_dataset(res, net, spec=spec, scenario=scenario, condition=condition, seed=seed)
+    if replay_types is not None:
+        ds.attrs["replay_types"] = " ".join(replay_types)    # the other types' own spikes
     if out is not None:
         NETWORK_RUN.write(ds, out)
     log.info("%s %s/%s seed %d: %d spikes in %.1f s (wiring %.2f s, simulation %.1f s)%s",

@@ -221,7 +221,7 @@ class SurrogateNetwork:
         self.scale = torch.tensor([c.scale for c in wiring.connections], dtype=torch.float64)
 
     def run(self, scale: torch.Tensor | None = None, *, record_v: bool = False,
-            progress_every: int = 0, replay=None,
+            progress_every: int = 0, replay=None, replay_types=None,
             surrogate_slope: float = SURROGATE_GRADIENT_SLOPE,
             grad_storage: str = "exact") -> NetworkOutput:
         """Simulate ``wiring.tstop`` ms.
@@ -240,6 +240,10 @@ class SurrogateNetwork:
             surrogates' own, so every cell sees the network input NEURON's cells
             saw; the surrogates' spikes are still returned. Separates single-cell
             error from its amplification through the network.
+        replay_types : list of str, optional
+            With ``replay``: the cell types whose spikes are replayed; the
+            others deliver their own (a partial open loop, to find which type's
+            spikes the loop amplifies). None: every type. Runs without gradients.
         surrogate_slope : float
             Slope of the spike's surrogate gradient (``SURROGATE_GRADIENT_SLOPE``);
             changes gradients only, never spikes or outputs.
@@ -253,12 +257,19 @@ class SurrogateNetwork:
         grad = torch.is_grad_enabled() and scale.requires_grad
         if grad_storage not in GRAD_STORAGE:
             raise ValueError(f"grad_storage {grad_storage!r}: one of {', '.join(GRAD_STORAGE)}")
+        if replay_types is not None:
+            unknown = sorted(set(replay_types) - set(self.wiring.cell_types))
+            if replay is None or grad or unknown:
+                raise ValueError("replay_types: " + (f"unknown cell types {unknown}" if unknown
+                                 else "needs replay" if replay is None
+                                 else "a partial open loop runs without gradients"))
         ctx = torch.enable_grad() if grad else torch.no_grad()
         saved = (half_saved_tensors() if grad and grad_storage == "float16"
                  else contextlib.nullcontext())
         start = time.perf_counter()
         with ctx, saved:
-            return self._run(scale, record_v, progress_every, start, replay, surrogate_slope)
+            return self._run(scale, record_v, progress_every, start, replay, surrogate_slope,
+                             replay_types)
 
     def flops_per_bin(self) -> int:
         """Floating-point operations of the matrix products of one bin of every
@@ -273,11 +284,13 @@ class SurrogateNetwork:
         return int(sum(flops_per_cell_bin(p) * p.n_slots * p.batch for p in parts
                        if hasattr(p, "w_in")))
 
-    def _replay_spikes(self, replay):
-        """bin -> sorted unique gids (of modelled cells) of the replayed spikes in it."""
+    def _replay_spikes(self, replay, types=None):
+        """bin -> sorted unique gids (of modelled cells of ``types``; None: all) of
+        the replayed spikes in it."""
         w = self.wiring
         times, gids = (np.asarray(a) for a in replay)
-        cells = np.concatenate([np.asarray(w.gid_ranges[t]) for t in w.cell_types])
+        cells = np.concatenate([np.zeros(0, np.int64)] + [
+            np.asarray(w.gid_ranges[t]) for t in w.cell_types if types is None or t in types])
         bins = np.floor(times / w.bin_ms).astype(np.int64)
         keep = np.isin(gids, cells) & (bins >= 0) & (bins < w.n_bins)
         out = {}
@@ -304,7 +317,7 @@ class SurrogateNetwork:
                 flats.append(flat)
         return {t: (gi, slots, np.concatenate(flats)) for t, (gi, slots, flats) in out.items()}
 
-    def _run(self, scale, record_v, progress_every, start, replay, slope):
+    def _run(self, scale, record_v, progress_every, start, replay, slope, replay_types=None):
         w = self.wiring
         types = w.cell_types
         kb = self.bins_per_step
@@ -344,7 +357,12 @@ class SurrogateNetwork:
         outs = [[] for _ in parts]              # per step: (slot, cell, bin) model outputs
         spikes = [[] for _ in parts]            # per step: (slot, cell, bin) spikes, numpy
         fired_bins, fired_gids = [], []
-        replay_bins = self._replay_spikes(replay) if replay is not None else None
+        replay_bins = self._replay_spikes(replay, replay_types) if replay is not None else None
+        own = None                              # gids whose own spikes a partial replay delivers
+        if replay_types is not None:
+            own = np.zeros(int(max(max(w.gid_ranges[t]) for t in w.cell_types)) + 1, bool)
+            for t in set(w.cell_types) - set(replay_types):
+                own[np.asarray(w.gid_ranges[t])] = True
         outgoing = self._outgoing(layout, [p.n_in for p in parts], scale)
         clock = time.perf_counter
         timings = {"prepare": clock() - start, "model": 0.0, "deliver": 0.0}
@@ -388,10 +406,17 @@ class SurrogateNetwork:
                     fired_gids.append(g[keep])
                 if replay_bins is not None:
                     ks = [k for k in range(k0, k0 + kb) if k in replay_bins]
-                    if ks:
-                        g = np.concatenate([replay_bins[k] for k in ks])
-                        b = np.repeat(ks, [replay_bins[k].size for k in ks])
-                        self._deliver(b, g, None, queues, outgoing)
+                    rb = [np.repeat(ks, [replay_bins[k].size for k in ks]).astype(np.int64)]
+                    rg = [np.concatenate([replay_bins[k] for k in ks]) if ks
+                          else np.zeros(0, np.int64)]
+                    if own is not None and now_gids:
+                        mine = own[g]
+                        rb.append(b[mine])
+                        rg.append(g[mine])
+                    rb, rg = np.concatenate(rb), np.concatenate(rg)
+                    if rb.size:
+                        order = np.lexsort((rg, rb))
+                        self._deliver(rb[order], rg[order], None, queues, outgoing)
                 elif now_gids:
                     order = np.lexsort((g, b))
                     vals = (torch.cat(now_vals).to(torch.float64)[torch.from_numpy(order)]
