@@ -736,3 +736,22 @@ def test_the_baseline_compares_the_searches_at_the_fits_wall_clock(tmp_path):
         "bayesian": ([10.0], [0.9])})
     compare_searches(traj, check, searches, out=tmp_path / "none.nc")
     assert FIT_BASELINE.read(tmp_path / "none.nc").attrs["gradient_ahead"] == 1
+
+
+def test_malloc_keep_takes_effect_on_glibc_and_bad_modes_are_refused():
+    """``keep`` turns glibc's mmap and trimming off (in a child process, so the
+    test process's allocator stays as it is); ``default`` leaves it; others refused."""
+    import platform
+    import subprocess
+    import sys
+
+    from hnn_surrogate.alloc import set_malloc
+
+    code = ("from hnn_surrogate.alloc import set_malloc; "
+            "print(set_malloc('keep'), set_malloc('default'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert out == [str(glibc), "False"]
+    with pytest.raises(ValueError, match="malloc mode 'off'"):
+        set_malloc("off")

@@ -266,6 +266,19 @@ def tiny_dataset(tmp_path_factory, calibration):
                         fractions={"train": 0.5, "val": 0.25, "test": 0.25}) and folder / "L5_pyramidal.nc"
 
 
+def test_spike_threshold_rules_pick_the_best_f1_or_the_closest_count():
+    from hnn_surrogate.surrogate.train import pick_spike_threshold
+
+    grid = np.array([0.5, 0.6, 0.7, 0.8])
+    f1 = np.array([0.80, 0.90, 0.85, 0.70])
+    assert pick_spike_threshold(grid, f1, np.array([1.5, 1.2, 0.98, 0.7]), "f1") == 0.6
+    assert pick_spike_threshold(grid, f1, np.array([1.5, 1.2, 0.98, 0.7]), "count") == 0.7
+    # equally close counts: the better F1
+    assert pick_spike_threshold(grid, f1, np.array([1.1, 1.05, 0.95, 0.7]), "count") == 0.6
+    with pytest.raises(ValueError, match="rule 'rate'"):
+        pick_spike_threshold(grid, f1, f1, "rate")
+
+
 def test_training_end_to_end_and_checkpoint_rebuilds_the_model(tiny_dataset, tmp_path):
     out, hist = tmp_path / "m.pt", tmp_path / "h.nc"
     subprocess.run(_train_cmd(tiny_dataset, out, hist), check=True, capture_output=True,
@@ -275,6 +288,36 @@ def test_training_end_to_end_and_checkpoint_rebuilds_the_model(tiny_dataset, tmp
     assert loaded.cell_type == "L5_pyramidal" and loaded.targets == ["v_soma", "dipole"]
     assert loaded.channels == list(ds["channel"].values.astype(str))
     assert 0 < loaded.spike_threshold < 1
+    # the threshold is the one the configured rule picks on the validation split
+    from hnn_surrogate.surrogate.train import (SPIKE_THRESHOLD_GRID, pick_spike_threshold,
+                                               spike_threshold_scores)
+    f1, ratio = spike_threshold_scores(loaded.model, ds, loaded.norm)
+    assert f1.shape == ratio.shape == SPIKE_THRESHOLD_GRID.shape
+    assert np.all((f1 >= 0) & (f1 <= 1)) and np.all(ratio >= 0)
+    assert loaded.blob["spike_threshold_rule"] == "f1"
+    assert loaded.spike_threshold == pick_spike_threshold(SPIKE_THRESHOLD_GRID, f1, ratio, "f1")
+    # chosen again by the count rule: only the threshold and its rule change
+    again = tmp_path / "count.pt"
+    run = subprocess.run([sys.executable, "-m", "hnn_surrogate", "tune-threshold", str(out),
+                          str(tiny_dataset), "--rule", "count", "--out", str(again)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "predicted / true spikes" in run.stdout
+    recount = load_checkpoint(again, dataset=ds)
+    assert recount.blob["spike_threshold_rule"] == "count"
+    assert recount.spike_threshold == pick_spike_threshold(SPIKE_THRESHOLD_GRID, f1, ratio,
+                                                           "count")
+    for key, value in loaded.blob.items():
+        if key not in ("spike_threshold", "spike_threshold_rule", "state_dict"):
+            assert recount.blob[key] == value, key
+    for key, value in loaded.blob["state_dict"].items():
+        assert torch.equal(recount.blob["state_dict"][key], value), key
+    # other data than its training data: refused, naming the checkpoint, nothing written
+    bad = subprocess.run([sys.executable, "-m", "hnn_surrogate", "tune-threshold", str(out),
+                          str(hist), "--rule", "count", "--out", str(tmp_path / "bad.pt")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "tune-threshold" in bad.stderr
+    assert not (tmp_path / "bad.pt").exists()
     # what the data cost in NEURON (one job per shard here) and what training did
     jobs = loaded.blob["data_neuron_jobs"]
     assert len(jobs) == 2 and all(v > 0 for v in jobs.values())

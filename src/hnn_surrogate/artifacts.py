@@ -805,9 +805,9 @@ FIT_BASELINE = Schema(
 
 FIT_STEP_BENCHMARK = Schema(
     name="fit_step_benchmark",
-    version=2,  # 2: the ratio is the median of back-to-back pairs
+    version=3,  # 2: the ratio is the median of back-to-back pairs; 3: malloc recorded
     attrs=("start", "n_cells", "n_seeds", "tstop_ms", "threads", "device", "spikes",
-           "grad_storage", "git_commit", "versions", "created"),
+           "grad_storage", "malloc", "git_commit", "versions", "created"),
     variables={
         "repeat": Var(("repeat",), "int64", "1", "repetition: a forward run, then a step"),
         "forward_s": Var((), "float64", "s", "median forward run of the seeds' batch, no "

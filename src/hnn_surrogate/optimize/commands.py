@@ -10,10 +10,18 @@ import logging
 from ..cli_args import keyed_runs, network_spec, positive_int, read_json
 
 
+def add_malloc(p) -> None:
+    p.add_argument("--malloc", choices=["keep", "default"], default="keep",
+                   help="keep: glibc keeps freed memory for the next step (no mmap, no "
+                        "trimming; hnn_surrogate.alloc); default: glibc as it is")
+
+
 def _fit(args):
+    from ..alloc import set_malloc
     from .fit import fit_connectivity, write_fit
     from .objective_config import check_objective
 
+    set_malloc(args.malloc)
     spec = network_spec(args)
     fit = read_json(args.fit, "fit")
     if fit["start"] not in spec["scenarios"]:
@@ -36,8 +44,10 @@ def _fit(args):
 
 
 def _fit_step_benchmark(args):
+    from ..alloc import set_malloc
     from .fit import step_benchmark, write_step_benchmark
 
+    kept = set_malloc(args.malloc)
     spec = network_spec(args)
     fit = read_json(args.fit, "fit")
     res = step_benchmark(spec, scenario=fit["start"], surrogates=args.checkpoints,
@@ -46,6 +56,7 @@ def _fit_step_benchmark(args):
                          transient_ms=fit["transient_ms"], slope=fit["slope"],
                          threads=args.threads, grad_storage=fit["grad_storage"],
                          repeats=args.repeats)
+    res["malloc"] = "keep" if kept else "default"
     write_step_benchmark(res, start=fit["start"], out=args.out, table=args.table)
 
 
@@ -112,6 +123,7 @@ def register(sub) -> None:
                         "transient_ms, slope, grad_storage")
     p.add_argument("--checkpoints", nargs="+", required=True)
     p.add_argument("--threads", type=positive_int, required=True)
+    add_malloc(p)
     p.add_argument("--out", required=True, help="fit_trajectory NetCDF")
     p.add_argument("--fitted", required=True,
                    help="JSON file: the fitted gains, a list of {src, target, receptor, gain} "
@@ -181,6 +193,7 @@ def register(sub) -> None:
     p.add_argument("--threads", type=positive_int, required=True)
     p.add_argument("--repeats", type=positive_int, default=5,
                    help="pairs of a forward run and a step (default 5)")
+    add_malloc(p)
     p.add_argument("--out", required=True)
     p.add_argument("--table")
     p.set_defaults(func=_fit_step_benchmark)

@@ -50,6 +50,19 @@ def _import_surrogate(args):
           f"{loaded.blob.get('epoch')}, trained on data {loaded.data_hash})")
 
 
+def _tune_threshold(args):
+    from ..surrogate.checkpoint import CheckpointError
+    from ..surrogate.train import retune_spike_threshold
+
+    try:
+        _, _, table = retune_spike_threshold(args.checkpoint, args.dataset, rule=args.rule,
+                                             out=args.out)
+    except (CheckpointError, FileNotFoundError, ValueError) as err:
+        raise SystemExit(f"tune-threshold: {err}") from None
+    print(table)
+    print(f"-> {args.out}")
+
+
 def _evaluate(args):
     from ..surrogate.evaluate import evaluate_surrogate
 
@@ -129,6 +142,15 @@ def register(sub) -> None:
     p.add_argument("--bin-ms", type=float, required=True, help="the time bin (ms) it must use")
     p.add_argument("--out", required=True, help="where the checked copy goes (.pt)")
     p.set_defaults(func=_import_surrogate)
+
+    p = sub.add_parser("tune-threshold",
+                       help="choose a trained surrogate's spike threshold again (train."
+                            "spike_threshold_rule) on its training data's validation split")
+    p.add_argument("checkpoint", help="a trained surrogate (.pt)")
+    p.add_argument("dataset", help="the merged cell_sims dataset it was trained on")
+    p.add_argument("--rule", required=True, choices=["f1", "count"])
+    p.add_argument("--out", required=True, help="the checkpoint with the new threshold (.pt)")
+    p.set_defaults(func=_tune_threshold)
 
     p = sub.add_parser("evaluate", help="held-out free-running fidelity of a surrogate")
     p.add_argument("checkpoint")

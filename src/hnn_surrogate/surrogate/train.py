@@ -71,6 +71,7 @@ class TrainConfig:
     spike_pos_weight: float = _DEFAULT["spike_pos_weight"]
     spike_tolerance_ms: float = _DEFAULT["spike_tolerance_ms"]
     dropout: float = _DEFAULT["dropout"]
+    spike_threshold_rule: str = _DEFAULT["spike_threshold_rule"]
     lr_schedule: str = _DEFAULT["lr_schedule"]
     # not a config key: the learning curve's rules set it per subset model
     train_fraction: float = 1.0  # use this seeded fraction of the training split
@@ -189,26 +190,78 @@ inflates the head's probabilities, so the best threshold can lie above 0.95
 (surrogates trained on whole simulations: measured at the old grid's top, 0.95)."""
 
 
-def tune_spike_threshold(model, ds, norm, grid=SPIKE_THRESHOLD_GRID) -> float:
-    """The spike-head probability threshold with the best spike F1 on the validation split."""
+SPIKE_THRESHOLD_RULES = ("f1", "count")
+"""How the threshold is chosen on the validation split: ``f1`` the best spike F1;
+``count`` the predicted spike count closest to NEURON's (ties: the better F1).
+F1 weighs a missed spike and an extra one alike, so its best threshold can
+leave the rate biased, and a network amplifies a rate bias (the recurrent
+pyramidal loop: docs/measurements/network.md)."""
+
+
+def spike_threshold_scores(model, ds, norm, grid=SPIKE_THRESHOLD_GRID, split="val"):
+    """Spike F1 and predicted / true spike count of the spike head at each
+    threshold of ``grid``, on the ``split`` simulations of ``ds``: (f1, ratio)."""
     from .evaluate import match_spikes, predicted_spike_times
 
-    pos = np.flatnonzero(ds["split"].values == "val")
+    pos = np.flatnonzero(ds["split"].values == split)
+    if not pos.size:
+        raise ValueError(f"{ds.attrs.get('cell_type', 'dataset')}: no {split!r} simulations "
+                         "to choose the spike threshold on")
     x = norm.inputs(ds["inputs"].values[pos])
     model.eval()
     with torch.no_grad():
         p = torch.sigmoid(torch.cat([model(x[i:i + 64])[1] for i in range(0, len(x), 64)])).numpy()
     true = [ds["spike_time"].values[ds["spike_sim"].values == k] for k in pos]
     n_true = sum(t.size for t in true)
-    best, best_f1 = 0.5, -1.0
-    for thr in grid:
-        pred = predicted_spike_times(p, float(ds.attrs["bin_ms"]), thr)
+    f1, ratio = np.zeros(len(grid)), np.zeros(len(grid))
+    for i, thr in enumerate(grid):
+        pred = predicted_spike_times(p, float(ds.attrs["bin_ms"]), float(thr))
         hits = sum(match_spikes(t, q) for t, q in zip(true, pred))
         n_pred = sum(q.size for q in pred)
-        f1 = 2 * hits / (n_true + n_pred) if n_true + n_pred else 1.0
-        if f1 > best_f1:
-            best, best_f1 = float(thr), f1
-    return best
+        f1[i] = 2 * hits / (n_true + n_pred) if n_true + n_pred else 1.0
+        ratio[i] = n_pred / n_true if n_true else (0.0 if n_pred == 0 else np.inf)
+    return f1, ratio
+
+
+def pick_spike_threshold(grid, f1, ratio, rule: str = "f1") -> float:
+    """The threshold of ``grid`` that ``rule`` (``SPIKE_THRESHOLD_RULES``) picks."""
+    if rule == "f1":
+        return float(grid[int(np.argmax(f1))])
+    if rule == "count":
+        return float(grid[np.lexsort((-np.asarray(f1), np.abs(np.asarray(ratio) - 1.0)))[0]])
+    raise ValueError(f"spike threshold rule {rule!r}: one of {', '.join(SPIKE_THRESHOLD_RULES)}")
+
+
+def tune_spike_threshold(model, ds, norm, grid=SPIKE_THRESHOLD_GRID, rule: str = "f1") -> float:
+    """The spike-head probability threshold ``rule`` picks on the validation split."""
+    return pick_spike_threshold(grid, *spike_threshold_scores(model, ds, norm, grid), rule)
+
+
+def retune_spike_threshold(checkpoint, dataset, *, rule: str, out) -> tuple[float, float, str]:
+    """Choose a trained surrogate's spike threshold again by ``rule``, on the
+    validation split of its own training data, and write the checkpoint with it
+    to ``out`` (atomically; nothing else changes). The data must be the data it
+    was trained on (its hash), so the split is the one training held out.
+    Returns (old threshold, new threshold, the table of every threshold's F1 and
+    predicted / true spike count)."""
+    from .checkpoint import load_checkpoint
+
+    if rule not in SPIKE_THRESHOLD_RULES:
+        raise ValueError(f"spike threshold rule {rule!r}: one of {', '.join(SPIKE_THRESHOLD_RULES)}")
+    ds = open_cell_dataset(dataset)
+    loaded = load_checkpoint(checkpoint, dataset=ds)
+    f1, ratio = spike_threshold_scores(loaded.model, ds, loaded.norm)
+    new = pick_spike_threshold(SPIKE_THRESHOLD_GRID, f1, ratio, rule)
+    old = loaded.spike_threshold
+    lines = [f"{loaded.cell_type} spike threshold on the validation split of {dataset}: "
+             f"{old:.2f} ({loaded.blob.get('spike_threshold_rule', 'f1')}) -> {new:.2f} ({rule})",
+             "", "| threshold | spike F1 | predicted / true spikes | |", "|---|---|---|---|"]
+    for thr, a, b in zip(SPIKE_THRESHOLD_GRID, f1, ratio):
+        mark = " ".join(m for m, t in (("old", old), (rule, new)) if np.isclose(thr, t))
+        lines.append(f"| {thr:.2f} | {a:.3f} | {b:.3f} | {mark} |")
+    blob = dict(loaded.blob, spike_threshold=float(new), spike_threshold_rule=str(rule))
+    atomic_save(blob, out)
+    return old, new, "\n".join(lines)
 
 
 @torch.no_grad()
@@ -453,12 +506,13 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
 
     def save_model(path, epoch, extra=None):
         """``extra``: a dict, or a function giving one once the threshold is tuned."""
-        threshold = tune_spike_threshold(model, ds, norm)
+        threshold = tune_spike_threshold(model, ds, norm, rule=cfg.spike_threshold_rule)
         extra = extra() if callable(extra) else extra
         save_checkpoint(path, model, norm=norm, cell_type=ds.attrs["cell_type"],
                         channels=chans, targets=targets, bin_ms=float(ds.attrs["bin_ms"]),
                         data_hash=dhash, train_config=asdict(cfg), epoch=epoch,
                         extra={"device": str(device), "spike_threshold": threshold,
+                               "spike_threshold_rule": cfg.spike_threshold_rule,
                                "spike_pos_weight": float(pos_weight), **(extra or {})})
         return threshold
 
