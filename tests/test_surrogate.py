@@ -294,7 +294,7 @@ def test_training_end_to_end_and_checkpoint_rebuilds_the_model(tiny_dataset, tmp
     f1, ratio = spike_threshold_scores(loaded.model, ds, loaded.norm)
     assert f1.shape == ratio.shape == SPIKE_THRESHOLD_GRID.shape
     assert np.all((f1 >= 0) & (f1 <= 1)) and np.all(ratio >= 0)
-    assert loaded.blob["spike_threshold_rule"] == "f1"
+    assert loaded.blob["spike_threshold_rule"] == "f1"             # the key left out
     assert loaded.spike_threshold == pick_spike_threshold(SPIKE_THRESHOLD_GRID, f1, ratio, "f1")
     # chosen again by the count rule: only the threshold and its rule change
     again = tmp_path / "count.pt"
@@ -308,8 +308,10 @@ def test_training_end_to_end_and_checkpoint_rebuilds_the_model(tiny_dataset, tmp
     assert recount.spike_threshold == pick_spike_threshold(SPIKE_THRESHOLD_GRID, f1, ratio,
                                                            "count")
     for key, value in loaded.blob.items():
-        if key not in ("spike_threshold", "spike_threshold_rule", "state_dict"):
+        if key not in ("spike_threshold", "spike_threshold_rule", "state_dict", "train_config"):
             assert recount.blob[key] == value, key
+    assert recount.blob["train_config"] == dict(loaded.blob["train_config"],
+                                                spike_threshold_rule="count")
     for key, value in loaded.blob["state_dict"].items():
         assert torch.equal(recount.blob["state_dict"][key], value), key
     # other data than its training data: refused, naming the checkpoint, nothing written

@@ -240,7 +240,7 @@ def tune_spike_threshold(model, ds, norm, grid=SPIKE_THRESHOLD_GRID, rule: str =
 def retune_spike_threshold(checkpoint, dataset, *, rule: str, out) -> tuple[float, float, str]:
     """Choose a trained surrogate's spike threshold again by ``rule``, on the
     validation split of its own training data, and write the checkpoint with it
-    to ``out`` (atomically; nothing else changes). The data must be the data it
+    to ``out`` (atomically; the rule in its training config too, nothing else). The data must be the data it
     was trained on (its hash), so the split is the one training held out.
     Returns (old threshold, new threshold, the table of every threshold's F1 and
     predicted / true spike count)."""
@@ -259,7 +259,9 @@ def retune_spike_threshold(checkpoint, dataset, *, rule: str, out) -> tuple[floa
     for thr, a, b in zip(SPIKE_THRESHOLD_GRID, f1, ratio):
         mark = " ".join(m for m, t in (("old", old), (rule, new)) if np.isclose(thr, t))
         lines.append(f"| {thr:.2f} | {a:.3f} | {b:.3f} | {mark} |")
-    blob = dict(loaded.blob, spike_threshold=float(new), spike_threshold_rule=str(rule))
+    # as training with ``rule`` would have written it: the weights do not depend on the rule
+    blob = dict(loaded.blob, spike_threshold=float(new), spike_threshold_rule=str(rule),
+                train_config=dict(loaded.blob["train_config"], spike_threshold_rule=str(rule)))
     atomic_save(blob, out)
     return old, new, "\n".join(lines)
 
@@ -601,7 +603,8 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
         return spent
 
     threshold = save_model(out, state["best_epoch"], cost)
-    log.info("spike threshold (best validation F1): %.2f", threshold)
+    log.info("spike threshold (rule %s, validation split): %.2f", cfg.spike_threshold_rule,
+             threshold)
     if threshold == SPIKE_THRESHOLD_GRID.max():
         log.warning("the spike threshold is the largest tried (%.2f): F1 may rise above it",
                     threshold)
