@@ -273,8 +273,12 @@ def test_spike_threshold_rules_pick_the_best_f1_or_the_closest_count():
     f1 = np.array([0.80, 0.90, 0.85, 0.70])
     assert pick_spike_threshold(grid, f1, np.array([1.5, 1.2, 0.98, 0.7]), "f1") == 0.6
     assert pick_spike_threshold(grid, f1, np.array([1.5, 1.2, 0.98, 0.7]), "count") == 0.7
-    # equally close counts: the better F1
+    # equally close counts: the better F1, whatever the float noise (4 and 2 of 3 spikes)
     assert pick_spike_threshold(grid, f1, np.array([1.1, 1.05, 0.95, 0.7]), "count") == 0.6
+    assert pick_spike_threshold(grid[:2], np.array([0.5, 0.7]), np.array([4, 2]) / 3,
+                                "count") == 0.6
+    assert pick_spike_threshold(grid[:2], np.array([0.7, 0.5]), np.array([4, 2]) / 3,
+                                "count") == 0.5
     with pytest.raises(ValueError, match="rule 'rate'"):
         pick_spike_threshold(grid, f1, f1, "rate")
 
@@ -314,12 +318,19 @@ def test_training_end_to_end_and_checkpoint_rebuilds_the_model(tiny_dataset, tmp
                                                 spike_threshold_rule="count")
     for key, value in loaded.blob["state_dict"].items():
         assert torch.equal(recount.blob["state_dict"][key], value), key
-    # other data than its training data: refused, naming the checkpoint, nothing written
-    bad = subprocess.run([sys.executable, "-m", "hnn_surrogate", "tune-threshold", str(out),
-                          str(hist), "--rule", "count", "--out", str(tmp_path / "bad.pt")],
-                         capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "tune-threshold" in bad.stderr
-    assert not (tmp_path / "bad.pt").exists()
+    # other data than its training data (the same shards split by another seed):
+    # refused, naming the data hash, nothing written
+    from hnn_surrogate.datasets import merge_shards
+
+    shards = sorted(Path(tiny_dataset).parent.glob("*threshold.nc"))
+    other = tmp_path / "other.nc"
+    merge_shards(shards, other, seed=5, fractions={"train": 0.5, "val": 0.25, "test": 0.25})
+    for data, said in ((other, "data hash"), (hist, "tune-threshold: ")):
+        bad = subprocess.run([sys.executable, "-m", "hnn_surrogate", "tune-threshold", str(out),
+                              str(data), "--rule", "count", "--out", str(tmp_path / "bad.pt")],
+                             capture_output=True, text=True, timeout=300)
+        assert bad.returncode != 0 and said in bad.stderr, bad.stderr
+        assert not (tmp_path / "bad.pt").exists()
     # what the data cost in NEURON (one job per shard here) and what training did
     jobs = loaded.blob["data_neuron_jobs"]
     assert len(jobs) == 2 and all(v > 0 for v in jobs.values())

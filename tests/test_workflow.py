@@ -170,7 +170,9 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
         np.testing.assert_allclose(search["gain"].values[0], 1.0)        # the start first
         assert json.loads((point / f"hnn_{solver}.json").read_text())[0]["gain"] > 0
     step = FIT_STEP_BENCHMARK.read(point / "step_benchmark.nc")
-    assert step.attrs["malloc"] == "keep"          # glibc here: the fit's setting took effect
+    import platform
+
+    assert step.attrs["malloc"] == ("keep" if platform.libc_ver()[0] == "glibc" else "default")
     assert step["ratio"].values > 0 and step["step_rss_gb"].values >= step["forward_rss_gb"]
     assert "FIT_STEP_BENCHMARK" in (point / "step_benchmark.md").read_text()
     baseline = FIT_BASELINE.read(point / "baseline.nc")

@@ -37,9 +37,13 @@ def keep_freed_memory() -> bool:
         log.info("no glibc mallopt here: the allocator is left as it is")
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    ok = mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
-    log.info("glibc keeps freed memory (mmap off, no trimming): %s", "yes" if ok else "refused")
-    return ok
+    no_mmap = mallopt(M_MMAP_MAX, 0) == 1
+    no_trim = mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    log.info("glibc: mmap off %s, no trimming %s", "yes" if no_mmap else "refused",
+             "yes" if no_trim else "refused")
+    if no_mmap != no_trim:
+        log.warning("glibc took one of the two settings only: counted as not kept")
+    return no_mmap and no_trim
 
 
 def set_malloc(mode: str) -> bool:

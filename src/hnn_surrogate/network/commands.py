@@ -29,6 +29,10 @@ def _replay_events(args):
 def _network_surrogate(args):
     from ..network.runs import run_surrogate_network
 
+    if args.replay_types and not args.replay:
+        raise SystemExit("network-surrogate: --replay-types needs --replay (the NEURON run "
+                         "whose spikes those types replay)")
+
     run_surrogate_network(network_spec(args), scenario=args.scenario, condition=args.condition,
                           seed=args.seed, checkpoints=args.checkpoints, out=args.out,
                           threads=args.threads, replay=args.replay,

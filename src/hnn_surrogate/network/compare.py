@@ -81,6 +81,10 @@ def compare_runs(runs: dict, *, scenario: str, transient_ms: float, out, table=N
     conditions = list(dict.fromkeys(k[0] for k in runs))
     seeds = sorted({k[1] for k in runs})
     data = {k: NETWORK_RUN.read(p) for k, p in runs.items()}
+    for k, ds in data.items():
+        if "replay_types" in ds.attrs:
+            raise ValueError(f"{runs[k]}: a partial open loop (only {ds.attrs['replay_types']} "
+                             "replayed); the comparison takes closed and whole open loops")
     metrics = {k: run_metrics(ds, transient_ms) for k, ds in data.items()}
     first = next(iter(metrics.values()))
     cell_types = list(first["rates"])

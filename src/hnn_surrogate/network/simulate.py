@@ -258,6 +258,8 @@ class SurrogateNetwork:
         if grad_storage not in GRAD_STORAGE:
             raise ValueError(f"grad_storage {grad_storage!r}: one of {', '.join(GRAD_STORAGE)}")
         if replay_types is not None:
+            if isinstance(replay_types, str):
+                raise TypeError(f"replay_types {replay_types!r}: a list of cell types, not a string")
             unknown = sorted(set(replay_types) - set(self.wiring.cell_types))
             if replay is None or grad or unknown:
                 raise ValueError("replay_types: " + (f"unknown cell types {unknown}" if unknown

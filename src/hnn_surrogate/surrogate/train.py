@@ -219,7 +219,7 @@ def spike_threshold_scores(model, ds, norm, grid=SPIKE_THRESHOLD_GRID, split="va
         hits = sum(match_spikes(t, q) for t, q in zip(true, pred))
         n_pred = sum(q.size for q in pred)
         f1[i] = 2 * hits / (n_true + n_pred) if n_true + n_pred else 1.0
-        ratio[i] = n_pred / n_true if n_true else (0.0 if n_pred == 0 else np.inf)
+        ratio[i] = n_pred / n_true if n_true else (1.0 if n_pred == 0 else np.inf)
     return f1, ratio
 
 
@@ -228,7 +228,10 @@ def pick_spike_threshold(grid, f1, ratio, rule: str = "f1") -> float:
     if rule == "f1":
         return float(grid[int(np.argmax(f1))])
     if rule == "count":
-        return float(grid[np.lexsort((-np.asarray(f1), np.abs(np.asarray(ratio) - 1.0)))[0]])
+        # rounded: counts equally far from NEURON's (4 and 2 of 3) tie exactly, and go
+        # to the better F1, not to whichever float noise makes closer
+        off = np.round(np.abs(np.asarray(ratio, np.float64) - 1.0), 9)
+        return float(grid[np.lexsort((-np.asarray(f1), off))[0]])
     raise ValueError(f"spike threshold rule {rule!r}: one of {', '.join(SPIKE_THRESHOLD_RULES)}")
 
 
@@ -261,7 +264,8 @@ def retune_spike_threshold(checkpoint, dataset, *, rule: str, out) -> tuple[floa
         lines.append(f"| {thr:.2f} | {a:.3f} | {b:.3f} | {mark} |")
     # as training with ``rule`` would have written it: the weights do not depend on the rule
     blob = dict(loaded.blob, spike_threshold=float(new), spike_threshold_rule=str(rule),
-                train_config=dict(loaded.blob["train_config"], spike_threshold_rule=str(rule)))
+                train_config=dict(loaded.blob.get("train_config", {}),
+                                  spike_threshold_rule=str(rule)))
     atomic_save(blob, out)
     return old, new, "\n".join(lines)
 
@@ -400,6 +404,9 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
                          f"before a snapshot; give patience at least the last snapshot epoch")
     if cfg.lr_schedule not in ("plateau", "cosine"):
         raise ValueError(f"train.lr_schedule {cfg.lr_schedule!r}: 'plateau' or 'cosine'")
+    if cfg.spike_threshold_rule not in SPIKE_THRESHOLD_RULES:
+        raise ValueError(f"train.spike_threshold_rule {cfg.spike_threshold_rule!r}: one of "
+                         f"{', '.join(SPIKE_THRESHOLD_RULES)}")
     ds = open_cell_dataset(dataset_path)
     out = Path(out)
     resume_path = out.with_name(out.name + ".resume.pt")
