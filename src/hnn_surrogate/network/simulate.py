@@ -408,15 +408,13 @@ class SurrogateNetwork:
                     fired_gids.append(g[keep])
                 if replay_bins is not None:
                     ks = [k for k in range(k0, k0 + kb) if k in replay_bins]
-                    rb = [np.repeat(ks, [replay_bins[k].size for k in ks]).astype(np.int64)]
-                    rg = [np.concatenate([replay_bins[k] for k in ks]) if ks
-                          else np.zeros(0, np.int64)]
-                    if own is not None and now_gids:
-                        mine = own[g]
-                        rb.append(b[mine])
-                        rg.append(g[mine])
-                    rb, rg = np.concatenate(rb), np.concatenate(rg)
-                    if rb.size:
+                    rb = [np.full(replay_bins[k].size, k, np.int64) for k in ks]
+                    rg = [replay_bins[k] for k in ks]
+                    if own is not None and now_gids:      # the types not replayed: their own
+                        rb.append(b[own[g]])
+                        rg.append(g[own[g]])
+                    if rb:
+                        rb, rg = np.concatenate(rb), np.concatenate(rg)
                         order = np.lexsort((rg, rb))
                         self._deliver(rb[order], rg[order], None, queues, outgoing)
                 elif now_gids:

@@ -11,7 +11,9 @@ from ..cli_args import keyed_runs, network_spec, positive_int, read_json
 
 
 def add_malloc(p) -> None:
-    p.add_argument("--malloc", choices=["keep", "default"], default="keep",
+    from ..alloc import MALLOC_MODES
+
+    p.add_argument("--malloc", choices=MALLOC_MODES, default="keep",
                    help="keep: glibc keeps freed memory for the next step (no mmap, no "
                         "trimming; hnn_surrogate.alloc); default: glibc as it is")
 

@@ -296,7 +296,7 @@ def write_step_benchmark(res: dict, *, start: str, out, table=None) -> str:
     attrs.update(start=start, **{k: res[k] for k in ("n_cells", "n_seeds", "tstop_ms",
                                                       "threads", "device", "spikes",
                                                       "grad_storage")})
-    attrs["malloc"] = res.get("malloc", "default")
+    malloc = attrs["malloc"] = res.get("malloc", "default")
     ds = FIT_STEP_BENCHMARK.build(
         {k: res[k] for k in ("forward_s", "step_s", "ratio", "forward_rss_gb", "step_rss_gb",
                              "exact_rss_gb", "grad_cosine", "forward_all_s", "step_all_s")},
@@ -304,8 +304,7 @@ def write_step_benchmark(res: dict, *, start: str, out, table=None) -> str:
     text = "\n".join([
         f"One fit step against a forward run of the same batch: {res['n_seeds']} seed(s) of the "
         f"{res['n_cells']}-cell network ({start}), {res['tstop_ms']:.0f} ms, "
-        f"{res['threads']} thread(s), {res['device']}, glibc malloc "
-        f"{res.get('malloc', 'default')}; medians of "
+        f"{res['threads']} thread(s), {res['device']}, glibc malloc {malloc}; medians of "
         f"{len(res['forward_all_s'])} pairs of a forward run and a step back to back (the "
         f"ratio: the median of the pairs' ratios)", "",
         "| | wall (s) | peak resident (GiB) |", "|---|---|---|",

@@ -198,6 +198,13 @@ leave the rate biased, and a network amplifies a rate bias (the recurrent
 pyramidal loop: docs/measurements/network.md)."""
 
 
+def check_spike_threshold_rule(rule: str, name: str = "spike threshold rule") -> str:
+    """``rule`` if it is one of ``SPIKE_THRESHOLD_RULES``; else ValueError naming ``name``."""
+    if rule not in SPIKE_THRESHOLD_RULES:
+        raise ValueError(f"{name} {rule!r}: one of {', '.join(SPIKE_THRESHOLD_RULES)}")
+    return rule
+
+
 def spike_threshold_scores(model, ds, norm, grid=SPIKE_THRESHOLD_GRID, split="val"):
     """Spike F1 and predicted / true spike count of the spike head at each
     threshold of ``grid``, on the ``split`` simulations of ``ds``: (f1, ratio)."""
@@ -225,14 +232,12 @@ def spike_threshold_scores(model, ds, norm, grid=SPIKE_THRESHOLD_GRID, split="va
 
 def pick_spike_threshold(grid, f1, ratio, rule: str = "f1") -> float:
     """The threshold of ``grid`` that ``rule`` (``SPIKE_THRESHOLD_RULES``) picks."""
-    if rule == "f1":
+    if check_spike_threshold_rule(rule) == "f1":
         return float(grid[int(np.argmax(f1))])
-    if rule == "count":
-        # rounded: counts equally far from NEURON's (4 and 2 of 3) tie exactly, and go
-        # to the better F1, not to whichever float noise makes closer
-        off = np.round(np.abs(np.asarray(ratio, np.float64) - 1.0), 9)
-        return float(grid[np.lexsort((-np.asarray(f1), off))[0]])
-    raise ValueError(f"spike threshold rule {rule!r}: one of {', '.join(SPIKE_THRESHOLD_RULES)}")
+    # count, rounded: counts equally far from NEURON's (4 and 2 of 3) tie exactly, and
+    # go to the better F1, not to whichever float noise makes closer
+    off = np.round(np.abs(np.asarray(ratio, np.float64) - 1.0), 9)
+    return float(grid[np.lexsort((-np.asarray(f1), off))[0]])
 
 
 def tune_spike_threshold(model, ds, norm, grid=SPIKE_THRESHOLD_GRID, rule: str = "f1") -> float:
@@ -243,14 +248,14 @@ def tune_spike_threshold(model, ds, norm, grid=SPIKE_THRESHOLD_GRID, rule: str =
 def retune_spike_threshold(checkpoint, dataset, *, rule: str, out) -> tuple[float, float, str]:
     """Choose a trained surrogate's spike threshold again by ``rule``, on the
     validation split of its own training data, and write the checkpoint with it
-    to ``out`` (atomically; the rule in its training config too, nothing else). The data must be the data it
-    was trained on (its hash), so the split is the one training held out.
+    to ``out`` (atomically; the rule in its training config too, nothing else).
+    The data must be the data it was trained on (its hash), so the split is the
+    one training held out.
     Returns (old threshold, new threshold, the table of every threshold's F1 and
     predicted / true spike count)."""
     from .checkpoint import load_checkpoint
 
-    if rule not in SPIKE_THRESHOLD_RULES:
-        raise ValueError(f"spike threshold rule {rule!r}: one of {', '.join(SPIKE_THRESHOLD_RULES)}")
+    check_spike_threshold_rule(rule)
     ds = open_cell_dataset(dataset)
     loaded = load_checkpoint(checkpoint, dataset=ds)
     f1, ratio = spike_threshold_scores(loaded.model, ds, loaded.norm)
@@ -404,9 +409,7 @@ def train_surrogate(dataset_path, out, *, model_kwargs: dict, train_config: Trai
                          f"before a snapshot; give patience at least the last snapshot epoch")
     if cfg.lr_schedule not in ("plateau", "cosine"):
         raise ValueError(f"train.lr_schedule {cfg.lr_schedule!r}: 'plateau' or 'cosine'")
-    if cfg.spike_threshold_rule not in SPIKE_THRESHOLD_RULES:
-        raise ValueError(f"train.spike_threshold_rule {cfg.spike_threshold_rule!r}: one of "
-                         f"{', '.join(SPIKE_THRESHOLD_RULES)}")
+    check_spike_threshold_rule(cfg.spike_threshold_rule, "train.spike_threshold_rule")
     ds = open_cell_dataset(dataset_path)
     out = Path(out)
     resume_path = out.with_name(out.name + ".resume.pt")
