@@ -675,6 +675,7 @@ def _baseline_inputs(tmp_path, fit_steps_s, start, fitted, searches):
     objective = np.array([[start, start, 9.0], [fitted, fitted, 9.0]])[:, :, None].repeat(2, 2)
     FIT_CHECK.write(FIT_CHECK.build(
         {"objective": objective, "beta_alpha": objective, "peak_freq": objective,
+         "peak_beyond_band": np.zeros(objective.shape, np.int8),
          "rate": objective[..., None][..., :0], "power": objective[..., None][..., :0],
          "fit_seed": np.array([1, 1, 0], np.int8)},
         {"condition": ["default", "fitted"], "seed": [0, 1, 2],
@@ -755,3 +756,26 @@ def test_malloc_keep_takes_effect_on_glibc_and_bad_modes_are_refused():
     assert out == [str(glibc), "False"]
     with pytest.raises(ValueError, match="malloc mode 'off'"):
         set_malloc("off")
+
+
+def test_the_check_marks_a_peak_that_lies_beyond_its_band():
+    from hnn_surrogate.optimize.check import PEAK_BAND, spectral_peak
+
+    f = np.arange(0.0, 250.0, 1.0)
+    beta = np.exp(-0.5 * ((f - 20.0) / 2.0) ** 2)
+    # a beta peak above a flat floor: inside the band, the spectrum's peak
+    assert spectral_peak(f, 0.01 + beta) == (20.0, False)
+    # the same beta bump on a spectrum rising to 100 Hz and beyond (a fit's
+    # volleys' fast dipole): beta is the band's local maximum only if nothing
+    # above 80 Hz is larger
+    rising = (f / 50.0) ** 4
+    assert spectral_peak(f, 0.1 * beta + rising) == (PEAK_BAND[1], True)
+    assert spectral_peak(f, 0.1 * beta + rising * (f <= 60.0)) == (60.0, False)
+    assert spectral_peak(f, beta + 0.9 * (f > 85.0)) == (20.0, False)
+    assert spectral_peak(f, beta + 1.1 * (f > 85.0)) == (20.0, True)
+    # power above 100 Hz is not looked at
+    assert spectral_peak(f, 0.01 + beta + 5.0 * (f > 100.0)) == (20.0, False)
+    # the lower edge: a spectrum falling from 3 Hz
+    assert spectral_peak(f, 1.0 / (1.0 + f)) == (PEAK_BAND[0], True)
+    with pytest.raises(ValueError, match="within"):
+        spectral_peak(np.array([90.0, 95.0]), np.ones(2))

@@ -831,7 +831,7 @@ FIT_STEP_BENCHMARK = Schema(
 
 FIT_CHECK = Schema(
     name="fit_check",
-    version=1,
+    version=2,  # 2: peak_beyond_band
     attrs=("start", "objective", "transient_ms", "transfer", "git_commit", "versions", "created"),
     variables={
         "condition": Var(("condition",), "str", "1", "default (the start) or fitted"),
@@ -846,6 +846,9 @@ FIT_CHECK = Schema(
                           "power 13-30 Hz / power 8-12 Hz of the aggregate dipole"),
         "peak_freq": Var(("condition", "seed", "simulator"), "float64", "Hz",
                          "frequency of the largest power, 3-80 Hz"),
+        "peak_beyond_band": Var(("condition", "seed", "simulator"), "int8", "1",
+                                "1 if that largest power is at 3 or 80 Hz or under the "
+                                "power at 80-100 Hz: the spectrum's peak is beyond 3-80 Hz"),
         "rate": Var(("condition", "seed", "simulator", "cell_type"), "float64", "Hz",
                     "spikes per cell per second after the transient"),
         "power": Var(("condition", "seed", "simulator", "freq"), "float64", "nAm2",

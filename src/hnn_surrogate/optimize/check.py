@@ -23,6 +23,20 @@ SIMULATORS = ("neuron", "surrogate")
 PEAK_BAND = (3.0, 80.0)
 
 
+def spectral_peak(f, p, band=PEAK_BAND, beyond: float = 100.0) -> tuple[float, bool]:
+    """(frequency of the largest power within ``band``, whether the spectrum's
+    peak lies beyond the band instead: that largest power is on the band's first
+    or last frequency, or more power lies above the band, up to ``beyond`` Hz)."""
+    f, p = np.asarray(f, float), np.asarray(p, float)
+    inside = np.flatnonzero((f >= band[0]) & (f <= band[1]))
+    if inside.size == 0:
+        raise ValueError(f"no frequency of the spectrum within {band} Hz")
+    k = int(np.argmax(p[inside]))
+    above = p[(f > band[1]) & (f <= beyond)]
+    rising = above.size > 0 and float(above.max()) > float(p[inside[k]])
+    return float(f[inside[k]]), bool(k in (0, inside.size - 1) or rising)
+
+
 def _score(path, objective, transient_ms):
     from ..artifacts import NETWORK_RUN
 
@@ -34,8 +48,7 @@ def _score(path, objective, transient_ms):
         ratio = float(band_power(f, p, (13.0, 30.0)) / band_power(f, p, (8.0, 12.0)))
     except ValueError:        # a run too short to resolve the bands: no ratio
         ratio = float("nan")
-    band = (f >= PEAK_BAND[0]) & (f <= PEAK_BAND[1])
-    peak = float(f[band][int(np.argmax(p[band].numpy()))])
+    peak = spectral_peak(f.numpy(), p.numpy())
     keep = (f <= 100.0).numpy()
     st, sg = run["spike_time"].values, run["spike_gid"].values
     rates, scored = {}, {}
@@ -69,6 +82,7 @@ def check_fit(runs: dict, *, start: str, objective: dict, transient_ms: float, f
                     raise ValueError(f"check_fit: no {sim} run of condition {c}, seed {s}")
     shape = (len(CONDITIONS), len(seeds), len(SIMULATORS))
     value, ratio, peak = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    beyond = np.zeros(shape, np.int8)
     rate, power, types, freqs = None, None, None, None
     for i, c in enumerate(CONDITIONS):
         for j, s in enumerate(seeds):
@@ -78,7 +92,7 @@ def check_fit(runs: dict, *, start: str, objective: dict, transient_ms: float, f
                     types, freqs = list(rt), f
                     rate = np.zeros(shape + (len(types),))
                     power = np.zeros(shape + (f.size,))
-                value[i, j, k], ratio[i, j, k], peak[i, j, k] = v, r, pk
+                value[i, j, k], ratio[i, j, k], (peak[i, j, k], beyond[i, j, k]) = v, r, pk
                 rate[i, j, k] = [rt[t] for t in types]
                 power[i, j, k] = p
     change = value[1] - value[0]                                   # (seed, simulator)
@@ -89,20 +103,30 @@ def check_fit(runs: dict, *, start: str, objective: dict, transient_ms: float, f
     fit_seeds = {int(s) for s in fit_seeds}
     ds = FIT_CHECK.build(
         {"fit_seed": np.array([s in fit_seeds for s in seeds], np.int8), "objective": value,
-         "beta_alpha": ratio, "peak_freq": peak, "rate": rate, "power": power},
+         "beta_alpha": ratio, "peak_freq": peak, "peak_beyond_band": beyond, "rate": rate,
+         "power": power},
         {"condition": list(CONDITIONS), "seed": np.array(seeds, np.int64),
          "simulator": list(SIMULATORS), "cell_type": types, "freq": freqs}, attrs)
     lines = [f"Fit from {start} checked in NEURON ({objective['kind']}); transfer (NEURON "
              f"change / surrogate change of the objective) {transfer:.2f}", "",
              "| seed | simulator | objective start -> fitted | beta/alpha start -> fitted "
-             "(x) | peak Hz start -> fitted |", "|---|---|---|---|---|"]
+             f"(x) | peak Hz ({PEAK_BAND[0]:g}-{PEAK_BAND[1]:g}) start -> fitted |",
+             "|---|---|---|---|---|"]
+
+    def hz(c, j, k):
+        return f"{peak[c, j, k]:.1f}" + (" (beyond)" if beyond[c, j, k] else "")
+
     for j, s in enumerate(seeds):
         tag = "fit" if s in fit_seeds else "fresh"
         for k, sim in enumerate(SIMULATORS):
             lines.append(f"| {s} ({tag}) | {sim} | {value[0, j, k]:.4f} -> {value[1, j, k]:.4f} | "
                          f"{ratio[0, j, k]:.3f} -> {ratio[1, j, k]:.3f} "
                          f"({ratio[1, j, k] / ratio[0, j, k]:.2f}x) | "
-                         f"{peak[0, j, k]:.1f} -> {peak[1, j, k]:.1f} |")
+                         f"{hz(0, j, k)} -> {hz(1, j, k)} |")
+    if beyond.any():
+        lines += ["", f"beyond: the largest power in {PEAK_BAND[0]:g}-{PEAK_BAND[1]:g} Hz lies on "
+                  "the band's edge or under the power above it (to 100 Hz): the spectrum's "
+                  "peak is beyond the band"]
     return FIT_CHECK.publish(ds, out, "\n".join(lines), table)
 
 
