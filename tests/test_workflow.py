@@ -164,6 +164,8 @@ def test_tiny_pipeline_end_to_end(repo, tmp_path):
     assert (point / "fit.png").stat().st_size > 1e4
     summary = FIT_SUMMARY.read(tmp_path / "results" / "optimize" / "summary.nc")
     assert list(summary["rank"].values) == [1]
+    assert summary["neuron_peak_beyond"].values[0] == check["peak_beyond_band"].sel(
+        condition="fitted", simulator="neuron").values.sum()
     # hnn-core's Optimizer, each solver in NEURON within the fit's wall clock
     for solver in ("bayesian", "cobyla", "cma"):
         search = HNN_SEARCH.read(point / f"hnn_{solver}.nc")

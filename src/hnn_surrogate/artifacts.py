@@ -858,7 +858,7 @@ FIT_CHECK = Schema(
 
 FIT_SUMMARY = Schema(
     name="fit_summary",
-    version=1,
+    version=2,  # 2: the NEURON fitted peak and the runs beyond its band
     attrs=("git_commit", "versions", "created"),
     variables={
         "point": Var(("point",), "str", "1", "grid point: start-objective-free-lr"),
@@ -873,6 +873,11 @@ FIT_SUMMARY = Schema(
                                "NEURON beta/alpha ratio fitted / start, fresh seeds (mean; all "
                                "seeds where there are no fresh ones)"),
         "transfer": Var(("point",), "float64", "1", "NEURON change / surrogate change"),
+        "neuron_peak_fitted": Var(("point",), "float64", "Hz",
+                                  "NEURON's fitted spectral peak in 3-80 Hz, median over seeds"),
+        "neuron_peak_beyond": Var(("point",), "int64", "1",
+                                  "NEURON's fitted runs whose spectrum peaks beyond 3-80 Hz "
+                                  "(fit_check's peak_beyond_band)"),
         "rank": Var(("point",), "int64", "1",
                     "1: the largest NEURON change on fresh seeds (fit seeds where none)"),
     },

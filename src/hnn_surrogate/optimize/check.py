@@ -137,9 +137,12 @@ def summarize_fits(checks: dict, *, out, table=None) -> str:
 
     points = list(checks)
     rows = {k: [] for k in ("start", "neuron_change_fit", "neuron_change_fresh",
-                            "surrogate_change", "beta_alpha_gain", "transfer")}
+                            "surrogate_change", "beta_alpha_gain", "transfer",
+                            "neuron_peak_fitted", "neuron_peak_beyond")}
+    ck_seeds = []
     for p in points:
         ck = FIT_CHECK.read(checks[p])
+        ck_seeds.append(ck.sizes["seed"])
         obj = ck["objective"]
         change = obj.sel(condition="fitted") - obj.sel(condition="default")   # (seed, sim)
         fit = ck["fit_seed"].values == 1
@@ -154,6 +157,11 @@ def summarize_fits(checks: dict, *, out, table=None) -> str:
         rows["beta_alpha_gain"].append(float(ratio[fresh].mean()) if fresh.any()
                                        else float(ratio.mean()))
         rows["transfer"].append(float(ck.attrs["transfer"]))
+        # where NEURON's fitted spectrum peaks: the goal is a frequency, not only a ratio
+        rows["neuron_peak_fitted"].append(float(np.median(
+            ck["peak_freq"].sel(condition="fitted", simulator="neuron").values)))
+        rows["neuron_peak_beyond"].append(int(
+            ck["peak_beyond_band"].sel(condition="fitted", simulator="neuron").values.sum()))
     key = np.array([r if np.isfinite(r) else f for r, f in
                     zip(rows["neuron_change_fresh"], rows["neuron_change_fit"])])
     order = np.argsort(-key, kind="stable")
@@ -163,9 +171,13 @@ def summarize_fits(checks: dict, *, out, table=None) -> str:
                            {"point": points}, provenance_attrs())
     lines = ["Fits ranked by the objective's change in NEURON on fresh seeds", "",
              "| rank | point | NEURON change (fresh) | NEURON change (fit seeds) | surrogate "
-             "change | beta/alpha x (NEURON) | transfer |", "|---|---|---|---|---|---|---|"]
+             "change | beta/alpha x (NEURON) | transfer | NEURON fitted peak, median Hz "
+             f"(runs whose peak is beyond {PEAK_BAND[0]:g}-{PEAK_BAND[1]:g} Hz) |",
+             "|---|---|---|---|---|---|---|---|"]
     for i in order:
         lines.append(f"| {rank[i]} | {points[i]} | {rows['neuron_change_fresh'][i]:.4f} | "
                      f"{rows['neuron_change_fit'][i]:.4f} | {rows['surrogate_change'][i]:.4f} | "
-                     f"{rows['beta_alpha_gain'][i]:.2f} | {rows['transfer'][i]:.2f} |")
+                     f"{rows['beta_alpha_gain'][i]:.2f} | {rows['transfer'][i]:.2f} | "
+                     f"{rows['neuron_peak_fitted'][i]:.1f} ({rows['neuron_peak_beyond'][i]} of "
+                     f"{ck_seeds[i]}) |")
     return FIT_SUMMARY.publish(ds, out, "\n".join(lines), table)
