@@ -847,8 +847,9 @@ FIT_CHECK = Schema(
         "peak_freq": Var(("condition", "seed", "simulator"), "float64", "Hz",
                          "frequency of the largest power, 3-80 Hz"),
         "peak_beyond_band": Var(("condition", "seed", "simulator"), "int8", "1",
-                                "1 if that largest power is at 3 or 80 Hz or under the "
-                                "power at 80-100 Hz: the spectrum's peak is beyond 3-80 Hz"),
+                                "1 if that largest power is on the band's first or last "
+                                "frequency or under the power at 80-100 Hz: the spectrum's "
+                                "peak is outside 3-80 Hz"),
         "rate": Var(("condition", "seed", "simulator", "cell_type"), "float64", "Hz",
                     "spikes per cell per second after the transient"),
         "power": Var(("condition", "seed", "simulator", "freq"), "float64", "nAm2",

@@ -25,15 +25,21 @@ PEAK_BAND = (3.0, 80.0)
 
 def spectral_peak(f, p, band=PEAK_BAND, beyond: float = 100.0) -> tuple[float, bool]:
     """(frequency of the largest power within ``band``, whether the spectrum's
-    peak lies beyond the band instead: that largest power is on the band's first
-    or last frequency, or more power lies above the band, up to ``beyond`` Hz)."""
+    peak lies outside the band instead: that largest power is on the band's
+    first or last frequency of ``f``, or more power lies above the band, up to
+    ``beyond`` Hz). (NaN, False) where the band's power is not finite or all
+    zero (a silent run has no peak)."""
     f, p = np.asarray(f, float), np.asarray(p, float)
+    if beyond <= band[1]:
+        raise ValueError(f"beyond ({beyond} Hz) must lie above the band's top ({band[1]} Hz)")
     inside = np.flatnonzero((f >= band[0]) & (f <= band[1]))
     if inside.size == 0:
         raise ValueError(f"no frequency of the spectrum within {band} Hz")
+    if not np.isfinite(p[inside]).all() or not p[inside].any():
+        return float("nan"), False
     k = int(np.argmax(p[inside]))
     above = p[(f > band[1]) & (f <= beyond)]
-    rising = above.size > 0 and float(above.max()) > float(p[inside[k]])
+    rising = above.size > 0 and bool(np.nanmax(above, initial=-np.inf) > p[inside[k]])
     return float(f[inside[k]]), bool(k in (0, inside.size - 1) or rising)
 
 
@@ -48,7 +54,7 @@ def _score(path, objective, transient_ms):
         ratio = float(band_power(f, p, (13.0, 30.0)) / band_power(f, p, (8.0, 12.0)))
     except ValueError:        # a run too short to resolve the bands: no ratio
         ratio = float("nan")
-    peak = spectral_peak(f.numpy(), p.numpy())
+    peak_beyond = spectral_peak(f.numpy(), p.numpy())        # (Hz, beyond the band)
     keep = (f <= 100.0).numpy()
     st, sg = run["spike_time"].values, run["spike_gid"].values
     rates, scored = {}, {}
@@ -65,7 +71,7 @@ def _score(path, objective, transient_ms):
                           if objective.get("rate_window_ms") else rates[str(t)])
     value = float(evaluate_objective(objective, agg, bin_ms=bin_ms, transient_ms=transient_ms,
                                      rates=scored))
-    return value, ratio, peak, rates, f.numpy()[keep], p.numpy()[keep]
+    return value, ratio, peak_beyond, rates, f.numpy()[keep], p.numpy()[keep]
 
 
 def check_fit(runs: dict, *, start: str, objective: dict, transient_ms: float, fit_seeds,
@@ -158,8 +164,9 @@ def summarize_fits(checks: dict, *, out, table=None) -> str:
                                        else float(ratio.mean()))
         rows["transfer"].append(float(ck.attrs["transfer"]))
         # where NEURON's fitted spectrum peaks: the goal is a frequency, not only a ratio
-        rows["neuron_peak_fitted"].append(float(np.median(
-            ck["peak_freq"].sel(condition="fitted", simulator="neuron").values)))
+        peaks = ck["peak_freq"].sel(condition="fitted", simulator="neuron").values
+        peaks = peaks[np.isfinite(peaks)]                  # a silent run has no peak
+        rows["neuron_peak_fitted"].append(float(np.median(peaks)) if peaks.size else np.nan)
         rows["neuron_peak_beyond"].append(int(
             ck["peak_beyond_band"].sel(condition="fitted", simulator="neuron").values.sum()))
     key = np.array([r if np.isfinite(r) else f for r, f in
@@ -167,7 +174,9 @@ def summarize_fits(checks: dict, *, out, table=None) -> str:
     order = np.argsort(-key, kind="stable")
     rank = np.empty(len(points), np.int64)
     rank[order] = np.arange(1, len(points) + 1)
-    ds = FIT_SUMMARY.build({**{k: np.array(v) for k, v in rows.items()}, "rank": rank},
+    columns = {k: np.array(v) for k, v in rows.items()}
+    columns["neuron_peak_beyond"] = np.asarray(rows["neuron_peak_beyond"], np.int64)
+    ds = FIT_SUMMARY.build({**columns, "rank": rank},
                            {"point": points}, provenance_attrs())
     lines = ["Fits ranked by the objective's change in NEURON on fresh seeds", "",
              "| rank | point | NEURON change (fresh) | NEURON change (fit seeds) | surrogate "
