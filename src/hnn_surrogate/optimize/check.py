@@ -39,7 +39,7 @@ def spectral_peak(f, p, band=PEAK_BAND, beyond: float = 100.0) -> tuple[float, b
         return float("nan"), False
     k = int(np.argmax(p[inside]))
     above = p[(f > band[1]) & (f <= beyond)]
-    rising = above.size > 0 and bool(np.nanmax(above, initial=-np.inf) > p[inside[k]])
+    rising = bool(np.nanmax(above, initial=-np.inf) > p[inside[k]])   # False if none
     return float(f[inside[k]]), bool(k in (0, inside.size - 1) or rising)
 
 
