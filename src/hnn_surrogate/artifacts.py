@@ -183,7 +183,7 @@ class Schema:
             if values.dtype.kind in "OUS":
                 h.update("\x1f".join(map(str, values.ravel())).encode())
             else:
-                h.update(np.ascontiguousarray(values).tobytes())
+                h.update(np.ascontiguousarray(values))    # the buffer: no copy of a large array
         return h.hexdigest()[:16]
 
     def write(self, ds: xr.Dataset, path) -> Path:
