@@ -235,7 +235,7 @@ rule merge_cells:
         "../../envs/hnn-surrogate.yaml"
     threads: 1
     resources:
-        mem_mb=RES["mem_mb"],
+        mem_mb=merge_mem_mb,
         runtime=30,
     params:
         seed=config["seed"],

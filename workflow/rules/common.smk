@@ -22,6 +22,20 @@ config.update(_validated)
 
 CELLS = config["cells"]
 RES = config["resources"]
+
+MERGE_MB_PER_SHARD_MB = 5
+"""Peak memory of ``merge_cells``: 1,000 MB plus this per MB of shards on disk
+(compressed), measured on 90 network_prior runs (``merge-cells`` joining one
+variable at a time, freed blocks given back to the kernel): L2 pyramidal
+9,864 MB for 2,063 MB of shards, L2 basket 1,863 MB for 294 MB. Declared as
+``mem_mb``, at least ``resources.mem_mb``: two pyramidal merges that each
+held 16.6 GB (before both changes), side by side, ran out of 24 GB."""
+
+
+def merge_mem_mb(wildcards, input):
+    return max(RES["mem_mb"], int(1000 + MERGE_MB_PER_SHARD_MB * input.size_mb))
+
+
 PRETRAINED = config["train"]["checkpoints_from"]
 """A folder of trained surrogates used in place of training (None: train them)."""
 

@@ -88,8 +88,10 @@ def _simulate_closed_loop(args):
 
 
 def _merge_cells(args):
+    from ..alloc import release_freed_memory
     from ..datasets import merge_shards
 
+    release_freed_memory()          # the shards' parts go back to the kernel as they are joined
     merge_shards(args.shards, args.out, seed=args.seed,
                  fractions={"train": args.train, "val": args.val, "test": args.test})
 
