@@ -144,8 +144,9 @@ def merge_shards(shard_paths, out, *, fractions, seed):
     dtypes = {v: first[v].dtype for v in first.data_vars}
     data = {}
     # one variable at a time, each shard's copy dropped once it is joined: the
-    # peak is the shards plus one merged variable, not twice the data (a 90-run
-    # pyramidal merge held 16.8 GB and two side by side ran out of memory)
+    # peak is the data once plus one variable, not twice the data (a 90-run
+    # pyramidal merge held 16.8 GB and two side by side ran out of memory;
+    # ``merge-cells`` also gives the freed parts back: alloc.release_freed_memory)
     for v in list(first.data_vars):
         if first[v].dims[:1] == ("sim",):
             data[v] = np.concatenate([ds[v].values for ds in shards])
