@@ -141,7 +141,6 @@ def merge_shards(shard_paths, out, *, fractions, seed):
     ragged = {"event": "event_sim", "spike": "spike_sim"}
     offsets = np.cumsum([0] + [ds.sizes["sim"] for ds in shards[:-1]])
     coords = {c: first[c].values for c in first.coords}
-    dtypes = {v: first[v].dtype for v in first.data_vars}
     data = {}
     # one variable at a time, each shard's copy dropped once it is joined: the
     # peak is the data once plus one variable, not twice the data (a 90-run
@@ -150,10 +149,10 @@ def merge_shards(shard_paths, out, *, fractions, seed):
     for v in list(first.data_vars):
         if first[v].dims[:1] == ("sim",):
             data[v] = np.concatenate([ds[v].values for ds in shards])
-        elif first[v].dims in (("event",), ("spike",)):
+        elif first[v].ndim == 1 and first[v].dims[0] in ragged:
             shift = ragged[first[v].dims[0]] == v
             data[v] = np.concatenate([ds[v].values + (off if shift else 0)
-                                      for ds, off in zip(shards, offsets)]).astype(dtypes[v])
+                                      for ds, off in zip(shards, offsets)]).astype(first[v].dtype)
         else:
             continue
         for ds in shards:
