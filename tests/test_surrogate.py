@@ -740,6 +740,47 @@ def test_spike_tolerance_forgives_a_shift_within_it_and_not_beyond(tiny_dataset,
     assert any(not torch.equal(states[0.0][k], states[1.0][k]) for k in states[0.0])
 
 
+def test_spike_timing_term_falls_as_a_spike_moves_towards_neurons(tiny_dataset, tmp_path):
+    from hnn_surrogate.surrogate.train import spike_timing_loss
+
+    spikes = torch.zeros(3, 200)
+    spikes[0, 100] = spikes[1, 50] = 1            # sequence 2: no spike, no term
+    mask = torch.ones(3, 200)
+
+    def at(bins, extra=None):
+        logit = torch.full((3, 200), -12.0)
+        logit[0, 100 + bins] = logit[1, 50 + bins] = 12.0
+        if extra is not None:
+            logit[2, extra] = 12.0
+        return logit
+
+    losses = [float(spike_timing_loss(at(d), spikes, mask, 4.0)) for d in (0, 1, 2, 4, 8, 30)]
+    assert losses[0] < 1e-3 and losses[-1] > 0.99
+    assert all(a < b for a, b in zip(losses, losses[1:]))        # the nearer, the lower
+    # a shift either way costs the same; a sequence without spikes adds nothing
+    assert np.isclose(float(spike_timing_loss(at(-4), spikes, mask, 4.0)), losses[3], atol=1e-6)
+    assert np.isclose(float(spike_timing_loss(at(4, extra=70), spikes, mask, 4.0)), losses[3],
+                      atol=1e-6)
+    # masked bins count for neither side
+    mask[0, 95:] = 0
+    assert float(spike_timing_loss(at(0), spikes, mask, 4.0)) < 1e-3
+    # the gradient: more probability at NEURON's spike lowers the term, more far off raises it
+    logit = torch.full((3, 200), -3.0)
+    logit[0, 104] = 1.0
+    logit.requires_grad_(True)
+    spike_timing_loss(logit, spikes, torch.ones(3, 200), 4.0).backward()
+    assert logit.grad[0, 100] < 0 < logit.grad[0, 130]
+    # none of the sequences has a spike: 0, and still differentiable
+    assert float(spike_timing_loss(at(0), torch.zeros(3, 200), mask, 4.0)) == 0.0
+
+    states = {}
+    for w in (0.0, 1.0):
+        states[w] = _train_briefly(tiny_dataset, tmp_path / f"v{w}.pt",
+                                   spike_timing_weight=w).model.state_dict()
+    # the option reaches the loss: the same seed trains other weights
+    assert any(not torch.equal(states[0.0][k], states[1.0][k]) for k in states[0.0])
+
+
 def test_training_with_dropout_trains_another_model_that_evaluates_without_it(tiny_dataset,
                                                                              tmp_path):
     states = {}

@@ -601,13 +601,15 @@ TRAIN_OPTIONS_OFF = {"rest_start": (False,),
                      "section_weight": (0.0, 0), "snapshot_epochs": ([],),
                      "input_kernels": (False,), "spike_pos_weight": (0, 0.0),
                      "dropout": (0, 0.0), "spike_tolerance_ms": (0, 0.0),
+                     "spike_timing_weight": (0, 0.0),
                      "lr_schedule": ("plateau",), "dipole_fast_weight": (1.0, 1),
                      "spike_threshold_rule": ("f1",)}
 """Training options added after results existed, and the values that leave training
 as it was: ``train_config`` leaves them out at those values, so a parameter file
 (and the surrogate it trains) stays as it was."""
 
-TRAIN_OPTIONS_ONLY_WITH = {"dipole_fast_hz": "dipole_fast_weight"}
+TRAIN_OPTIONS_ONLY_WITH = {"dipole_fast_hz": "dipole_fast_weight",
+                           "spike_timing_ms": "spike_timing_weight"}
 """Options that matter only beside another one: left out with it."""
 
 

@@ -70,6 +70,8 @@ class TrainConfig:
     input_kernels: bool = _DEFAULT["input_kernels"]
     spike_pos_weight: float = _DEFAULT["spike_pos_weight"]
     spike_tolerance_ms: float = _DEFAULT["spike_tolerance_ms"]
+    spike_timing_weight: float = _DEFAULT["spike_timing_weight"]
+    spike_timing_ms: float = _DEFAULT["spike_timing_ms"]
     dropout: float = _DEFAULT["dropout"]
     spike_threshold_rule: str = _DEFAULT["spike_threshold_rule"]
     lr_schedule: str = _DEFAULT["lr_schedule"]
@@ -119,6 +121,29 @@ def spike_bce(logit, spikes, mask, pos_weight, tol_bins: int = 0):
     return (bce * mask).sum() / mask.sum().clamp(min=1)
 
 
+def spike_timing_loss(logit, spikes, mask, sigma_bins: float):
+    """1 - the cosine between the spike head's probability and NEURON's spikes, both
+    smoothed by a Gaussian of ``sigma_bins`` (bins out to 3 of it), masked bins
+    left out; the mean over the sequences with a spike in their masked bins (0
+    when none has). A predicted spike ``d`` bins from NEURON's overlaps it by
+    exp(-d^2 / (4 sigma^2)): the term falls as the spike moves towards NEURON's,
+    where the cross-entropy of the spike's own bin is flat in ``d`` once ``d``
+    is past a bin or two."""
+    half = max(1, int(math.ceil(3 * sigma_bins)))
+    t = torch.arange(-half, half + 1, dtype=logit.dtype, device=logit.device)
+    g = torch.exp(-0.5 * (t / sigma_bins) ** 2).view(1, 1, -1)
+    p = torch.sigmoid(logit) * mask
+    s = spikes * mask
+    a = F.conv1d(p.unsqueeze(1), g, padding=half).squeeze(1)
+    b = F.conv1d(s.unsqueeze(1), g, padding=half).squeeze(1)
+    has = s.sum(-1) > 0
+    if not bool(has.any()):
+        return logit.sum() * 0.0
+    a, b = a[has], b[has]
+    cos = (a * b).sum(-1) / ((a * a).sum(-1) * (b * b).sum(-1)).sqrt().clamp(min=1e-12)
+    return (1.0 - cos).mean()
+
+
 def spectral_weights(n_bins: int, bin_ms: float, fast_hz: float, fast_weight: float,
                      device=None) -> torch.Tensor:
     """(n_bins // 2 + 1,) weights of a real FFT's bins such that the weighted sum of
@@ -135,7 +160,8 @@ def spectral_weights(n_bins: int, bin_ms: float, fast_hz: float, fast_weight: fl
 
 def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w=None,
                tol_bins: int = 0, bin_ms: float | None = None):
-    """(total, voltage/dipole MSE, spike BCE) over the masked bins.
+    """(total, voltage/dipole MSE, spike BCE) over the masked bins; the total adds
+    ``spike_timing_weight`` times ``spike_timing_loss`` where that is above 0.
 
     ``sample_w``: (N, n_targets) weight of each sequence's squared error per
     target (``regime_weights``); all ones when None. ``tol_bins``: the spike
@@ -172,7 +198,13 @@ def loss_terms(model, x, y, spikes, mask, cfg: TrainConfig, pos_weight, sample_w
                         sq[..., 2:]], dim=-1)
         mse = (sq * w).sum() / (m.sum() * w.sum() / w.numel() * y.shape[-1]).clamp(min=1)
     bce = spike_bce(logit, spikes, mask, pos_weight, tol_bins)
-    return mse + cfg.spike_weight * bce, mse, bce
+    total = mse + cfg.spike_weight * bce
+    if cfg.spike_timing_weight > 0:
+        if bin_ms is None:
+            raise ValueError("spike_timing_weight needs the bin width (bin_ms)")
+        total = total + cfg.spike_timing_weight * spike_timing_loss(
+            logit, spikes, mask, cfg.spike_timing_ms / bin_ms)
+    return total, mse, bce
 
 
 def spike_class_weight(spikes: torch.Tensor, configured: float = 0.0) -> float:
